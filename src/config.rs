@@ -1,0 +1,86 @@
+//! Command-line flags and `KEYSTRATE_*` environment variables.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "keystrate", version, about = "Realtime invite and permission server")]
+pub struct Cli {
+    /// Data directory (sled database, admin socket).
+    #[arg(long, global = true, env = "KEYSTRATE_DATA", default_value = "./keystrate-data")]
+    pub data: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve(ServeArgs),
+    /// Manage local users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a local user; the password is read from standard input.
+    Add { name: String },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "KEYSTRATE_LISTEN", default_value = "127.0.0.1:7007")]
+    pub listen: SocketAddr,
+    /// Public URL of the server (default `http://<listen>`).
+    #[arg(long, env = "KEYSTRATE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Extra origin allowed to open WebSockets (repeatable).
+    #[arg(long = "allowed-origin", env = "KEYSTRATE_ALLOWED_ORIGIN", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Only `keystrate user add` creates accounts.
+    #[arg(long, env = "KEYSTRATE_NO_OPEN_REGISTRATION")]
+    pub no_open_registration: bool,
+    /// Visiting a missing document does not create it.
+    #[arg(long, env = "KEYSTRATE_NO_CREATE_ON_VISIT")]
+    pub no_create_on_visit: bool,
+    /// Concurrent connections before new ones get 503.
+    #[arg(long, env = "KEYSTRATE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        ServeArgs {
+            listen: "127.0.0.1:7007".parse().expect("valid default"),
+            public_url: None,
+            allowed_origins: Vec::new(),
+            no_open_registration: false,
+            no_create_on_visit: false,
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data: PathBuf,
+    pub serve: ServeArgs,
+}
+
+impl Config {
+    /// The public URL without a trailing slash.
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        match &self.serve.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{bound}"),
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! One error type for every engine operation. Each variant has a stable
+//! machine code and the exact human text of SPEC section 4; transports only
+//! choose how to frame them (a WebSocket reply, an HTTP status).
+
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("Must be logged in to handle invites")]
+    NotLoggedIn,
+    #[error("Need admin permissions to manage invites. User only has {perms} on {doc}.")]
+    NotAdmin { perms: String, doc: String },
+    #[error("Invalid invitation key")]
+    InvalidKey,
+    #[error("Inviter is no longer admin on the webstrate, invitation invalid")]
+    InviterNotAdmin,
+    #[error("Invitation has been used up")]
+    UsedUp,
+    #[error("Unable to delete invite")]
+    RemoveFailed,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("No such document {0}")]
+    NoSuchDocument(String),
+    #[error("A document must keep at least one admin")]
+    LastAdmin,
+    #[error("Unknown action")]
+    UnknownAction,
+    #[error("Too many requests")]
+    RateLimited,
+    /// Authenticated but not allowed (e.g. reading a private document).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Wrong credentials or token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Something already exists.
+    #[error("{0}")]
+    Conflict(String),
+    /// A resource other than a document or invite does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    #[error("Internal error")]
+    Internal(String),
+}
+
+impl Error {
+    /// The stable code clients switch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::NotLoggedIn => "not_logged_in",
+            Error::NotAdmin { .. } => "not_admin",
+            Error::InvalidKey => "invalid_key",
+            Error::InviterNotAdmin => "inviter_not_admin",
+            Error::UsedUp => "used_up",
+            Error::RemoveFailed => "remove_failed",
+            Error::BadRequest(_) => "bad_request",
+            Error::NoSuchDocument(_) => "no_such_document",
+            Error::LastAdmin => "last_admin",
+            Error::UnknownAction => "unknown_action",
+            Error::RateLimited => "rate_limited",
+            Error::Forbidden(_) => "forbidden",
+            Error::Unauthorized(_) => "unauthorized",
+            Error::Conflict(_) => "conflict",
+            Error::NotFound(_) => "not_found",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    /// The HTTP status that carries this error on HTTP routes.
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::NotLoggedIn | Error::Unauthorized(_) => 401,
+            Error::NotAdmin { .. } | Error::Forbidden(_) => 403,
+            Error::NoSuchDocument(_) | Error::NotFound(_) => 404,
+            Error::InvalidKey
+            | Error::InviterNotAdmin
+            | Error::UsedUp
+            | Error::RemoveFailed
+            | Error::Conflict(_)
+            | Error::LastAdmin => 409,
+            Error::BadRequest(_) | Error::UnknownAction => 400,
+            Error::RateLimited => 429,
+            Error::Internal(_) => 500,
+        }
+    }
+
+    pub fn bad(msg: impl Into<String>) -> Error {
+        Error::BadRequest(msg.into())
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "storage failure");
+        Error::Internal(e.0)
+    }
+}
+
+impl From<sled::Error> for Error {
+    fn from(e: sled::Error) -> Self {
+        StoreError::from(e).into()
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

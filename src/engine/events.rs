@@ -1,0 +1,178 @@
+//! The one place that pushes events to sockets. Each document has a room of
+//! connected clients with the permission they were last told; the engine
+//! calls in after every change and the hub works out who must hear what:
+//! `permissionsChanged` to the affected user's sockets, and presence
+//! (`clientJoin` / `clientPart`) only between sockets that can read.
+
+use super::{Level, User};
+use dashmap::DashMap;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::{mpsc, Notify};
+
+/// How many frames may wait for a slow socket before it is disconnected.
+pub const QUEUE: usize = 256;
+
+/// What the hub asks a socket's writer to do.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    Text(String),
+    Close(u16, &'static str),
+}
+
+/// A socket's handle in a room.
+pub struct ClientHandle {
+    pub user: Option<User>,
+    pub level: Level,
+    pub tx: mpsc::Sender<Outgoing>,
+    /// Woken when the socket must be dropped (its queue overflowed).
+    pub kick: Arc<Notify>,
+}
+
+#[derive(Default)]
+pub struct Hub {
+    rooms: DashMap<String, HashMap<String, ClientHandle>>,
+}
+
+fn user_json(user: &Option<User>) -> serde_json::Value {
+    match user {
+        Some(u) => json!({"username": u.username, "provider": u.provider}),
+        None => serde_json::Value::Null,
+    }
+}
+
+fn presence(kind: &str, doc: &str, id: &str, user: &Option<User>) -> String {
+    json!({"wa": kind, "d": doc, "clientId": id, "user": user_json(user)}).to_string()
+}
+
+fn deliver(client: &ClientHandle, frame: Outgoing) {
+    if client.tx.try_send(frame).is_err() {
+        client.kick.notify_one();
+    }
+}
+
+impl Hub {
+    /// Adds a socket and queues its `hello` frame first, before any event
+    /// can reach it. Readers already present learn of it if it can read.
+    pub fn join(&self, doc: &str, client_id: &str, client: ClientHandle) {
+        let mut room = self.rooms.entry(doc.to_string()).or_default();
+        let visible = client.level.can_read();
+        let clients: Vec<&str> = if visible {
+            room.iter()
+                .filter(|(_, c)| c.level.can_read())
+                .map(|(id, _)| id.as_str())
+                .chain(std::iter::once(client_id))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let hello = json!({
+            "wa": "hello",
+            "d": doc,
+            "clientId": client_id,
+            "user": user_json(&client.user),
+            "permissions": client.level.as_str(),
+            "clients": clients,
+        })
+        .to_string();
+        if visible {
+            let frame = presence("clientJoin", doc, client_id, &client.user);
+            for other in room.values().filter(|c| c.level.can_read()) {
+                deliver(other, Outgoing::Text(frame.clone()));
+            }
+        }
+        deliver(&client, Outgoing::Text(hello));
+        room.insert(client_id.to_string(), client);
+    }
+
+    /// Removes a socket; readers hear `clientPart` if it was visible.
+    pub fn leave(&self, doc: &str, client_id: &str) {
+        let Some(mut room) = self.rooms.get_mut(doc) else {
+            return;
+        };
+        if let Some(gone) = room.remove(client_id) {
+            if gone.level.can_read() {
+                let frame = presence("clientPart", doc, client_id, &gone.user);
+                for other in room.values().filter(|c| c.level.can_read()) {
+                    deliver(other, Outgoing::Text(frame.clone()));
+                }
+            }
+        }
+        if room.is_empty() {
+            drop(room);
+            self.rooms.remove_if(doc, |_, r| r.is_empty());
+        }
+    }
+
+    /// Re-evaluates the permission of every socket on `doc` (or only those
+    /// of `only`) and sends what changed.
+    pub fn refresh(
+        &self,
+        doc: &str,
+        only: Option<&User>,
+        level_of: impl Fn(Option<&User>) -> Level,
+    ) {
+        let Some(mut room) = self.rooms.get_mut(doc) else {
+            return;
+        };
+        let mut changed = Vec::new();
+        for (id, client) in room.iter_mut() {
+            if only.is_some() && client.user.as_ref() != only {
+                continue;
+            }
+            let level = level_of(client.user.as_ref());
+            if level != client.level {
+                changed.push((id.clone(), client.level, level));
+                client.level = level;
+                let frame = json!({"wa": "permissionsChanged", "d": doc, "permissions": level.as_str()});
+                deliver(client, Outgoing::Text(frame.to_string()));
+            }
+        }
+        for (id, before, after) in changed {
+            if before.can_read() == after.can_read() {
+                continue;
+            }
+            let user = room[&id].user.clone();
+            let kind = if after.can_read() { "clientJoin" } else { "clientPart" };
+            let frame = presence(kind, doc, &id, &user);
+            for (other_id, other) in room.iter() {
+                if other_id != &id && other.level.can_read() {
+                    deliver(other, Outgoing::Text(frame.clone()));
+                    // A socket that just gained read access learns who is here.
+                    if after.can_read() {
+                        deliver(
+                            &room[&id],
+                            Outgoing::Text(presence("clientJoin", doc, other_id, &other.user)),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes every socket of a deleted document.
+    pub fn document_deleted(&self, doc: &str) {
+        if let Some(room) = self.rooms.get(doc) {
+            for client in room.values() {
+                let frame = json!({"wa": "permissionsChanged", "d": doc, "permissions": ""});
+                deliver(client, Outgoing::Text(frame.to_string()));
+                deliver(client, Outgoing::Close(1000, "document deleted"));
+            }
+        }
+    }
+
+    /// Closes every socket with 1001 (server going away).
+    pub fn close_all(&self) {
+        for room in self.rooms.iter() {
+            for client in room.values() {
+                deliver(client, Outgoing::Close(1001, "server shutting down"));
+            }
+        }
+    }
+
+    /// Number of connected sockets (for `/health` and tests).
+    pub fn socket_count(&self) -> usize {
+        self.rooms.iter().map(|r| r.len()).sum()
+    }
+}

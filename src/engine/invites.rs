@@ -1,0 +1,411 @@
+//! Invites: create, check, accept, get, remove, and the validity rule of
+//! SPEC section 3. Every change to an invite happens under its document's
+//! lock in one transaction, so concurrent accepts of a `maxUses: k` invite
+//! grant exactly k users and a use count always equals its acceptors.
+
+use super::documents::tx_set_entry;
+use super::{now_ms, random_bytes, timestamp, Caller, Engine, Error, Level, Result, User};
+use crate::store::{get_json, key, prefix, tx_get_json, tx_put_json, Tx, TxResult};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub const DEFAULT_MAX_AGE: i64 = 604_800;
+pub const MAX_MAX_AGE: i64 = 2_592_000;
+pub const MAX_MAX_USES: u64 = 1_000_000;
+
+/// An invite as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InviteRecord {
+    pub key: String,
+    pub doc: String,
+    pub permissions: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub created_by: User,
+    pub max_uses: Option<u64>,
+    pub accepted_by: Vec<Acceptance>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Acceptance {
+    pub user: User,
+    pub at: i64,
+}
+
+impl InviteRecord {
+    fn level(&self) -> Level {
+        Level::parse(&self.permissions).unwrap_or(Level::None)
+    }
+
+    fn accepted(&self, user: &User) -> bool {
+        self.accepted_by.iter().any(|a| &a.user == user)
+    }
+
+    fn used_up_for(&self, user: &User) -> bool {
+        match self.max_uses {
+            Some(max) => self.accepted_by.len() as u64 >= max && !self.accepted(user),
+            None => false,
+        }
+    }
+
+    /// The wire object; `acceptedBy` only for admins listing invites.
+    pub fn view(&self, with_acceptors: bool) -> Invite {
+        Invite {
+            key: self.key.clone(),
+            webstrate_id: self.doc.clone(),
+            permissions: self.permissions.clone(),
+            expires_at: timestamp(self.expires_at),
+            created_at: timestamp(self.created_at),
+            created_by: self.created_by.clone(),
+            max_uses: self.max_uses,
+            uses: self.accepted_by.len() as u64,
+            accepted_by: with_acceptors.then(|| {
+                self.accepted_by
+                    .iter()
+                    .map(|a| AcceptedBy {
+                        username: a.user.username.clone(),
+                        provider: a.user.provider.clone(),
+                        at: timestamp(a.at),
+                    })
+                    .collect()
+            }),
+        }
+    }
+}
+
+/// An invite on the wire.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Invite {
+    pub key: String,
+    pub webstrate_id: String,
+    pub permissions: String,
+    pub expires_at: String,
+    pub created_at: String,
+    pub created_by: User,
+    pub max_uses: Option<u64>,
+    pub uses: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted_by: Option<Vec<AcceptedBy>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AcceptedBy {
+    pub username: String,
+    pub provider: String,
+    pub at: String,
+}
+
+/// Validated options of `create`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateOptions {
+    pub permissions: Level,
+    pub max_age: i64,
+    pub max_uses: Option<u64>,
+}
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        CreateOptions {
+            permissions: Level::Read,
+            max_age: DEFAULT_MAX_AGE,
+            max_uses: None,
+        }
+    }
+}
+
+impl CreateOptions {
+    /// Reads `{permissions, maxAge, maxUses}`; absent or null means defaults.
+    /// Numbers may also be strings of digits (query strings and forms).
+    pub fn from_json(options: &Value) -> Result<CreateOptions> {
+        let empty = Map::new();
+        let map = match options {
+            Value::Null => &empty,
+            Value::Object(m) => m,
+            _ => return Err(Error::bad("options must be an object")),
+        };
+        let mut out = CreateOptions::default();
+        for (name, value) in map {
+            match name.as_str() {
+                "permissions" => out.permissions = parse_grant(value)?,
+                "maxAge" => {
+                    out.max_age = match value {
+                        Value::Null => DEFAULT_MAX_AGE,
+                        v => whole_number(v)
+                            .filter(|n| (1..=MAX_MAX_AGE as u64).contains(n))
+                            .ok_or_else(|| {
+                                Error::bad(format!(
+                                    "maxAge must be an integer from 1 to {MAX_MAX_AGE}"
+                                ))
+                            })? as i64,
+                    }
+                }
+                "maxUses" => {
+                    out.max_uses = match value {
+                        Value::Null => None,
+                        v => Some(
+                            whole_number(v)
+                                .filter(|n| (1..=MAX_MAX_USES).contains(n))
+                                .ok_or_else(|| {
+                                    Error::bad(format!(
+                                        "maxUses must be null or an integer from 1 to {MAX_MAX_USES}"
+                                    ))
+                                })?,
+                        ),
+                    }
+                }
+                other => {
+                    return Err(Error::bad(format!(
+                        "unknown option {other:?}; options are permissions, maxAge, maxUses"
+                    )))
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn parse_grant(value: &Value) -> Result<Level> {
+    let text = value
+        .as_str()
+        .ok_or_else(|| Error::bad("permissions must be a string such as \"r\", \"rw\" or \"arw\""))?;
+    let level = Level::parse(text).map_err(Error::BadRequest)?;
+    if level == Level::None {
+        return Err(Error::bad(
+            "permissions must grant at least one of \"r\", \"w\", \"a\"",
+        ));
+    }
+    Ok(level)
+}
+
+/// A non-negative integer given as a JSON integer or a string of digits.
+fn whole_number(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) if !s.is_empty() && s.len() <= 18 && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse().ok()
+        }
+        _ => None,
+    }
+}
+
+/// Reads the `key` option of check / accept / remove.
+pub fn key_option(options: &Value) -> Result<String> {
+    match options.get("key") {
+        Some(Value::String(k)) => Ok(k.clone()),
+        _ => Err(Error::bad("key must be a string")),
+    }
+}
+
+/// Invite keys are 64 lowercase hex characters; anything else cannot exist.
+fn well_formed_key(key: &str) -> bool {
+    key.len() == 64 && key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+pub(crate) fn expiry_key(expires_at: i64, invite_key: &str) -> Vec<u8> {
+    key(&[&(expires_at.max(0) as u64).to_be_bytes(), invite_key.as_bytes()])
+}
+
+fn doc_invite_key(doc: &str, creator: &User, invite_key: &str) -> Vec<u8> {
+    key(&[doc.as_bytes(), creator.id().as_bytes(), invite_key.as_bytes()])
+}
+
+fn tx_put_invite<E>(tx: &Tx, invite: &InviteRecord) -> TxResult<(), E> {
+    tx_put_json(tx.invites, invite.key.as_bytes(), invite)?;
+    tx.doc_invites
+        .insert(doc_invite_key(&invite.doc, &invite.created_by, &invite.key), &[])?;
+    tx.expiry
+        .insert(expiry_key(invite.expires_at, &invite.key), &[])?;
+    Ok(())
+}
+
+/// Deletes an invite and its index entries; a missing invite is a no-op.
+pub(crate) fn tx_delete_invite<E: From<crate::store::StoreError>>(
+    tx: &Tx,
+    invite_key: &[u8],
+) -> TxResult<bool, E> {
+    let invite: Option<InviteRecord> = tx_get_json(tx.invites, invite_key)?;
+    let Some(invite) = invite else {
+        return Ok(false);
+    };
+    tx.invites.remove(invite_key)?;
+    tx.doc_invites
+        .remove(doc_invite_key(&invite.doc, &invite.created_by, &invite.key))?;
+    tx.expiry.remove(expiry_key(invite.expires_at, &invite.key))?;
+    Ok(true)
+}
+
+impl Engine {
+    fn load_invite(&self, invite_key: &str) -> Result<Option<InviteRecord>> {
+        if !well_formed_key(invite_key) {
+            return Ok(None);
+        }
+        Ok(get_json(&self.store().invites, invite_key.as_bytes())?)
+    }
+
+    /// The invite if it is valid for `user` on `doc` now (SPEC section 3).
+    fn valid_invite(&self, doc: &str, invite_key: &str, user: &User) -> Result<InviteRecord> {
+        let invite = self
+            .load_invite(invite_key)?
+            .filter(|i| i.doc == doc && now_ms() < i.expires_at)
+            .ok_or(Error::InvalidKey)?;
+        if !self
+            .effective_level(doc, Some(&invite.created_by))?
+            .is_admin()
+        {
+            return Err(Error::InviterNotAdmin);
+        }
+        if invite.used_up_for(user) {
+            return Err(Error::UsedUp);
+        }
+        Ok(invite)
+    }
+
+    pub async fn create_invite(
+        &self,
+        caller: &Caller,
+        doc: &str,
+        options: &CreateOptions,
+    ) -> Result<Invite> {
+        let creator = self.require_admin(caller, doc)?.clone();
+        let now = now_ms();
+        let invite = InviteRecord {
+            key: hex::encode(random_bytes::<32>()),
+            doc: doc.to_string(),
+            permissions: options.permissions.as_str().to_string(),
+            created_at: now,
+            expires_at: now + options.max_age * 1000,
+            created_by: creator,
+            max_uses: options.max_uses,
+            accepted_by: Vec::new(),
+        };
+        {
+            let _guard = self.lock_doc(doc);
+            // Re-check under the lock: a concurrent demotion must not leave
+            // an invite behind whose creator is no longer admin.
+            self.require_admin(caller, doc)?;
+            self.store().write(|tx| tx_put_invite::<Error>(tx, &invite))?;
+        }
+        self.durable().await?;
+        self.expiry_changed();
+        Ok(invite.view(false))
+    }
+
+    /// Runs a check/accept under the caller's failure budget.
+    fn guarded<T>(&self, user: &User, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let id = user.id();
+        if self.failures().is_blocked(&id) {
+            return Err(Error::RateLimited);
+        }
+        let result = f();
+        if matches!(
+            result,
+            Err(Error::InvalidKey | Error::InviterNotAdmin | Error::UsedUp | Error::BadRequest(_))
+        ) {
+            self.failures().record(&id);
+        }
+        result
+    }
+
+    pub fn check_invite(&self, caller: &Caller, doc: &str, invite_key: &str) -> Result<Invite> {
+        let user = caller.require_user()?;
+        self.guarded(user, || {
+            self.caller_level(caller, doc)?;
+            Ok(self.valid_invite(doc, invite_key, user)?.view(false))
+        })
+    }
+
+    /// Accepts an invite; returns the caller's new effective permission.
+    pub async fn accept_invite(&self, caller: &Caller, doc: &str, invite_key: &str) -> Result<Level> {
+        let user = caller.require_user()?;
+        let (before, after) = self.guarded(user, || {
+            self.caller_level(caller, doc)?;
+            let _guard = self.lock_doc(doc);
+            let mut invite = self.valid_invite(doc, invite_key, user)?;
+            let before = self.effective_level(doc, Some(user))?;
+            let after = before.merge(invite.level());
+            let first_time = !invite.accepted(user);
+            if first_time {
+                invite.accepted_by.push(Acceptance {
+                    user: user.clone(),
+                    at: now_ms(),
+                });
+            }
+            self.store().write(|tx| {
+                if first_time {
+                    tx_put_json(tx.invites, invite.key.as_bytes(), &invite)?;
+                }
+                tx_set_entry::<Error>(tx, doc, user, after)
+            })?;
+            Ok((before, after))
+        })?;
+        self.durable().await?;
+        if after != before {
+            self.refresh_user(doc, user);
+        }
+        Ok(after)
+    }
+
+    /// Valid invites of the document: the caller's own, or all of them.
+    pub fn get_invites(&self, caller: &Caller, doc: &str, all: bool) -> Result<Vec<Invite>> {
+        let me = self.require_admin(caller, doc)?;
+        let scan = if all {
+            prefix(&[doc.as_bytes()])
+        } else {
+            prefix(&[doc.as_bytes(), me.id().as_bytes()])
+        };
+        let now = now_ms();
+        let mut out = Vec::new();
+        let mut creator_is_admin = std::collections::HashMap::new();
+        for k in super::documents::scan_keys(&self.store().doc_invites, &scan)? {
+            let invite_key = String::from_utf8_lossy(crate::store::last_part(&k)).into_owned();
+            let Some(invite) = self.load_invite(&invite_key)? else {
+                continue;
+            };
+            let admin = match creator_is_admin.get(&invite.created_by) {
+                Some(a) => *a,
+                None => {
+                    let a = self.effective_level(doc, Some(&invite.created_by))?.is_admin();
+                    creator_is_admin.insert(invite.created_by.clone(), a);
+                    a
+                }
+            };
+            if admin && now < invite.expires_at && !invite.used_up_for(me) {
+                out.push(invite.view(true));
+            }
+        }
+        out.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        Ok(out)
+    }
+
+    /// Deletes an invite; its creator or any admin may.
+    pub async fn remove_invite(&self, caller: &Caller, doc: &str, invite_key: &str) -> Result<()> {
+        self.require_admin(caller, doc)?;
+        {
+            let _guard = self.lock_doc(doc);
+            let invite = self
+                .load_invite(invite_key)?
+                .filter(|i| i.doc == doc)
+                .ok_or(Error::RemoveFailed)?;
+            self.store()
+                .write(|tx| tx_delete_invite::<Error>(tx, invite.key.as_bytes()))?;
+        }
+        self.durable().await
+    }
+
+    /// Deletes one expired invite (the expiry task's job).
+    pub(crate) fn expire_invite(&self, invite_key: &[u8], expiry_index_key: &[u8]) -> Result<()> {
+        let record: Option<InviteRecord> = get_json(&self.store().invites, invite_key)?;
+        let Some(record) = record else {
+            // Stale index entry: nothing to lock for.
+            self.store().expiry.remove(expiry_index_key)?;
+            return Ok(());
+        };
+        let _guard = self.lock_doc(&record.doc);
+        self.store().write(|tx| {
+            tx_delete_invite::<Error>(tx, invite_key)?;
+            tx.expiry.remove(expiry_index_key)?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,190 @@
+//! The transport-independent core. WebSocket frames, HTTP routes and the CLI
+//! all turn their input into calls on [`Engine`] with a [`Caller`], and turn
+//! the typed result or [`Error`] into their own wire format. The rules of
+//! SPEC sections 1–3 live here and nowhere else.
+
+pub mod accounts;
+pub mod documents;
+pub mod error;
+pub mod events;
+pub mod expiry;
+pub mod invites;
+pub mod limits;
+pub mod perms;
+
+use crate::store::Store;
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::Notify;
+
+pub use error::{Error, Result};
+pub use events::Hub;
+pub use perms::Level;
+
+/// A user as it appears on the wire: `{username, provider}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct User {
+    pub username: String,
+    pub provider: String,
+}
+
+impl User {
+    pub fn local(username: &str) -> User {
+        User {
+            username: username.to_string(),
+            provider: "local".to_string(),
+        }
+    }
+
+    /// The pseudo-user that carries a document's anonymous entry.
+    pub fn anonymous() -> User {
+        User {
+            username: "anonymous".to_string(),
+            provider: String::new(),
+        }
+    }
+
+    pub fn is_anonymous(&self) -> bool {
+        self.username == "anonymous" && self.provider.is_empty()
+    }
+
+    /// `username:provider`, the id used in storage keys.
+    pub fn id(&self) -> String {
+        format!("{}:{}", self.username, self.provider)
+    }
+}
+
+/// Who is asking. Anonymous callers may read public documents but never
+/// handle invites.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    Anonymous,
+    User(User),
+}
+
+impl Caller {
+    pub fn user(&self) -> Option<&User> {
+        match self {
+            Caller::Anonymous => None,
+            Caller::User(u) => Some(u),
+        }
+    }
+
+    /// The user, or `not_logged_in`.
+    pub fn require_user(&self) -> Result<&User> {
+        self.user().ok_or(Error::NotLoggedIn)
+    }
+}
+
+/// Behaviour switches an operator can flip.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub open_registration: bool,
+    pub create_on_visit: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            open_registration: true,
+            create_on_visit: true,
+        }
+    }
+}
+
+/// A cheap-to-clone handle on the shared state.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    hub: Hub,
+    config: EngineConfig,
+    locks: DocLocks,
+    failures: limits::FailureLimiter,
+    expiry_changed: Notify,
+}
+
+impl Engine {
+    pub fn new(store: Store, config: EngineConfig) -> Engine {
+        Engine {
+            inner: Arc::new(Inner {
+                store,
+                hub: Hub::default(),
+                config,
+                locks: DocLocks::new(),
+                failures: limits::FailureLimiter::new(20, std::time::Duration::from_secs(60)),
+                expiry_changed: Notify::new(),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
+    /// Failed check/accept attempts per user or client address.
+    pub fn failures(&self) -> &limits::FailureLimiter {
+        &self.inner.failures
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Serialises changes to one document. Held only around a synchronous
+    /// sled transaction (never across an await), it makes read-then-write
+    /// rules such as "exactly k users accept" and "demotion drops every
+    /// invite of the demoted admin" hold without retries.
+    fn lock_doc(&self, doc: &str) -> MutexGuard<'_, ()> {
+        self.inner.locks.lock(doc)
+    }
+
+    /// Waits until the last change is on disk; replies are sent after this.
+    async fn durable(&self) -> Result<()> {
+        Ok(self.inner.store.durable().await?)
+    }
+}
+
+/// A fixed set of striped mutexes: memory does not grow with documents.
+struct DocLocks(Vec<Mutex<()>>);
+
+impl DocLocks {
+    fn new() -> DocLocks {
+        DocLocks((0..256).map(|_| Mutex::new(())).collect())
+    }
+
+    fn lock(&self, doc: &str) -> MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        doc.hash(&mut h);
+        let slot = (h.finish() as usize) % self.0.len();
+        self.0[slot].lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Current time in milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// RFC 3339 UTC with milliseconds and `Z`, as every timestamp on the wire.
+pub fn timestamp(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// `n` bytes from the OS CSPRNG.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    use rand::RngCore;
+    let mut out = [0u8; N];
+    rand::rngs::OsRng.fill_bytes(&mut out);
+    out
+}

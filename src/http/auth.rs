@@ -1,0 +1,106 @@
+//! `/auth/*`: register, login, logout, me, and the login page.
+
+use super::{body, parse_body, reply, session, with_app, App, Session, SESSION_COOKIE};
+use crate::engine::accounts::{NewSession, SESSION_TTL_MS};
+use crate::engine::{Caller, Error};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::json;
+use warp::filters::BoxedFilter;
+use warp::http::{header, StatusCode};
+use warp::reply::Response;
+use warp::Filter;
+
+#[derive(Deserialize)]
+struct Credentials {
+    username: String,
+    password: String,
+}
+
+pub fn routes(app: App) -> BoxedFilter<(Response,)> {
+    let register = warp::path!("auth" / "register")
+        .and(warp::post())
+        .and(with_app(app.clone()))
+        .and(body())
+        .then(|app: App, ct: Option<String>, body: Bytes| async move {
+            credentials_then(&app, ct, &body, StatusCode::CREATED, |app, c| async move {
+                app.engine.register(&c.username, &c.password).await
+            })
+            .await
+        });
+    let login = warp::path!("auth" / "login")
+        .and(warp::post())
+        .and(with_app(app.clone()))
+        .and(body())
+        .then(|app: App, ct: Option<String>, body: Bytes| async move {
+            credentials_then(&app, ct, &body, StatusCode::OK, |app, c| async move {
+                app.engine.login(&c.username, &c.password).await
+            })
+            .await
+        });
+    let logout = warp::path!("auth" / "logout")
+        .and(warp::post())
+        .and(with_app(app.clone()))
+        .and(session(app.clone()))
+        .then(|app: App, s: Session| async move {
+            if let Some(token) = &s.token {
+                if let Err(e) = app.engine.logout(token).await {
+                    return reply::error(&e);
+                }
+            }
+            let cookie = cookie(&app, "", 0);
+            reply::with_header(reply::no_content(), header::SET_COOKIE, &cookie)
+        });
+    let me = warp::path!("auth" / "me")
+        .and(warp::get())
+        .and(session(app.clone()))
+        .map(|s: Session| match s.caller {
+            Caller::User(u) => reply::json(StatusCode::OK, &u),
+            Caller::Anonymous => reply::error(&Error::Unauthorized("Not logged in".into())),
+        });
+    let page = warp::path!("auth" / "login")
+        .and(warp::get())
+        .map(|| reply::html(StatusCode::OK, super::pages::LOGIN_PAGE));
+    register
+        .or(login)
+        .unify()
+        .or(logout)
+        .unify()
+        .or(me)
+        .unify()
+        .or(page)
+        .unify()
+        .boxed()
+}
+
+/// Parses credentials, runs `f`, and answers with the user and a cookie.
+async fn credentials_then<F, Fut>(
+    app: &App,
+    content_type: Option<String>,
+    body: &[u8],
+    status: StatusCode,
+    f: F,
+) -> Response
+where
+    F: FnOnce(App, Credentials) -> Fut,
+    Fut: std::future::Future<Output = crate::engine::Result<NewSession>>,
+{
+    let result = match parse_body::<Credentials>(content_type.as_deref(), body) {
+        Ok(c) => f(app.clone(), c).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(s) => {
+            let cookie = cookie(app, &s.token, SESSION_TTL_MS / 1000);
+            let body = json!({"username": s.user.username, "provider": s.user.provider});
+            reply::with_header(reply::json(status, &body), header::SET_COOKIE, &cookie)
+        }
+        Err(e) => reply::error(&e),
+    }
+}
+
+/// The session cookie; `max_age` 0 clears it.
+fn cookie(app: &App, token: &str, max_age: i64) -> String {
+    let secure = if app.secure_cookies() { "; Secure" } else { "" };
+    format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age}{secure}")
+}

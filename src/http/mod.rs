@@ -1,0 +1,129 @@
+//! HTTP routes. Each route group lives in its own file and turns requests
+//! into engine calls; this file assembles them and holds the small pieces
+//! they share (the caller from the session cookie, body parsing, responses).
+
+pub mod auth;
+pub mod documents;
+pub mod pages;
+pub mod reply;
+pub mod socket;
+
+use crate::engine::{Caller, Engine, Error};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+/// Largest request body accepted (SPEC section 9).
+pub const MAX_BODY: u64 = 64 * 1024;
+pub const SESSION_COOKIE: &str = "keystrate_session";
+
+/// What every route needs: the engine and how the server is reached.
+#[derive(Clone)]
+pub struct App {
+    pub engine: Engine,
+    /// Public URL without a trailing slash.
+    pub public_url: Arc<str>,
+    /// Origins allowed to open WebSockets.
+    pub origins: Arc<Vec<String>>,
+}
+
+impl App {
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+}
+
+/// The peer address and connection slot, put on each request by the
+/// server's accept loop.
+#[derive(Clone)]
+pub struct Conn {
+    pub peer: SocketAddr,
+    pub slot: Arc<dyn Send + Sync>,
+}
+
+/// The caller behind the request's session cookie, with the raw token
+/// (needed to log out).
+#[derive(Clone)]
+pub struct Session {
+    pub caller: Caller,
+    pub token: Option<String>,
+}
+
+pub fn with_app(app: App) -> impl Filter<Extract = (App,), Error = Infallible> + Clone {
+    warp::any().map(move || app.clone())
+}
+
+/// Resolves the session cookie; an unknown or expired token is anonymous.
+pub fn session(app: App) -> impl Filter<Extract = (Session,), Error = Infallible> + Clone {
+    warp::cookie::optional::<String>(SESSION_COOKIE).map(move |token: Option<String>| {
+        let user = token
+            .as_deref()
+            .and_then(|t| app.engine.session_user(t).ok().flatten());
+        Session {
+            caller: user.map(Caller::User).unwrap_or(Caller::Anonymous),
+            token,
+        }
+    })
+}
+
+/// The client's address (for per-client limits); unknown in unit setups.
+pub fn client_addr() -> impl Filter<Extract = (Option<Conn>,), Error = Infallible> + Clone {
+    warp::ext::optional::<Conn>()
+}
+
+/// A body of at most 64 KiB with its content type.
+pub fn body() -> impl Filter<Extract = (Option<String>, Bytes), Error = Rejection> + Clone {
+    warp::body::content_length_limit(MAX_BODY)
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::body::bytes())
+}
+
+/// Parses a JSON or form body; an empty body reads as `{}`.
+pub fn parse_body<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> Result<T, Error> {
+    let form = content_type.is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    if form {
+        return serde_urlencoded::from_bytes(body)
+            .map_err(|e| Error::bad(format!("invalid form body: {e}")));
+    }
+    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
+    serde_json::from_slice(body).map_err(|e| Error::bad(format!("invalid JSON body: {e}")))
+}
+
+/// All routes, with errors turned into responses.
+pub fn routes(app: App) -> BoxedFilter<(Response,)> {
+    let health = warp::path!("health")
+        .and(warp::get())
+        .map(|| reply::text(StatusCode::OK, "OK"));
+    health
+        .or(auth::routes(app.clone()))
+        .unify()
+        .or(documents::routes(app.clone()))
+        .unify()
+        .or(pages::routes(app.clone()))
+        .unify()
+        .recover(recover)
+        .unify()
+        .boxed()
+}
+
+/// Turns warp's own rejections into plain responses.
+async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+    let (status, text) = if rejection.is_not_found() {
+        (StatusCode::NOT_FOUND, "Not found".to_string())
+    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        (StatusCode::PAYLOAD_TOO_LARGE, "Body larger than 64 KiB".to_string())
+    } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
+        (StatusCode::LENGTH_REQUIRED, "Content-Length required".to_string())
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        (StatusCode::METHOD_NOT_ALLOWED, "Method not allowed".to_string())
+    } else {
+        (StatusCode::BAD_REQUEST, format!("Bad request: {rejection:?}"))
+    };
+    Ok(reply::json_error(status, "bad_request", &text))
+}

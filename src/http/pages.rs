@@ -1,0 +1,195 @@
+//! The pages a person sees: the landing page, the static assets, the
+//! document page with its access rules, and invite acceptance by URL.
+
+use super::{client_addr, reply, session, with_app, App, Conn, Session};
+use crate::engine::documents::validate_doc_id;
+use crate::engine::{Caller, Error};
+use warp::filters::BoxedFilter;
+use warp::http::{header, StatusCode};
+use warp::reply::Response;
+use warp::Filter;
+
+pub const LOGIN_PAGE: &str = include_str!("../../static/login.html");
+const DOCUMENT_PAGE: &str = include_str!("../../static/document.html");
+const LANDING_PAGE: &str = include_str!("../../static/index.html");
+
+/// Files under `/static/`, embedded so the binary runs from anywhere.
+const ASSETS: &[(&str, &str, &str)] = &[
+    ("keystrate.js", "text/javascript; charset=utf-8", include_str!("../../static/keystrate.js")),
+    ("document.js", "text/javascript; charset=utf-8", include_str!("../../static/document.js")),
+    ("login.js", "text/javascript; charset=utf-8", include_str!("../../static/login.js")),
+    ("index.js", "text/javascript; charset=utf-8", include_str!("../../static/index.js")),
+    ("style.css", "text/css; charset=utf-8", include_str!("../../static/style.css")),
+];
+
+/// The query string, or `""` when there is none.
+fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
+    warp::query::raw()
+        .or(warp::any().map(String::new))
+        .unify()
+}
+
+pub fn routes(app: App) -> BoxedFilter<(Response,)> {
+    let landing = warp::path::end()
+        .and(warp::get())
+        .map(|| reply::html(StatusCode::OK, LANDING_PAGE));
+    let assets = warp::path!("static" / String)
+        .and(warp::get())
+        .map(|name: String| match ASSETS.iter().find(|(n, _, _)| *n == name) {
+            Some((_, content_type, body)) => {
+                let r = reply::text(StatusCode::OK, *body);
+                let r = reply::with_header(r, header::CACHE_CONTROL, "no-cache");
+                let mut r = r;
+                r.headers_mut()
+                    .insert(header::CONTENT_TYPE, content_type.parse().expect("static"));
+                r
+            }
+            None => reply::text(StatusCode::NOT_FOUND, "Not found"),
+        });
+    let add_slash = warp::path!(String)
+        .and(warp::get())
+        .and(raw_query())
+        .map(|doc: String, query: String| {
+            let location = if query.is_empty() {
+                format!("/{doc}/")
+            } else {
+                format!("/{doc}/?{query}")
+            };
+            reply::redirect(StatusCode::PERMANENT_REDIRECT, &location)
+        });
+    let document = warp::path!(String / ..)
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .and(session(app.clone()))
+        .and(raw_query())
+        .and(client_addr())
+        .then(document_page);
+    landing
+        .or(assets)
+        .unify()
+        .or(super::socket::route(app))
+        .unify()
+        .or(document)
+        .unify()
+        .or(add_slash)
+        .unify()
+        .boxed()
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A small page with a title and one message, for errors a person sees.
+fn message_page(status: StatusCode, title: &str, message: &str) -> Response {
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{t}</title><link rel=\"stylesheet\" href=\"/static/style.css\"></head>\
+         <body><main class=\"narrow\"><h1>{t}</h1><p id=\"message\">{m}</p>\
+         <p><a href=\"/\">Home</a></p></main></body></html>",
+        t = escape(title),
+        m = escape(message)
+    );
+    reply::html(status, body)
+}
+
+fn login_redirect(path_and_query: &str) -> Response {
+    let next = serde_urlencoded::to_string([("next", path_and_query)]).unwrap_or_default();
+    reply::redirect(StatusCode::SEE_OTHER, &format!("/auth/login?{next}"))
+}
+
+async fn document_page(
+    doc: String,
+    app: App,
+    s: Session,
+    query: String,
+    conn: Option<Conn>,
+) -> Response {
+    if validate_doc_id(&doc).is_err() {
+        return message_page(StatusCode::NOT_FOUND, "Not found", "There is no such page.");
+    }
+    let here = if query.is_empty() {
+        format!("/{doc}/")
+    } else {
+        format!("/{doc}/?{query}")
+    };
+    let params: Vec<(String, String)> = serde_urlencoded::from_str(&query).unwrap_or_default();
+    if let Some((_, key)) = params.iter().find(|(k, _)| k == "acceptInvite") {
+        if s.caller == Caller::Anonymous {
+            return login_redirect(&here);
+        }
+        let rest: Vec<&(String, String)> = params.iter().filter(|(k, _)| k != "acceptInvite").collect();
+        return accept_by_url(&app, &s.caller, &doc, key, &rest, conn).await;
+    }
+    let exists = match app.engine.document_exists(&doc) {
+        Ok(e) => e,
+        Err(e) => return message_page(StatusCode::INTERNAL_SERVER_ERROR, "Error", &e.to_string()),
+    };
+    if !exists {
+        if s.caller == Caller::Anonymous {
+            return login_redirect(&here);
+        }
+        if !app.engine.config().create_on_visit {
+            return message_page(StatusCode::NOT_FOUND, "No such document", &format!("No such document {doc}"));
+        }
+        if let Err(e) = app.engine.create_document(&s.caller, Some(&doc)).await {
+            // A concurrent visit may have created it first; anything else is real.
+            if !matches!(e, Error::Conflict(_)) {
+                return message_page(StatusCode::BAD_REQUEST, "Error", &e.to_string());
+            }
+        }
+    }
+    match app.engine.effective_level(&doc, s.caller.user()) {
+        Ok(level) if level.can_read() => reply::html(StatusCode::OK, DOCUMENT_PAGE),
+        Ok(_) if s.caller == Caller::Anonymous => login_redirect(&here),
+        Ok(_) => message_page(
+            StatusCode::FORBIDDEN,
+            "No access",
+            &format!("You have no access to {doc}. Ask one of its admins for an invite link."),
+        ),
+        Err(e) => message_page(StatusCode::INTERNAL_SERVER_ERROR, "Error", &e.to_string()),
+    }
+}
+
+/// `?acceptInvite=<key>` for a logged-in caller: accept, then send the
+/// browser to the document without the parameter.
+async fn accept_by_url(
+    app: &App,
+    caller: &Caller,
+    doc: &str,
+    key: &str,
+    rest: &[&(String, String)],
+    conn: Option<Conn>,
+) -> Response {
+    let client = conn.map(|c| format!("ip:{}", c.peer.ip()));
+    let failures = app.engine.failures();
+    if client.as_deref().is_some_and(|c| failures.is_blocked(c)) {
+        return message_page(StatusCode::TOO_MANY_REQUESTS, "Too many attempts", "Error: Too many requests");
+    }
+    match app.engine.accept_invite(caller, doc, key).await {
+        Ok(_) => {
+            let query = serde_urlencoded::to_string(rest).unwrap_or_default();
+            let location = if query.is_empty() {
+                format!("/{doc}/")
+            } else {
+                format!("/{doc}/?{query}")
+            };
+            reply::redirect(StatusCode::SEE_OTHER, &location)
+        }
+        Err(e) => {
+            if let Some(c) = &client {
+                failures.record(c);
+            }
+            let status = match e {
+                Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+                _ => StatusCode::CONFLICT,
+            };
+            message_page(status, "This invite cannot be used", &format!("Error: {e}"))
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Response builders shared by the routes.
+
+use crate::engine::Error;
+use serde::Serialize;
+use warp::http::{header, Response as HttpResponse, StatusCode};
+use warp::reply::Response;
+
+fn build(status: StatusCode, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
+    let mut r: Response = HttpResponse::new(body.into().into());
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, content_type.parse().expect("static content type"));
+    r
+}
+
+pub fn text(status: StatusCode, body: impl Into<String>) -> Response {
+    build(status, "text/plain; charset=utf-8", body.into())
+}
+
+pub fn html(status: StatusCode, body: impl Into<String>) -> Response {
+    let mut r = build(status, "text/html; charset=utf-8", body.into());
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, "no-store".parse().expect("static"));
+    r
+}
+
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    build(
+        status,
+        "application/json",
+        serde_json::to_vec(value).unwrap_or_default(),
+    )
+}
+
+pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
+    json(status, &serde_json::json!({"error": message, "code": code}))
+}
+
+/// An engine error as `{"error","code"}` with its HTTP status.
+pub fn error(e: &Error) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_error(status, e.code(), &e.to_string())
+}
+
+pub fn redirect(status: StatusCode, location: &str) -> Response {
+    let mut r = build(status, "text/plain; charset=utf-8", String::new());
+    match location.parse() {
+        Ok(v) => {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+        Err(_) => *r.status_mut() = StatusCode::BAD_REQUEST,
+    }
+    r
+}
+
+pub fn no_content() -> Response {
+    let mut r: Response = HttpResponse::new(Vec::new().into());
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    r
+}
+
+/// Adds a header to a response.
+pub fn with_header(mut r: Response, name: header::HeaderName, value: &str) -> Response {
+    if let Ok(v) = value.parse() {
+        r.headers_mut().append(name, v);
+    }
+    r
+}

@@ -1,0 +1,12 @@
+//! keystrate: a realtime invite and permission server for collaborative
+//! documents. See `docs/architecture.md` for the map of this crate.
+
+pub mod config;
+pub mod engine;
+pub mod http;
+pub mod server;
+pub mod store;
+pub mod ws;
+
+pub use config::Config;
+pub use server::{start, Running};

@@ -1,0 +1,235 @@
+//! Starting and stopping the server: open storage, start the background
+//! tasks, accept connections under a cap, and shut down in order (stop
+//! accepting, close sockets with 1001, finish requests, flush).
+
+use crate::config::Config;
+use crate::engine::{expiry, Engine, EngineConfig};
+use crate::http::{self, App, Conn};
+use crate::store::Store;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower_service::Service;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open data directory {path}: {cause}")]
+    Storage { path: String, cause: String },
+    #[error("cannot listen on {addr}: {cause}")]
+    Listen { addr: SocketAddr, cause: std::io::Error },
+}
+
+/// A started server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub public_url: String,
+    pub engine: Engine,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    /// Graceful shutdown: returns once everything is flushed.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Resolves when the server has stopped (after [`Running::stop_signal`]).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+
+    /// A handle that starts the graceful shutdown when sent `true`.
+    pub fn stop_signal(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+/// Counts open connections (HTTP and upgraded WebSockets alike); a slot is
+/// released when its last holder drops it.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Opens storage and starts listening. Tests use port 0.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    let storage_err = |cause: String| StartError::Storage {
+        path: config.data.display().to_string(),
+        cause,
+    };
+    std::fs::create_dir_all(&config.data).map_err(|e| storage_err(e.to_string()))?;
+    let store = Store::open(&config.data).map_err(|e| storage_err(e.to_string()))?;
+    let engine = Engine::new(
+        store,
+        EngineConfig {
+            open_registration: !config.serve.no_open_registration,
+            create_on_visit: !config.serve.no_create_on_visit,
+        },
+    );
+    let listener = TcpListener::bind(config.serve.listen)
+        .await
+        .map_err(|cause| StartError::Listen {
+            addr: config.serve.listen,
+            cause,
+        })?;
+    let addr = listener.local_addr().map_err(|cause| StartError::Listen {
+        addr: config.serve.listen,
+        cause,
+    })?;
+    let public_url = config.public_url(addr);
+    let app = App {
+        engine: engine.clone(),
+        public_url: public_url.clone().into(),
+        origins: Arc::new(allowed_origins(&config, addr, &public_url)),
+    };
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    tokio::spawn(expiry::run(engine.clone(), shutdown_rx.clone()));
+    let task = tokio::spawn(serve(
+        listener,
+        app,
+        config.serve.max_connections,
+        shutdown_rx,
+    ));
+    tracing::info!(%addr, %public_url, data = %config.data.display(), "keystrate listening");
+    Ok(Running {
+        addr,
+        public_url,
+        engine,
+        shutdown,
+        task,
+    })
+}
+
+/// The server's own origin, the operator's extra ones, and — when no public
+/// URL was given and the server listens on loopback — the other loopback
+/// names of the same port, so `localhost` and `127.0.0.1` both work.
+fn allowed_origins(config: &Config, addr: SocketAddr, public_url: &str) -> Vec<String> {
+    let mut out = vec![origin_of(public_url)];
+    out.extend(config.serve.allowed_origins.iter().map(|o| origin_of(o)));
+    if config.serve.public_url.is_none() && addr.ip().is_loopback() {
+        let port = addr.port();
+        for host in ["localhost", "127.0.0.1", "[::1]"] {
+            out.push(format!("http://{host}:{port}"));
+        }
+    }
+    out
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> String {
+    let url = url.trim_end_matches('/');
+    match url.find("://") {
+        Some(i) => match url[i + 3..].find('/') {
+            Some(j) => url[..i + 3 + j].to_string(),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+async fn serve(
+    listener: TcpListener,
+    app: App,
+    max_connections: usize,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let engine = app.engine.clone();
+    let routes = http::routes(app);
+    let open = Arc::new(AtomicUsize::new(0));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Usually EMFILE: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        if open.load(Ordering::Relaxed) >= max_connections {
+            tokio::spawn(refuse(stream));
+            continue;
+        }
+        open.fetch_add(1, Ordering::Relaxed);
+        let conn = Conn {
+            peer,
+            slot: Arc::new(Slot(open.clone())),
+        };
+        let svc = warp::service(routes.clone());
+        let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(conn.clone());
+            svc.clone().call(req)
+        });
+        let connection = Builder::new(TokioExecutor::new())
+            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+            .into_owned();
+        let watched = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = watched.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: closing sockets");
+    engine.hub().close_all();
+    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after 10 s; closing anyway");
+    }
+    // Give upgraded sockets a moment to send their close frames.
+    for _ in 0..100 {
+        if engine.hub().socket_count() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    match engine.store().flush_now() {
+        Ok(()) => tracing::info!("storage flushed; bye"),
+        Err(e) => tracing::error!(error = %e, "final flush failed"),
+    }
+}
+
+/// Answers a connection over the cap with 503 after reading its request
+/// head, so the client sees the status instead of a reset.
+async fn refuse(mut stream: TcpStream) {
+    let mut buf = [0u8; 2048];
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let mut seen = Vec::new();
+        while let Ok(n) = stream.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            if seen.windows(4).any(|w| w == b"\r\n\r\n") || seen.len() > 16 * 1024 {
+                break;
+            }
+        }
+    })
+    .await;
+    let body = "Server is at its connection limit; try again shortly.\n";
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}

@@ -1,0 +1,57 @@
+//! Group commit: writers apply their change, then wait here until a flush
+//! that started after their change has finished.
+//!
+//! sled 0.34's `flush_async` hangs when many tasks await it at once (sled
+//! issue #1308), so exactly one task ever flushes: it takes every waiter that
+//! queued up, runs the blocking `flush()` on the blocking pool, and wakes them
+//! all. Concurrent writers therefore share one disk sync.
+
+use tokio::sync::{mpsc, oneshot};
+
+/// Handle used by writers to wait for durability.
+#[derive(Clone)]
+pub struct Flusher {
+    queue: mpsc::UnboundedSender<oneshot::Sender<Result<(), String>>>,
+}
+
+impl Flusher {
+    /// Starts the flusher task for `db`. It ends when every handle is dropped.
+    pub fn start(db: sled::Db) -> Flusher {
+        let (queue, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(db, rx));
+        Flusher { queue }
+    }
+
+    /// Waits until everything written before this call is on disk.
+    pub async fn wait(&self) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        self.queue
+            .send(tx)
+            .map_err(|_| "storage is shutting down".to_string())?;
+        rx.await
+            .unwrap_or_else(|_| Err("storage is shutting down".to_string()))
+    }
+}
+
+async fn run(db: sled::Db, mut rx: mpsc::UnboundedReceiver<oneshot::Sender<Result<(), String>>>) {
+    let mut waiters = Vec::new();
+    while let Some(first) = rx.recv().await {
+        waiters.push(first);
+        // Everyone already queued had applied their change before queueing,
+        // so this one flush covers them all.
+        while let Ok(more) = rx.try_recv() {
+            waiters.push(more);
+        }
+        let db = db.clone();
+        let result = tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map(|_| ()).map_err(|e| e.to_string()));
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "flush failed");
+        }
+        for waiter in waiters.drain(..) {
+            let _ = waiter.send(result.clone());
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The narrow layer over sled. Every tree the engine uses is opened here,
+//! every multi-record change goes through [`Store::write`] as one sled
+//! transaction, and [`Store::durable`] waits for the group-commit flusher.
+//!
+//! Records are JSON so that a data directory can be inspected with a few
+//! lines of code; keys are chosen so that the listings the engine needs are
+//! prefix scans.
+
+mod flusher;
+
+use serde::{de::DeserializeOwned, Serialize};
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
+};
+use sled::Transactional;
+use std::path::Path;
+
+pub use flusher::Flusher;
+
+/// Separator inside composite keys. Ids never contain a NUL byte.
+pub const SEP: u8 = 0;
+
+/// Storage failures surface as this message; the engine maps it to an
+/// internal error without losing the cause in the logs.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("storage error: {0}")]
+pub struct StoreError(pub String);
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+/// All trees of the server.
+#[derive(Clone)]
+pub struct Store {
+    pub db: sled::Db,
+    /// `user id` → user record (password hash).
+    pub users: sled::Tree,
+    /// `sha256(session token)` → session record.
+    pub sessions: sled::Tree,
+    /// `doc id` → document record.
+    pub docs: sled::Tree,
+    /// `doc \0 user id` → permission level.
+    pub perms: sled::Tree,
+    /// `user id \0 doc` → permission level (index for "my documents").
+    pub user_docs: sled::Tree,
+    /// `invite key` → invite record.
+    pub invites: sled::Tree,
+    /// `doc \0 creator id \0 invite key` → empty (listing and cascades).
+    pub doc_invites: sled::Tree,
+    /// `expiry ms (big endian) \0 invite key` → empty, ordered by deadline.
+    pub expiry: sled::Tree,
+    /// `key id` → API key record (app and account keys).
+    pub keys: sled::Tree,
+    /// `doc \0 owner id \0 key id` for app keys, `\0 owner id \0 key id` for
+    /// account keys → empty.
+    pub key_index: sled::Tree,
+    flusher: Flusher,
+}
+
+/// The transactional view of every tree, handed to [`Store::write`] closures.
+pub struct Tx<'a> {
+    pub users: &'a TransactionalTree,
+    pub sessions: &'a TransactionalTree,
+    pub docs: &'a TransactionalTree,
+    pub perms: &'a TransactionalTree,
+    pub user_docs: &'a TransactionalTree,
+    pub invites: &'a TransactionalTree,
+    pub doc_invites: &'a TransactionalTree,
+    pub expiry: &'a TransactionalTree,
+    pub keys: &'a TransactionalTree,
+    pub key_index: &'a TransactionalTree,
+}
+
+/// Result type inside a transaction closure.
+pub type TxResult<T, E> = Result<T, ConflictableTransactionError<E>>;
+
+impl Store {
+    /// Opens (or creates) the data directory. Must run inside a tokio runtime
+    /// because it starts the flusher task.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new().path(dir).open()?;
+        Self::from_db(db)
+    }
+
+    fn from_db(db: sled::Db) -> Result<Store, StoreError> {
+        let tree = |name: &str| db.open_tree(name);
+        Ok(Store {
+            users: tree("users")?,
+            sessions: tree("sessions")?,
+            docs: tree("docs")?,
+            perms: tree("perms")?,
+            user_docs: tree("user_docs")?,
+            invites: tree("invites")?,
+            doc_invites: tree("doc_invites")?,
+            expiry: tree("expiry")?,
+            keys: tree("keys")?,
+            key_index: tree("key_index")?,
+            flusher: Flusher::start(db.clone()),
+            db,
+        })
+    }
+
+    /// Runs `f` as one atomic transaction over all trees. `f` may run more
+    /// than once on conflicts, so it must not have side effects.
+    pub fn write<T, E>(&self, f: impl Fn(&Tx) -> TxResult<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let trees = [
+            &self.users,
+            &self.sessions,
+            &self.docs,
+            &self.perms,
+            &self.user_docs,
+            &self.invites,
+            &self.doc_invites,
+            &self.expiry,
+            &self.keys,
+            &self.key_index,
+        ];
+        let result = trees.as_slice().transaction(|t| {
+            f(&Tx {
+                users: &t[0],
+                sessions: &t[1],
+                docs: &t[2],
+                perms: &t[3],
+                user_docs: &t[4],
+                invites: &t[5],
+                doc_invites: &t[6],
+                expiry: &t[7],
+                keys: &t[8],
+                key_index: &t[9],
+            })
+        });
+        match result {
+            Ok(v) => Ok(v),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(StoreError::from(e).into()),
+        }
+    }
+
+    /// Waits until every change applied before this call is flushed to disk.
+    pub async fn durable(&self) -> Result<(), StoreError> {
+        self.flusher.wait().await.map_err(StoreError)
+    }
+
+    /// Flushes synchronously (shutdown path).
+    pub fn flush_now(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// Builds a composite key `a \0 b \0 …`.
+pub fn key(parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push(SEP);
+        }
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+/// The prefix `a \0 b \0` that every key starting with these parts shares.
+pub fn prefix(parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = key(parts);
+    out.push(SEP);
+    out
+}
+
+/// The last part of a composite key.
+pub fn last_part(key: &[u8]) -> &[u8] {
+    match key.iter().rposition(|b| *b == SEP) {
+        Some(i) => &key[i + 1..],
+        None => key,
+    }
+}
+
+/// Reads a JSON record from a plain tree.
+pub fn get_json<T: DeserializeOwned>(tree: &sled::Tree, k: &[u8]) -> Result<Option<T>, StoreError> {
+    match tree.get(k)? {
+        Some(bytes) => decode(&bytes).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Reads a JSON record inside a transaction.
+pub fn tx_get_json<T: DeserializeOwned, E>(
+    tree: &TransactionalTree,
+    k: &[u8],
+) -> TxResult<Option<T>, E>
+where
+    E: From<StoreError>,
+{
+    match tree.get(k)? {
+        Some(bytes) => decode(&bytes)
+            .map(Some)
+            .map_err(|e| ConflictableTransactionError::Abort(e.into())),
+        None => Ok(None),
+    }
+}
+
+/// Writes a JSON record inside a transaction.
+pub fn tx_put_json<T: Serialize>(
+    tree: &TransactionalTree,
+    k: &[u8],
+    value: &T,
+) -> Result<(), UnabortableTransactionError> {
+    let bytes = serde_json::to_vec(value).expect("records always serialise");
+    tree.insert(k, bytes)?;
+    Ok(())
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError(format!("corrupt record: {e}")))
+}

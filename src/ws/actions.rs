@@ -1,0 +1,89 @@
+//! `wa` → engine call: one small function per action. Each reads its
+//! options, calls the engine and shapes the reply value.
+
+use crate::engine::invites::{key_option, CreateOptions};
+use crate::engine::{Caller, Engine, Error, Level, Result, User};
+use serde_json::{json, Value};
+
+/// Runs one request against `doc` (already resolved from `d`).
+pub async fn dispatch(
+    engine: &Engine,
+    caller: &Caller,
+    doc: &str,
+    wa: &str,
+    options: &Value,
+) -> Result<Value> {
+    match wa {
+        "createInvite" => create_invite(engine, caller, doc, options).await,
+        "checkInvite" => check_invite(engine, caller, doc, options),
+        "acceptInvite" => accept_invite(engine, caller, doc, options).await,
+        "getInvites" => get_invites(engine, caller, doc, options),
+        "removeInvite" => remove_invite(engine, caller, doc, options).await,
+        "getPermissions" => get_permissions(engine, caller, doc),
+        "setPermissions" => set_permissions(engine, caller, doc, options).await,
+        _ => Err(Error::UnknownAction),
+    }
+}
+
+fn to_value<T: serde::Serialize>(v: T) -> Result<Value> {
+    serde_json::to_value(v).map_err(|e| Error::Internal(e.to_string()))
+}
+
+async fn create_invite(engine: &Engine, caller: &Caller, doc: &str, options: &Value) -> Result<Value> {
+    caller.require_user()?;
+    let options = CreateOptions::from_json(options)?;
+    to_value(engine.create_invite(caller, doc, &options).await?)
+}
+
+fn check_invite(engine: &Engine, caller: &Caller, doc: &str, options: &Value) -> Result<Value> {
+    caller.require_user()?;
+    to_value(engine.check_invite(caller, doc, &key_option(options)?)?)
+}
+
+async fn accept_invite(engine: &Engine, caller: &Caller, doc: &str, options: &Value) -> Result<Value> {
+    caller.require_user()?;
+    let level = engine.accept_invite(caller, doc, &key_option(options)?).await?;
+    Ok(Value::String(level.as_str().to_string()))
+}
+
+fn get_invites(engine: &Engine, caller: &Caller, doc: &str, options: &Value) -> Result<Value> {
+    caller.require_user()?;
+    let all = match options.get("all") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(Error::bad("all must be true or false")),
+    };
+    to_value(engine.get_invites(caller, doc, all)?)
+}
+
+async fn remove_invite(engine: &Engine, caller: &Caller, doc: &str, options: &Value) -> Result<Value> {
+    caller.require_user()?;
+    engine.remove_invite(caller, doc, &key_option(options)?).await?;
+    Ok(json!({"acknowledged": true, "deletedCount": 1}))
+}
+
+fn get_permissions(engine: &Engine, caller: &Caller, doc: &str) -> Result<Value> {
+    to_value(engine.get_permissions(caller, doc)?)
+}
+
+async fn set_permissions(engine: &Engine, caller: &Caller, doc: &str, options: &Value) -> Result<Value> {
+    let text = |name: &str| -> Result<Option<&str>> {
+        match options.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(Error::bad(format!("{name} must be a string"))),
+        }
+    };
+    let username = text("username")?.ok_or_else(|| Error::bad("username is required"))?;
+    let permissions =
+        text("permissions")?.ok_or_else(|| Error::bad("permissions is required (\"\" removes the entry)"))?;
+    let level = Level::parse(permissions).map_err(Error::BadRequest)?;
+    let target = match (username, text("provider")?) {
+        ("anonymous", None | Some("")) => User::anonymous(),
+        (name, provider) => User {
+            username: name.to_string(),
+            provider: provider.unwrap_or("local").to_string(),
+        },
+    };
+    to_value(engine.set_permissions(caller, doc, &target, level).await?)
+}

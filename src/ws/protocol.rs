@@ -1,0 +1,112 @@
+//! Frames of the WebSocket RPC (SPEC section 4), Webstrates-compatible.
+
+use crate::engine::Error;
+use serde_json::{json, Value};
+
+/// A parsed request frame.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub wa: String,
+    /// Echoed as given: a string of 1–64 characters or an integer.
+    pub token: Value,
+    /// Target document; `None` means the socket's own.
+    pub d: Option<String>,
+    pub options: Value,
+}
+
+/// Why a frame could not be read as a request. `token` is set when the
+/// frame had a usable one, so the error can still be a reply.
+#[derive(Debug)]
+pub struct BadFrame {
+    pub token: Option<Value>,
+    pub message: String,
+}
+
+fn bad(token: Option<Value>, message: impl Into<String>) -> BadFrame {
+    BadFrame {
+        token,
+        message: message.into(),
+    }
+}
+
+/// Parses one text frame.
+pub fn parse(text: &str) -> Result<Request, BadFrame> {
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| bad(None, format!("frame is not JSON: {e}")))?;
+    let Value::Object(mut map) = value else {
+        return Err(bad(None, "frame must be a JSON object"));
+    };
+    let token = match map.remove("token") {
+        Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= 64 => Value::String(s),
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Value::Number(n),
+        Some(_) => return Err(bad(None, "token must be a string of 1 to 64 characters")),
+        None => return Err(bad(None, "frame must have \"wa\" and \"token\"")),
+    };
+    let wa = match map.remove("wa") {
+        Some(Value::String(s)) => s,
+        _ => return Err(bad(Some(token), "frame must have \"wa\" and \"token\"")),
+    };
+    let d = match map.remove("d") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(_) => return Err(bad(Some(token), "d must be a document id")),
+    };
+    let options = map.remove("options").unwrap_or(Value::Null);
+    Ok(Request {
+        wa,
+        token,
+        d,
+        options,
+    })
+}
+
+pub fn reply(token: &Value, reply: Value) -> String {
+    json!({"wa": "reply", "token": token, "reply": reply}).to_string()
+}
+
+pub fn reply_error(token: &Value, error: &Error) -> String {
+    json!({"wa": "reply", "token": token, "error": error.to_string(), "code": error.code()})
+        .to_string()
+}
+
+/// The answer to a frame that is not a request at all.
+pub fn frame_error(message: &str) -> String {
+    json!({"wa": "error", "error": message, "code": "bad_request"}).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_request() {
+        let r = parse(r#"{"wa":"createInvite","token":"k3","d":"doc","options":{"maxAge":3}}"#)
+            .unwrap();
+        assert_eq!(r.wa, "createInvite");
+        assert_eq!(r.token, json!("k3"));
+        assert_eq!(r.d.as_deref(), Some("doc"));
+        assert_eq!(r.options, json!({"maxAge": 3}));
+    }
+
+    #[test]
+    fn integer_tokens_are_echoed() {
+        assert_eq!(parse(r#"{"wa":"x","token":7}"#).unwrap().token, json!(7));
+    }
+
+    #[test]
+    fn rejects_bad_frames() {
+        for (frame, has_token) in [
+            ("nope", false),
+            ("[]", false),
+            (r#"{"wa":"x"}"#, false),
+            (r#"{"token":"t"}"#, true),
+            (r#"{"wa":"x","token":""}"#, false),
+            (r#"{"wa":"x","token":1.5}"#, false),
+            (&format!(r#"{{"wa":"x","token":"{}"}}"#, "t".repeat(65)), false),
+            (r#"{"wa":"x","token":"t","d":5}"#, true),
+        ] {
+            let err = parse(frame).unwrap_err();
+            assert_eq!(err.token.is_some(), has_token, "{frame}");
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! Test harness: a real server on a loopback port with a temporary data
+//! directory, and real HTTP and WebSocket clients.
+#![allow(dead_code)]
+
+use futures_util::{SinkExt, StreamExt};
+use keystrate::config::{Config, ServeArgs};
+use serde_json::{json, Value};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub struct TestServer {
+    pub running: Option<keystrate::Running>,
+    pub dir: tempfile::TempDir,
+    pub base: String,
+    pub addr: std::net::SocketAddr,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts with flags adjusted by `tweak`.
+    pub async fn start_with(tweak: impl FnOnce(&mut ServeArgs)) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut serve = ServeArgs {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..ServeArgs::default()
+        };
+        tweak(&mut serve);
+        let running = keystrate::start(Config {
+            data: dir.path().to_path_buf(),
+            serve,
+        })
+        .await
+        .expect("server starts");
+        let addr = running.addr;
+        TestServer {
+            base: format!("http://{addr}"),
+            running: Some(running),
+            dir,
+            addr,
+        }
+    }
+
+    pub fn engine(&self) -> &keystrate::engine::Engine {
+        &self.running.as_ref().unwrap().engine
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A fresh HTTP client with its own cookie jar that does not follow
+    /// redirects (tests assert them).
+    pub fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    /// Registers `name` and returns a logged-in client.
+    pub async fn user(&self, name: &str) -> User {
+        let http = self.client();
+        let r = http
+            .post(self.url("/auth/register"))
+            .json(&json!({"username": name, "password": "correct horse"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "register {name}");
+        let cookie = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .find_map(|v| {
+                let v = v.to_str().ok()?;
+                v.strip_prefix("keystrate_session=")
+                    .map(|rest| rest.split(';').next().unwrap().to_string())
+            })
+            .expect("session cookie");
+        User {
+            name: name.to_string(),
+            http,
+            cookie,
+            base: self.base.clone(),
+        }
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+    }
+}
+
+pub struct User {
+    pub name: String,
+    pub http: reqwest::Client,
+    pub cookie: String,
+    pub base: String,
+}
+
+impl User {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Creates a document owned by this user.
+    pub async fn create_doc(&self, id: &str) {
+        let r = self
+            .http
+            .post(self.url("/api/documents"))
+            .json(&json!({"id": id}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "create {id}");
+    }
+
+    pub async fn ws(&self, doc: &str) -> Ws {
+        Ws::connect(&self.base, doc, Some(&self.cookie), None).await.expect("ws connects")
+    }
+}
+
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A WebSocket client that keeps events apart from replies.
+pub struct Ws {
+    pub socket: Socket,
+    pub hello: Value,
+    pub events: Vec<Value>,
+    next_token: u64,
+}
+
+impl Ws {
+    /// Connects; the error is the HTTP status when the upgrade is refused.
+    pub async fn connect(
+        base: &str,
+        doc: &str,
+        cookie: Option<&str>,
+        origin: Option<&str>,
+    ) -> Result<Ws, u16> {
+        let url = format!("{}/{doc}/ws", base.replacen("http", "ws", 1));
+        let mut req = url.into_client_request().unwrap();
+        if let Some(c) = cookie {
+            req.headers_mut()
+                .insert("cookie", format!("keystrate_session={c}").parse().unwrap());
+        }
+        if let Some(o) = origin {
+            req.headers_mut().insert("origin", o.parse().unwrap());
+        }
+        let (mut socket, _) = match tokio_tungstenite::connect_async(req).await {
+            Ok(ok) => ok,
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => return Err(r.status().as_u16()),
+            Err(e) => panic!("ws connect failed: {e}"),
+        };
+        let hello = next_json(&mut socket).await.expect("hello frame");
+        assert_eq!(hello["wa"], "hello");
+        Ok(Ws {
+            socket,
+            hello,
+            events: Vec::new(),
+            next_token: 0,
+        })
+    }
+
+    pub async fn send_raw(&mut self, frame: Message) {
+        self.socket.send(frame).await.unwrap();
+    }
+
+    /// Sends a request and waits for its reply (events seen meanwhile are
+    /// kept in `events`).
+    pub async fn request(&mut self, wa: &str, d: Option<&str>, options: Value) -> Value {
+        self.next_token += 1;
+        let token = format!("t{}", self.next_token);
+        let mut frame = json!({"wa": wa, "token": token, "options": options});
+        if let Some(d) = d {
+            frame["d"] = json!(d);
+        }
+        self.socket
+            .send(Message::text(frame.to_string()))
+            .await
+            .unwrap();
+        self.reply_to(&token).await
+    }
+
+    pub async fn reply_to(&mut self, token: &str) -> Value {
+        loop {
+            let v = next_json(&mut self.socket).await.expect("reply before close");
+            if v["wa"] == "reply" && v["token"] == token {
+                return v;
+            }
+            self.events.push(v);
+        }
+    }
+
+    /// The reply value, panicking with the error otherwise.
+    pub async fn ok(&mut self, wa: &str, d: Option<&str>, options: Value) -> Value {
+        let r = self.request(wa, d, options).await;
+        assert!(r.get("error").is_none(), "{wa} failed: {r}");
+        r["reply"].clone()
+    }
+
+    /// The error code of a request that must fail.
+    pub async fn err(&mut self, wa: &str, d: Option<&str>, options: Value) -> (String, String) {
+        let r = self.request(wa, d, options).await;
+        assert!(r.get("reply").is_none(), "{wa} should fail: {r}");
+        (
+            r["code"].as_str().unwrap().to_string(),
+            r["error"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// Waits for the next event of `kind` (from the backlog first).
+    pub async fn event(&mut self, kind: &str) -> Value {
+        if let Some(i) = self.events.iter().position(|e| e["wa"] == kind) {
+            return self.events.remove(i);
+        }
+        loop {
+            let v = next_json(&mut self.socket).await.expect("event before close");
+            if v["wa"] == kind {
+                return v;
+            }
+            self.events.push(v);
+        }
+    }
+
+    /// Collects every frame arriving within `wait`.
+    pub async fn drain(&mut self, wait: Duration) -> Vec<Value> {
+        let mut out = std::mem::take(&mut self.events);
+        while let Ok(Some(v)) = tokio::time::timeout(wait, next_json(&mut self.socket)).await {
+            out.push(v);
+        }
+        out
+    }
+}
+
+/// The next text frame as JSON; `None` when the socket closed.
+pub async fn next_json(socket: &mut Socket) -> Option<Value> {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("frame within 10 s")?;
+        match msg {
+            Ok(Message::Text(t)) => return Some(serde_json::from_str(&t).expect("JSON frame")),
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => continue,
+        }
+    }
+}
