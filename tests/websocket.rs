@@ -1,0 +1,284 @@
+//! The WebSocket transport (SPEC section 4): connection rules, Origin
+//! checks, frame errors and limits, rate limiting, events and presence.
+
+mod common;
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn connection_rules() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    alice.create_doc("doc").await;
+    // Missing document.
+    assert_eq!(Ws::connect(&server.base, "nope", Some(&alice.cookie), None).await.err(), Some(404));
+    // Anonymous on a private document.
+    assert_eq!(Ws::connect(&server.base, "doc", None, None).await.err(), Some(403));
+    // A logged-in user without access may connect (to accept invites) and
+    // sees nobody.
+    let b = bob.ws("doc").await;
+    assert_eq!(b.hello["permissions"], "");
+    assert_eq!(b.hello["clients"], json!([]));
+    assert_eq!(b.hello["user"], json!({"username": "bob", "provider": "local"}));
+    let a = alice.ws("doc").await;
+    assert_eq!(a.hello["d"], "doc");
+    assert_eq!(a.hello["clients"], json!([a.hello["clientId"]]), "invisible bob not listed");
+}
+
+#[tokio::test]
+async fn origin_is_checked() {
+    let server = TestServer::start_with(|s| s.allowed_origins = vec!["https://app.example".into()]).await;
+    let alice = server.user("alice").await;
+    alice.create_doc("doc").await;
+    let own = server.base.clone();
+    let localhost = format!("http://localhost:{}", server.addr.port());
+    for ok in [own.as_str(), localhost.as_str(), "https://app.example"] {
+        assert!(Ws::connect(&server.base, "doc", Some(&alice.cookie), Some(ok)).await.is_ok(), "{ok}");
+    }
+    for bad in ["https://evil.example", "http://127.0.0.1:1", "null"] {
+        assert_eq!(
+            Ws::connect(&server.base, "doc", Some(&alice.cookie), Some(bad)).await.err(),
+            Some(403),
+            "{bad}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn origin_with_explicit_public_url() {
+    let server = TestServer::start_with(|s| s.public_url = Some("https://docs.example/".into())).await;
+    let alice = server.user("alice").await;
+    alice.create_doc("doc").await;
+    assert!(Ws::connect(&server.base, "doc", Some(&alice.cookie), Some("https://docs.example")).await.is_ok());
+    let loopback = server.base.clone();
+    assert_eq!(
+        Ws::connect(&server.base, "doc", Some(&alice.cookie), Some(&loopback)).await.err(),
+        Some(403)
+    );
+}
+
+#[tokio::test]
+async fn bad_frames_get_errors_without_closing() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    alice.create_doc("doc").await;
+    let mut a = alice.ws("doc").await;
+    for frame in ["not json", "[1,2]", r#"{"wa":"getInvites"}"#, r#"{"token":"x"}"#] {
+        a.send_raw(Message::text(frame)).await;
+        let v = next_json(&mut a.socket).await.unwrap();
+        assert_eq!(v["code"], "bad_request", "{frame}: {v}");
+        if frame.contains("token") {
+            assert_eq!(v["wa"], "reply");
+            assert_eq!(v["token"], "x");
+        } else {
+            assert_eq!(v["wa"], "error");
+        }
+    }
+    a.send_raw(Message::binary(vec![1u8, 2, 3])).await;
+    let v = next_json(&mut a.socket).await.unwrap();
+    assert_eq!((v["wa"].as_str(), v["code"].as_str()), (Some("error"), Some("bad_request")));
+    // Integer tokens are echoed as given; a bad `d` is a reply error.
+    a.send_raw(Message::text(r#"{"wa":"getPermissions","token":42}"#)).await;
+    let v = next_json(&mut a.socket).await.unwrap();
+    assert_eq!(v["token"], 42);
+    assert_eq!(v["reply"][0]["permissions"], "arw");
+    assert_eq!(a.err("getPermissions", Some("../etc"), json!({})).await.0, "no_such_document");
+    // Still open and working.
+    assert_eq!(a.ok("getPermissions", None, json!({})).await[0]["username"], "alice");
+}
+
+#[tokio::test]
+async fn frames_over_64_kib_close_with_1009() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    alice.create_doc("doc").await;
+    let mut a = alice.ws("doc").await;
+    // Just under the limit is answered.
+    let padding = "x".repeat(64 * 1024 - 100);
+    a.send_raw(Message::text(json!({"wa": "getPermissions", "token": "t", "pad": padding}).to_string()))
+        .await;
+    assert_eq!(next_json(&mut a.socket).await.unwrap()["token"], "t");
+    a.send_raw(Message::text("y".repeat(64 * 1024 + 1))).await;
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(5), a.socket.next()).await.unwrap() {
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(close.unwrap().code, CloseCode::Size);
+    // The server keeps serving others.
+    assert!(alice.ws("doc").await.hello["permissions"] == "arw");
+}
+
+#[tokio::test]
+async fn socket_token_bucket_answers_rate_limited() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    alice.create_doc("doc").await;
+    let mut a = alice.ws("doc").await;
+    // Send far more than the burst without waiting for replies.
+    let n = 400;
+    for i in 0..n {
+        a.socket
+            .feed(Message::text(json!({"wa": "getPermissions", "token": format!("t{i}")}).to_string()))
+            .await
+            .unwrap();
+    }
+    a.socket.flush().await.unwrap();
+    let mut limited = 0;
+    let mut answered = 0;
+    while answered < n {
+        let v = next_json(&mut a.socket).await.unwrap();
+        if v["wa"] != "reply" {
+            continue;
+        }
+        answered += 1;
+        if v["code"] == "rate_limited" {
+            assert_eq!(v["error"], "Too many requests");
+            limited += 1;
+        }
+    }
+    assert!(limited >= 100, "only {limited} of {n} limited");
+    assert!(limited <= n - 200, "the burst of 200 must pass, {limited} limited");
+    // Another socket of the same user has its own bucket.
+    let mut a2 = alice.ws("doc").await;
+    assert_eq!(a2.ok("getPermissions", None, json!({})).await[0]["permissions"], "arw");
+}
+
+#[tokio::test]
+async fn presence_and_permission_events() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    alice.create_doc("doc").await;
+    let mut a = alice.ws("doc").await;
+    let a_id = a.hello["clientId"].clone();
+    // Bob without `r` is invisible and hears nothing.
+    let mut b = bob.ws("doc").await;
+    let b_id = b.hello["clientId"].clone();
+    let mut a_other = alice.ws("doc").await;
+    let joined = a.event("clientJoin").await;
+    assert_eq!(joined["clientId"], a_other.hello["clientId"]);
+    assert_eq!(joined["user"], json!({"username": "alice", "provider": "local"}));
+    assert!(b.drain(Duration::from_millis(200)).await.is_empty(), "no presence without r");
+    // Granting `r`: bob's sockets hear permissionsChanged and who is here;
+    // readers hear bob join.
+    a.ok("setPermissions", None, json!({"username": "bob", "permissions": "r"})).await;
+    assert_eq!(b.event("permissionsChanged").await["permissions"], "r");
+    let mut seen = vec![b.event("clientJoin").await["clientId"].clone(), b.event("clientJoin").await["clientId"].clone()];
+    seen.sort_by_key(|v| v.to_string());
+    let mut expected = vec![a_id.clone(), a_other.hello["clientId"].clone()];
+    expected.sort_by_key(|v| v.to_string());
+    assert_eq!(seen, expected);
+    assert_eq!(a.event("clientJoin").await["clientId"], b_id);
+    assert_eq!(a_other.event("clientJoin").await["clientId"], b_id);
+    // Only the affected user's sockets get permissionsChanged.
+    assert!(a
+        .drain(Duration::from_millis(100))
+        .await
+        .iter()
+        .all(|e| e["wa"] != "permissionsChanged"));
+    // Leaving: readers hear clientPart.
+    drop(a_other);
+    let part = a.event("clientPart").await;
+    assert_eq!(part["wa"], "clientPart");
+    // Losing `r`: bob stops hearing presence at once, readers see him part.
+    a.ok("setPermissions", None, json!({"username": "bob", "permissions": ""})).await;
+    assert_eq!(b.event("permissionsChanged").await["permissions"], "");
+    // What bob heard while he could read (alice's second socket leaving).
+    let backlog: Vec<_> = b.events.drain(..).collect();
+    assert!(backlog.iter().all(|e| e["wa"] == "clientPart"), "{backlog:?}");
+    assert_eq!(a.event("clientPart").await["clientId"], b_id);
+    let carol = server.user("carol").await;
+    a.ok("setPermissions", None, json!({"username": "carol", "permissions": "r"})).await;
+    let _c = carol.ws("doc").await;
+    assert_eq!(a.event("clientJoin").await["user"]["username"], "carol");
+    let heard: Vec<Value> = b.drain(Duration::from_millis(200)).await;
+    assert!(heard.is_empty(), "bob without r heard {heard:?}");
+}
+
+#[tokio::test]
+async fn anonymous_entry_changes_reach_every_socket_without_an_entry() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    alice.create_doc("doc").await;
+    let mut a = alice.ws("doc").await;
+    let mut b = bob.ws("doc").await;
+    a.ok("setPermissions", None, json!({"username": "anonymous", "permissions": "rw"})).await;
+    assert_eq!(b.event("permissionsChanged").await["permissions"], "rw");
+    let mut anon = Ws::connect(&server.base, "doc", None, None).await.unwrap();
+    assert_eq!(anon.hello["permissions"], "rw");
+    assert_eq!(
+        anon.ok("getPermissions", None, json!({})).await,
+        json!([{"username": "anonymous", "provider": "", "permissions": "rw"}])
+    );
+    assert_eq!(
+        a.err("setPermissions", None, json!({"username": "anonymous", "permissions": "arw"})).await.0,
+        "bad_request"
+    );
+    a.ok("setPermissions", None, json!({"username": "anonymous", "permissions": ""})).await;
+    assert_eq!(anon.event("permissionsChanged").await["permissions"], "");
+    assert_eq!(b.event("permissionsChanged").await["permissions"], "");
+}
+
+#[tokio::test]
+async fn set_and_get_permissions_rules() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    alice.create_doc("doc").await;
+    let mut a = alice.ws("doc").await;
+    assert_eq!(
+        a.ok("setPermissions", None, json!({"username": "bob", "provider": "local", "permissions": "wr"})).await,
+        json!({"username": "bob", "provider": "local", "permissions": "rw"})
+    );
+    let mut b = bob.ws("doc").await;
+    assert_eq!(
+        b.ok("getPermissions", None, json!({})).await,
+        json!([{"username": "bob", "provider": "local", "permissions": "rw"}])
+    );
+    assert_eq!(
+        b.err("setPermissions", None, json!({"username": "bob", "permissions": "arw"})).await.0,
+        "not_admin"
+    );
+    let last = ("last_admin".to_string(), "A document must keep at least one admin".to_string());
+    assert_eq!(a.err("setPermissions", None, json!({"username": "alice", "permissions": "rw"})).await, last);
+    assert_eq!(a.err("setPermissions", None, json!({"username": "alice", "permissions": ""})).await, last);
+    for bad in [
+        json!({"username": "bob", "permissions": "x"}),
+        json!({"permissions": "r"}),
+        json!({"username": "bob"}),
+        json!({"username": "nobody", "permissions": "r"}),
+        json!({"username": 5, "permissions": "r"}),
+    ] {
+        assert_eq!(a.err("setPermissions", None, bad.clone()).await.0, "bad_request", "{bad}");
+    }
+    // With a second admin, alice may step down.
+    a.ok("setPermissions", None, json!({"username": "bob", "permissions": "arw"})).await;
+    a.ok("setPermissions", None, json!({"username": "alice", "permissions": "r"})).await;
+    assert_eq!(a.event("permissionsChanged").await["permissions"], "r");
+    let list = b.ok("getPermissions", None, json!({})).await;
+    assert_eq!(list.as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn slow_readers_do_not_block_others() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    alice.create_doc("doc").await;
+    let mut a = alice.ws("doc").await;
+    // Many sockets that never read; presence events pile up for them.
+    let mut idle = Vec::new();
+    for _ in 0..30 {
+        idle.push(alice.ws("doc").await);
+    }
+    let r = tokio::time::timeout(Duration::from_secs(5), a.request("getPermissions", None, json!({}))).await;
+    assert!(r.is_ok(), "reply delayed by idle sockets");
+}
