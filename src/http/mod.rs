@@ -77,11 +77,47 @@ pub fn client_addr() -> impl Filter<Extract = (Option<Conn>,), Error = Infallibl
     warp::ext::optional::<Conn>()
 }
 
-/// A body of at most 64 KiB with its content type.
+/// A body larger than [`MAX_BODY`].
+#[derive(Debug)]
+struct BodyTooLarge;
+impl warp::reject::Reject for BodyTooLarge {}
+
+/// A body of at most 64 KiB with its content type. Bodies without a
+/// `Content-Length` (chunked, or none at all) are read up to the limit.
 pub fn body() -> impl Filter<Extract = (Option<String>, Bytes), Error = Rejection> + Clone {
-    warp::body::content_length_limit(MAX_BODY)
+    warp::header::optional::<u64>("content-length")
         .and(warp::header::optional::<String>("content-type"))
-        .and(warp::body::bytes())
+        .and(warp::body::stream())
+        .and_then(read_limited)
+        .untuple_one()
+}
+
+async fn read_limited<S, B>(
+    length: Option<u64>,
+    content_type: Option<String>,
+    stream: S,
+) -> Result<(Option<String>, Bytes), Rejection>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: warp::Buf,
+{
+    use futures_util::TryStreamExt;
+    if length.is_some_and(|l| l > MAX_BODY) {
+        return Err(warp::reject::custom(BodyTooLarge));
+    }
+    let mut stream = std::pin::pin!(stream);
+    let mut out = Vec::new();
+    while let Some(mut chunk) = stream.try_next().await.map_err(|_| warp::reject())? {
+        if out.len() + chunk.remaining() > MAX_BODY as usize {
+            return Err(warp::reject::custom(BodyTooLarge));
+        }
+        while chunk.has_remaining() {
+            let n = chunk.chunk().len();
+            out.extend_from_slice(chunk.chunk());
+            chunk.advance(n);
+        }
+    }
+    Ok((content_type, Bytes::from(out)))
 }
 
 /// Parses a JSON or form body; an empty body reads as `{}`.
@@ -116,10 +152,8 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
 async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     let (status, text) = if rejection.is_not_found() {
         (StatusCode::NOT_FOUND, "Not found".to_string())
-    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+    } else if rejection.find::<BodyTooLarge>().is_some() {
         (StatusCode::PAYLOAD_TOO_LARGE, "Body larger than 64 KiB".to_string())
-    } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
-        (StatusCode::LENGTH_REQUIRED, "Content-Length required".to_string())
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         (StatusCode::METHOD_NOT_ALLOWED, "Method not allowed".to_string())
     } else {

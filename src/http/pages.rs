@@ -46,20 +46,23 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
             }
             None => reply::text(StatusCode::NOT_FOUND, "Not found"),
         });
-    let add_slash = warp::path!(String)
+    let document = warp::path!(String / ..)
+        .and(warp::path::end())
         .and(warp::get())
+        .and(warp::path::full())
         .and(raw_query())
-        .map(|doc: String, query: String| {
+        .and_then(|doc: String, full: warp::path::FullPath, query: String| async move {
+            if full.as_str().ends_with('/') {
+                return Ok(doc);
+            }
+            // `/<doc>` → `/<doc>/`, query kept.
             let location = if query.is_empty() {
                 format!("/{doc}/")
             } else {
                 format!("/{doc}/?{query}")
             };
-            reply::redirect(StatusCode::PERMANENT_REDIRECT, &location)
-        });
-    let document = warp::path!(String / ..)
-        .and(warp::path::end())
-        .and(warp::get())
+            Err(warp::reject::custom(AddSlash(location)))
+        })
         .and(with_app(app.clone()))
         .and(session(app.clone()))
         .and(raw_query())
@@ -72,10 +75,20 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .unify()
         .or(document)
         .unify()
-        .or(add_slash)
+        .recover(|rejection: warp::Rejection| async move {
+            match rejection.find::<AddSlash>() {
+                Some(AddSlash(location)) => Ok(reply::redirect(StatusCode::PERMANENT_REDIRECT, location)),
+                None => Err(rejection),
+            }
+        })
         .unify()
         .boxed()
 }
+
+/// `/<doc>` without the trailing slash: answered with a 308.
+#[derive(Debug)]
+struct AddSlash(String);
+impl warp::reject::Reject for AddSlash {}
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
