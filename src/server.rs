@@ -23,7 +23,10 @@ pub enum StartError {
     #[error("cannot open data directory {path}: {cause}")]
     Storage { path: String, cause: String },
     #[error("cannot listen on {addr}: {cause}")]
-    Listen { addr: SocketAddr, cause: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        cause: std::io::Error,
+    },
 }
 
 /// A started server.
@@ -172,10 +175,11 @@ async fn serve(
             slot: Arc::new(Slot(open.clone())),
         };
         let svc = warp::service(routes.clone());
-        let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(conn.clone());
-            svc.clone().call(req)
-        });
+        let svc =
+            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(conn.clone());
+                svc.clone().call(req)
+            });
         let connection = Builder::new(TokioExecutor::new())
             .serve_connection_with_upgrades(TokioIo::new(stream), svc)
             .into_owned();

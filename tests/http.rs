@@ -25,10 +25,24 @@ async fn register_login_logout_me() {
         assert!(cookie.contains(flag), "{cookie}");
     }
     assert!(!cookie.contains("Secure"), "plain http has no Secure flag");
-    let token = cookie.split(';').next().unwrap().trim_start_matches("keystrate_session=");
+    let token = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("keystrate_session=");
     assert_eq!(token.len(), 43, "32 random bytes, base64url");
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"username": "alice", "provider": "local"}));
-    let me: Value = http.get(server.url("/auth/me")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"username": "alice", "provider": "local"})
+    );
+    let me: Value = http
+        .get(server.url("/auth/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me, json!({"username": "alice", "provider": "local"}));
     // Only a digest of the token is stored.
     let sessions = &server.engine().store().sessions;
@@ -39,7 +53,10 @@ async fn register_login_logout_me() {
 
     let r = http.post(server.url("/auth/logout")).send().await.unwrap();
     assert_eq!(r.status(), 204);
-    assert!(r.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    assert!(r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
     assert_eq!(sessions.len(), 0, "session deleted server-side");
     // The old token no longer works even if replayed.
     let replay = server
@@ -70,7 +87,13 @@ async fn register_login_logout_me() {
         assert_eq!(r.status(), 401, "{user}");
     }
     // Passwords are stored as Argon2id hashes only.
-    let user = server.engine().store().users.get("alice:local").unwrap().unwrap();
+    let user = server
+        .engine()
+        .store()
+        .users
+        .get("alice:local")
+        .unwrap()
+        .unwrap();
     let user = String::from_utf8_lossy(&user);
     assert!(user.contains("$argon2id$") && !user.contains("correct horse"));
 }
@@ -80,17 +103,35 @@ async fn registration_validation() {
     let server = TestServer::start().await;
     server.user("alice").await;
     let cases = [
-        (json!({"username": "alice", "password": "correct horse"}), 409),
-        (json!({"username": "anonymous", "password": "correct horse"}), 400),
+        (
+            json!({"username": "alice", "password": "correct horse"}),
+            409,
+        ),
+        (
+            json!({"username": "anonymous", "password": "correct horse"}),
+            400,
+        ),
         (json!({"username": "", "password": "correct horse"}), 400),
         (json!({"username": "a b", "password": "correct horse"}), 400),
-        (json!({"username": "x".repeat(65), "password": "correct horse"}), 400),
+        (
+            json!({"username": "x".repeat(65), "password": "correct horse"}),
+            400,
+        ),
         (json!({"username": "bob", "password": "short"}), 400),
-        (json!({"username": "bob", "password": "p".repeat(1025)}), 400),
+        (
+            json!({"username": "bob", "password": "p".repeat(1025)}),
+            400,
+        ),
         (json!({"username": "bob"}), 400),
     ];
     for (body, status) in cases {
-        let r = server.client().post(server.url("/auth/register")).json(&body).send().await.unwrap();
+        let r = server
+            .client()
+            .post(server.url("/auth/register"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), status, "{body}");
         let err: Value = r.json().await.unwrap();
         assert!(err["error"].as_str().unwrap().len() > 5, "{err}");
@@ -118,10 +159,24 @@ async fn documents_api() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
-    let r = alice.http.post(alice.url("/api/documents")).json(&json!({"id": "notes"})).send().await.unwrap();
+    let r = alice
+        .http
+        .post(alice.url("/api/documents"))
+        .json(&json!({"id": "notes"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"id": "notes", "permissions": "arw"}));
-    let r = alice.http.post(alice.url("/api/documents")).send().await.unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"id": "notes", "permissions": "arw"})
+    );
+    let r = alice
+        .http
+        .post(alice.url("/api/documents"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201, "no body: random id");
     let random: Value = r.json().await.unwrap();
     for (body, status) in [
@@ -133,27 +188,68 @@ async fn documents_api() {
         (json!({"id": "has space"}), 400),
         (json!({"name": "x"}), 400),
     ] {
-        let r = alice.http.post(alice.url("/api/documents")).json(&body).send().await.unwrap();
+        let r = alice
+            .http
+            .post(alice.url("/api/documents"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), status, "{body}");
     }
-    let anon = server.client().post(server.url("/api/documents")).json(&json!({"id": "x1"})).send().await.unwrap();
+    let anon = server
+        .client()
+        .post(server.url("/api/documents"))
+        .json(&json!({"id": "x1"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(anon.status(), 401);
-    let list: Value = alice.http.get(alice.url("/api/documents")).send().await.unwrap().json().await.unwrap();
-    let mut ids: Vec<&str> = list.as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap()).collect();
+    let list: Value = alice
+        .http
+        .get(alice.url("/api/documents"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
     ids.sort();
     let mut expected = vec!["notes", random["id"].as_str().unwrap()];
     expected.sort();
     assert_eq!(ids, expected);
     assert_eq!(list[0]["permissions"], "arw");
-    let list: Value = bob.http.get(bob.url("/api/documents")).send().await.unwrap().json().await.unwrap();
+    let list: Value = bob
+        .http
+        .get(bob.url("/api/documents"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list, json!([]));
     // GET /new creates a document and redirects to it.
     let r = alice.http.get(alice.url("/new")).send().await.unwrap();
     assert_eq!(r.status(), 303);
     let loc = location(&r);
     assert!(loc.starts_with('/') && loc.ends_with('/'), "{loc}");
-    let r = server.client().get(server.url("/new")).send().await.unwrap();
-    assert_eq!((r.status().as_u16(), location(&r)), (303, "/auth/login?next=%2Fnew".to_string()));
+    let r = server
+        .client()
+        .get(server.url("/new"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), location(&r)),
+        (303, "/auth/login?next=%2Fnew".to_string())
+    );
 }
 
 #[tokio::test]
@@ -163,12 +259,27 @@ async fn deleting_a_document_drops_everything() {
     let bob = server.user("bob").await;
     alice.create_doc("gone").await;
     let mut a = alice.ws("gone").await;
-    a.ok("setPermissions", None, json!({"username": "bob", "permissions": "rw"})).await;
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "bob", "permissions": "rw"}),
+    )
+    .await;
     a.ok("createInvite", None, json!({})).await;
     a.ok("createInvite", None, json!({"maxAge": 60})).await;
-    let r = bob.http.delete(bob.url("/api/documents/gone")).send().await.unwrap();
+    let r = bob
+        .http
+        .delete(bob.url("/api/documents/gone"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
-    let r = alice.http.delete(alice.url("/api/documents/gone")).send().await.unwrap();
+    let r = alice
+        .http
+        .delete(alice.url("/api/documents/gone"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
     let store = server.engine().store();
     for (name, tree) in [
@@ -184,7 +295,12 @@ async fn deleting_a_document_drops_everything() {
     // Its sockets were told and closed.
     assert_eq!(a.event("permissionsChanged").await["permissions"], "");
     assert!(next_json(&mut a.socket).await.is_none(), "socket closed");
-    let r = alice.http.delete(alice.url("/api/documents/gone")).send().await.unwrap();
+    let r = alice
+        .http
+        .delete(alice.url("/api/documents/gone"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
 }
 
@@ -197,19 +313,41 @@ async fn document_page_access_rules() {
     let anon = server.client();
     // Trailing slash, query kept.
     let r = anon.get(server.url("/doc?x=1&y=2")).send().await.unwrap();
-    assert_eq!((r.status().as_u16(), location(&r)), (308, "/doc/?x=1&y=2".to_string()));
+    assert_eq!(
+        (r.status().as_u16(), location(&r)),
+        (308, "/doc/?x=1&y=2".to_string())
+    );
     let r = alice.http.get(alice.url("/doc/")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("/static/keystrate.js"));
     let r = bob.http.get(bob.url("/doc/")).send().await.unwrap();
     assert_eq!(r.status(), 403);
     let r = anon.get(server.url("/doc/")).send().await.unwrap();
-    assert_eq!((r.status().as_u16(), location(&r)), (303, "/auth/login?next=%2Fdoc%2F".to_string()));
+    assert_eq!(
+        (r.status().as_u16(), location(&r)),
+        (303, "/auth/login?next=%2Fdoc%2F".to_string())
+    );
     // Public documents are readable anonymously.
     let mut a = alice.ws("doc").await;
-    a.ok("setPermissions", None, json!({"username": "anonymous", "permissions": "r"})).await;
-    assert_eq!(anon.get(server.url("/doc/")).send().await.unwrap().status(), 200);
-    assert_eq!(bob.http.get(bob.url("/doc/")).send().await.unwrap().status(), 200);
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "anonymous", "permissions": "r"}),
+    )
+    .await;
+    assert_eq!(
+        anon.get(server.url("/doc/")).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        bob.http
+            .get(bob.url("/doc/"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     // Visiting a missing document creates it for a logged-in user.
     let r = bob.http.get(bob.url("/fresh-doc/")).send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -218,7 +356,12 @@ async fn document_page_access_rules() {
     let r = anon.get(server.url("/other-doc/")).send().await.unwrap();
     assert_eq!(r.status(), 303);
     assert!(!server.engine().document_exists("other-doc").unwrap());
-    let r = alice.http.get(alice.url("/bad%20id/")).send().await.unwrap();
+    let r = alice
+        .http
+        .get(alice.url("/bad%20id/"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     b.ok("getPermissions", None, json!({})).await;
 }
@@ -240,7 +383,9 @@ async fn accept_invite_by_url() {
     let bob = server.user("bob").await;
     alice.create_doc("doc").await;
     let mut a = alice.ws("doc").await;
-    let inv = a.ok("createInvite", None, json!({"permissions": "rw"})).await;
+    let inv = a
+        .ok("createInvite", None, json!({"permissions": "rw"}))
+        .await;
     let key = inv["key"].as_str().unwrap();
     let link = format!("/doc/?acceptInvite={key}&view=1");
     // Logged out: to the login page with this URL as `next`.
@@ -252,14 +397,34 @@ async fn accept_invite_by_url() {
     assert_eq!(login, expected_next);
     // Logged in: accepted, then to the document without the parameter.
     let r = bob.http.get(bob.url(&link)).send().await.unwrap();
-    assert_eq!((r.status().as_u16(), location(&r)), (303, "/doc/?view=1".to_string()));
+    assert_eq!(
+        (r.status().as_u16(), location(&r)),
+        (303, "/doc/?view=1".to_string())
+    );
     let mut b = bob.ws("doc").await;
     assert_eq!(b.hello["permissions"], "rw");
-    assert_eq!(bob.http.get(bob.url("/doc/")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        bob.http
+            .get(bob.url("/doc/"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     // Invalid: 409 with the error text.
-    let r = bob.http.get(bob.url(&format!("/doc/?acceptInvite={}", "0".repeat(64)))).send().await.unwrap();
+    let r = bob
+        .http
+        .get(bob.url(&format!("/doc/?acceptInvite={}", "0".repeat(64))))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 409);
-    assert!(r.text().await.unwrap().contains("Error: Invalid invitation key"));
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Error: Invalid invitation key"));
     b.ok("getPermissions", None, json!({})).await;
 }
 
@@ -271,7 +436,12 @@ async fn accept_by_url_brute_force_gets_429() {
     let mut tries = Vec::new();
     for i in 0..25 {
         let user = server.user(&format!("u{i}")).await;
-        let r = user.http.get(user.url(&format!("/doc/?acceptInvite={:064x}", i))).send().await.unwrap();
+        let r = user
+            .http
+            .get(user.url(&format!("/doc/?acceptInvite={:064x}", i)))
+            .send()
+            .await
+            .unwrap();
         tries.push(r.status().as_u16());
     }
     // Different accounts from one address: the address is limited after 20.
@@ -286,13 +456,32 @@ async fn health_static_and_limits() {
     let r = http.get(server.url("/health")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "OK");
-    let r = http.get(server.url("/static/keystrate.js")).send().await.unwrap();
+    let r = http
+        .get(server.url("/static/keystrate.js"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
-    assert_eq!(http.get(server.url("/static/nope.js")).send().await.unwrap().status(), 404);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    assert_eq!(
+        http.get(server.url("/static/nope.js"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
     // Bodies over 64 KiB are refused before parsing.
     let big = json!({"username": "x", "password": "p".repeat(70 * 1024)});
-    let r = http.post(server.url("/auth/register")).json(&big).send().await.unwrap();
+    let r = http
+        .post(server.url("/auth/register"))
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
     assert!(server.engine().store().users.is_empty());
 }

@@ -28,12 +28,17 @@ async fn create_defaults_and_wire_shape() {
     let inv = a.ok("createInvite", None, json!({})).await;
     let key = inv["key"].as_str().unwrap();
     assert_eq!(key.len(), 64);
-    assert!(key.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    assert!(key
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
     assert_eq!(inv["webstrateId"], "doc");
     assert_eq!(inv["permissions"], "r");
     assert_eq!(inv["maxUses"], Value::Null);
     assert_eq!(inv["uses"], 0);
-    assert_eq!(inv["createdBy"], json!({"username": "alice", "provider": "local"}));
+    assert_eq!(
+        inv["createdBy"],
+        json!({"username": "alice", "provider": "local"})
+    );
     let created = inv["createdAt"].as_str().unwrap();
     assert!(created.ends_with('Z') && created.len() == 24, "{created}");
     assert_eq!(ms(&inv["expiresAt"]) - ms(&inv["createdAt"]), 604_800_000);
@@ -53,10 +58,22 @@ async fn create_option_bounds() {
         (json!({"maxAge": "300"}), 300_000),
     ] {
         let inv = a.ok("createInvite", None, options.clone()).await;
-        assert_eq!(ms(&inv["expiresAt"]) - ms(&inv["createdAt"]), expires_in, "{options}");
+        assert_eq!(
+            ms(&inv["expiresAt"]) - ms(&inv["createdAt"]),
+            expires_in,
+            "{options}"
+        );
     }
-    for (perm, canonical) in [("r", "r"), ("w", "rw"), ("wr", "rw"), ("a", "arw"), ("raw", "arw")] {
-        let inv = a.ok("createInvite", None, json!({"permissions": perm})).await;
+    for (perm, canonical) in [
+        ("r", "r"),
+        ("w", "rw"),
+        ("wr", "rw"),
+        ("a", "arw"),
+        ("raw", "arw"),
+    ] {
+        let inv = a
+            .ok("createInvite", None, json!({"permissions": perm}))
+            .await;
         assert_eq!(inv["permissions"], canonical);
     }
     for uses in [1, 1_000_000] {
@@ -64,19 +81,58 @@ async fn create_option_bounds() {
         assert_eq!(inv["maxUses"], uses);
     }
     let bad = [
-        (json!({"maxAge": 0}), "maxAge must be an integer from 1 to 2592000"),
-        (json!({"maxAge": 2_592_001}), "maxAge must be an integer from 1 to 2592000"),
-        (json!({"maxAge": -5}), "maxAge must be an integer from 1 to 2592000"),
-        (json!({"maxAge": 1.5}), "maxAge must be an integer from 1 to 2592000"),
-        (json!({"maxAge": "12a"}), "maxAge must be an integer from 1 to 2592000"),
-        (json!({"maxAge": ""}), "maxAge must be an integer from 1 to 2592000"),
-        (json!({"maxUses": 0}), "maxUses must be null or an integer from 1 to 1000000"),
-        (json!({"maxUses": 1_000_001}), "maxUses must be null or an integer from 1 to 1000000"),
-        (json!({"permissions": ""}), "permissions must grant at least one of \"r\", \"w\", \"a\""),
-        (json!({"permissions": "rx"}), "permissions must be letters from \"arw\", got \"rx\""),
-        (json!({"permissions": "rr"}), "permissions must not repeat a letter, got \"rr\""),
-        (json!({"permissions": 3}), "permissions must be a string such as \"r\", \"rw\" or \"arw\""),
-        (json!({"maxage": 5}), "unknown option \"maxage\"; options are permissions, maxAge, maxUses"),
+        (
+            json!({"maxAge": 0}),
+            "maxAge must be an integer from 1 to 2592000",
+        ),
+        (
+            json!({"maxAge": 2_592_001}),
+            "maxAge must be an integer from 1 to 2592000",
+        ),
+        (
+            json!({"maxAge": -5}),
+            "maxAge must be an integer from 1 to 2592000",
+        ),
+        (
+            json!({"maxAge": 1.5}),
+            "maxAge must be an integer from 1 to 2592000",
+        ),
+        (
+            json!({"maxAge": "12a"}),
+            "maxAge must be an integer from 1 to 2592000",
+        ),
+        (
+            json!({"maxAge": ""}),
+            "maxAge must be an integer from 1 to 2592000",
+        ),
+        (
+            json!({"maxUses": 0}),
+            "maxUses must be null or an integer from 1 to 1000000",
+        ),
+        (
+            json!({"maxUses": 1_000_001}),
+            "maxUses must be null or an integer from 1 to 1000000",
+        ),
+        (
+            json!({"permissions": ""}),
+            "permissions must grant at least one of \"r\", \"w\", \"a\"",
+        ),
+        (
+            json!({"permissions": "rx"}),
+            "permissions must be letters from \"arw\", got \"rx\"",
+        ),
+        (
+            json!({"permissions": "rr"}),
+            "permissions must not repeat a letter, got \"rr\"",
+        ),
+        (
+            json!({"permissions": 3}),
+            "permissions must be a string such as \"r\", \"rw\" or \"arw\"",
+        ),
+        (
+            json!({"maxage": 5}),
+            "unknown option \"maxage\"; options are permissions, maxAge, maxUses",
+        ),
         (json!([1]), "options must be an object"),
     ];
     for (options, text) in bad {
@@ -95,7 +151,12 @@ async fn create_option_bounds() {
 async fn non_admins_and_anonymous_cannot_manage_invites() {
     let (server, alice, bob) = setup().await;
     let mut a = alice.ws("doc").await;
-    a.ok("setPermissions", None, json!({"username": "bob", "permissions": "rw"})).await;
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "bob", "permissions": "rw"}),
+    )
+    .await;
     let mut b = bob.ws("doc").await;
     let not_admin = (
         "not_admin".to_string(),
@@ -104,16 +165,38 @@ async fn non_admins_and_anonymous_cannot_manage_invites() {
     assert_eq!(b.err("createInvite", None, json!({})).await, not_admin);
     assert_eq!(b.err("getInvites", None, json!({})).await, not_admin);
     let inv = a.ok("createInvite", None, json!({})).await;
-    assert_eq!(b.err("removeInvite", None, json!({"key": inv["key"]})).await, not_admin);
+    assert_eq!(
+        b.err("removeInvite", None, json!({"key": inv["key"]}))
+            .await,
+        not_admin
+    );
 
     // Anonymous sockets may connect to a public document, but never handle invites.
-    a.ok("setPermissions", None, json!({"username": "anonymous", "provider": "", "permissions": "r"})).await;
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "anonymous", "provider": "", "permissions": "r"}),
+    )
+    .await;
     let mut anon = Ws::connect(&server.base, "doc", None, None).await.unwrap();
     assert_eq!(anon.hello["user"], Value::Null);
     assert_eq!(anon.hello["permissions"], "r");
-    let nli = ("not_logged_in".to_string(), "Must be logged in to handle invites".to_string());
-    for wa in ["createInvite", "checkInvite", "acceptInvite", "getInvites", "removeInvite"] {
-        assert_eq!(anon.err(wa, None, json!({"key": inv["key"]})).await, nli, "{wa}");
+    let nli = (
+        "not_logged_in".to_string(),
+        "Must be logged in to handle invites".to_string(),
+    );
+    for wa in [
+        "createInvite",
+        "checkInvite",
+        "acceptInvite",
+        "getInvites",
+        "removeInvite",
+    ] {
+        assert_eq!(
+            anon.err(wa, None, json!({"key": inv["key"]})).await,
+            nli,
+            "{wa}"
+        );
     }
 }
 
@@ -122,7 +205,13 @@ async fn check_accept_and_distinct_use_counting() {
     let (server, alice, bob) = setup().await;
     let carol = server.user("carol").await;
     let mut a = alice.ws("doc").await;
-    let inv = a.ok("createInvite", None, json!({"permissions": "rw", "maxUses": 2})).await;
+    let inv = a
+        .ok(
+            "createInvite",
+            None,
+            json!({"permissions": "rw", "maxUses": 2}),
+        )
+        .await;
     let key = inv["key"].clone();
     let mut b = bob.ws("doc").await;
     let checked = b.ok("checkInvite", None, json!({"key": key})).await;
@@ -130,22 +219,47 @@ async fn check_accept_and_distinct_use_counting() {
     assert_eq!(checked["uses"], 0);
     assert_eq!(b.ok("acceptInvite", None, json!({"key": key})).await, "rw");
     let changed = b.event("permissionsChanged").await;
-    assert_eq!(changed, json!({"wa": "permissionsChanged", "d": "doc", "permissions": "rw"}));
+    assert_eq!(
+        changed,
+        json!({"wa": "permissionsChanged", "d": "doc", "permissions": "rw"})
+    );
     // Accepting again is idempotent and consumes nothing.
     assert_eq!(b.ok("acceptInvite", None, json!({"key": key})).await, "rw");
     let mut c = carol.ws("doc").await;
     assert_eq!(c.ok("acceptInvite", None, json!({"key": key})).await, "rw");
     let listed = a.ok("getInvites", None, json!({})).await;
-    assert_eq!(listed, json!([]), "used up invites are no longer valid for others");
+    assert_eq!(
+        listed,
+        json!([]),
+        "used up invites are no longer valid for others"
+    );
     // Used up for a third user, still valid for those who accepted.
     let dave = server.user("dave").await;
     let mut d = dave.ws("doc").await;
-    let used_up = ("used_up".to_string(), "Invitation has been used up".to_string());
-    assert_eq!(d.err("checkInvite", None, json!({"key": key})).await, used_up);
-    assert_eq!(d.err("acceptInvite", None, json!({"key": key})).await, used_up);
-    assert_eq!(b.ok("checkInvite", None, json!({"key": key})).await["uses"], 2);
+    let used_up = (
+        "used_up".to_string(),
+        "Invitation has been used up".to_string(),
+    );
+    assert_eq!(
+        d.err("checkInvite", None, json!({"key": key})).await,
+        used_up
+    );
+    assert_eq!(
+        d.err("acceptInvite", None, json!({"key": key})).await,
+        used_up
+    );
+    assert_eq!(
+        b.ok("checkInvite", None, json!({"key": key})).await["uses"],
+        2
+    );
     // The record keeps who accepted.
-    let record = server.engine().store().invites.get(key.as_str().unwrap()).unwrap().unwrap();
+    let record = server
+        .engine()
+        .store()
+        .invites
+        .get(key.as_str().unwrap())
+        .unwrap()
+        .unwrap();
     let record: Value = serde_json::from_slice(&record).unwrap();
     let who: Vec<&str> = record["accepted_by"]
         .as_array()
@@ -160,21 +274,47 @@ async fn check_accept_and_distinct_use_counting() {
 async fn accept_merges_and_never_lowers() {
     let (_server, alice, bob) = setup().await;
     let mut a = alice.ws("doc").await;
-    a.ok("setPermissions", None, json!({"username": "bob", "permissions": "rw"})).await;
-    let read = a.ok("createInvite", None, json!({"permissions": "r"})).await;
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "bob", "permissions": "rw"}),
+    )
+    .await;
+    let read = a
+        .ok("createInvite", None, json!({"permissions": "r"}))
+        .await;
     let mut b = bob.ws("doc").await;
-    assert_eq!(b.ok("acceptInvite", None, json!({"key": read["key"]})).await, "rw");
-    let admin = a.ok("createInvite", None, json!({"permissions": "a"})).await;
-    assert_eq!(b.ok("acceptInvite", None, json!({"key": admin["key"]})).await, "arw");
+    assert_eq!(
+        b.ok("acceptInvite", None, json!({"key": read["key"]}))
+            .await,
+        "rw"
+    );
+    let admin = a
+        .ok("createInvite", None, json!({"permissions": "a"}))
+        .await;
+    assert_eq!(
+        b.ok("acceptInvite", None, json!({"key": admin["key"]}))
+            .await,
+        "arw"
+    );
     // An invite's own creator accepting it keeps admin.
-    assert_eq!(a.ok("acceptInvite", None, json!({"key": read["key"]})).await, "arw");
+    assert_eq!(
+        a.ok("acceptInvite", None, json!({"key": read["key"]}))
+            .await,
+        "arw"
+    );
 }
 
 #[tokio::test]
 async fn get_lists_own_or_all_with_acceptors() {
     let (server, alice, bob) = setup().await;
     let mut a = alice.ws("doc").await;
-    a.ok("setPermissions", None, json!({"username": "bob", "permissions": "arw"})).await;
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "bob", "permissions": "arw"}),
+    )
+    .await;
     let mine = a.ok("createInvite", None, json!({})).await;
     let mut b = bob.ws("doc").await;
     let theirs = b.ok("createInvite", None, json!({})).await;
@@ -186,11 +326,15 @@ async fn get_lists_own_or_all_with_acceptors() {
     assert_eq!(keys, [&mine["key"], &theirs["key"]]);
     let carol = server.user("carol").await;
     let mut c = carol.ws("doc").await;
-    c.ok("acceptInvite", None, json!({"key": mine["key"]})).await;
+    c.ok("acceptInvite", None, json!({"key": mine["key"]}))
+        .await;
     let own = a.ok("getInvites", None, json!({})).await;
     assert_eq!(own[0]["uses"], 1);
     assert_eq!(own[0]["acceptedBy"][0]["username"], "carol");
-    assert!(own[0]["acceptedBy"][0]["at"].as_str().unwrap().ends_with('Z'));
+    assert!(own[0]["acceptedBy"][0]["at"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
     assert_eq!(
         a.err("getInvites", None, json!({"all": "yes"})).await.0,
         "bad_request"
@@ -201,7 +345,12 @@ async fn get_lists_own_or_all_with_acceptors() {
 async fn remove_by_creator_or_admin() {
     let (_server, alice, bob) = setup().await;
     let mut a = alice.ws("doc").await;
-    a.ok("setPermissions", None, json!({"username": "bob", "permissions": "arw"})).await;
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "bob", "permissions": "arw"}),
+    )
+    .await;
     let inv = a.ok("createInvite", None, json!({})).await;
     let mut b = bob.ws("doc").await;
     // Another admin may remove it.
@@ -209,12 +358,31 @@ async fn remove_by_creator_or_admin() {
         b.ok("removeInvite", None, json!({"key": inv["key"]})).await,
         json!({"acknowledged": true, "deletedCount": 1})
     );
-    let failed = ("remove_failed".to_string(), "Unable to delete invite".to_string());
-    assert_eq!(a.err("removeInvite", None, json!({"key": inv["key"]})).await, failed);
-    assert_eq!(a.err("removeInvite", None, json!({"key": "zz"})).await, failed);
-    let invalid = ("invalid_key".to_string(), "Invalid invitation key".to_string());
-    assert_eq!(b.err("checkInvite", None, json!({"key": inv["key"]})).await, invalid);
-    assert_eq!(a.err("removeInvite", None, json!({})).await.0, "bad_request");
+    let failed = (
+        "remove_failed".to_string(),
+        "Unable to delete invite".to_string(),
+    );
+    assert_eq!(
+        a.err("removeInvite", None, json!({"key": inv["key"]}))
+            .await,
+        failed
+    );
+    assert_eq!(
+        a.err("removeInvite", None, json!({"key": "zz"})).await,
+        failed
+    );
+    let invalid = (
+        "invalid_key".to_string(),
+        "Invalid invitation key".to_string(),
+    );
+    assert_eq!(
+        b.err("checkInvite", None, json!({"key": inv["key"]})).await,
+        invalid
+    );
+    assert_eq!(
+        a.err("removeInvite", None, json!({})).await.0,
+        "bad_request"
+    );
 }
 
 #[tokio::test]
@@ -224,16 +392,37 @@ async fn invalid_keys_and_other_documents() {
     let mut a = alice.ws("doc").await;
     let inv = a.ok("createInvite", None, json!({})).await;
     let mut b = bob.ws("doc").await;
-    let invalid = ("invalid_key".to_string(), "Invalid invitation key".to_string());
-    for key in [json!("nope"), json!("0".repeat(64)), json!(inv["key"].as_str().unwrap().to_uppercase())] {
-        assert_eq!(b.err("checkInvite", None, json!({"key": key})).await, invalid);
-        assert_eq!(b.err("acceptInvite", None, json!({"key": key})).await, invalid);
+    let invalid = (
+        "invalid_key".to_string(),
+        "Invalid invitation key".to_string(),
+    );
+    for key in [
+        json!("nope"),
+        json!("0".repeat(64)),
+        json!(inv["key"].as_str().unwrap().to_uppercase()),
+    ] {
+        assert_eq!(
+            b.err("checkInvite", None, json!({"key": key})).await,
+            invalid
+        );
+        assert_eq!(
+            b.err("acceptInvite", None, json!({"key": key})).await,
+            invalid
+        );
     }
     // A key is only valid for its own document.
-    assert_eq!(b.err("acceptInvite", Some("other"), json!({"key": inv["key"]})).await, invalid);
     assert_eq!(
-        b.err("checkInvite", Some("missing"), json!({"key": inv["key"]})).await,
-        ("no_such_document".to_string(), "No such document missing".to_string())
+        b.err("acceptInvite", Some("other"), json!({"key": inv["key"]}))
+            .await,
+        invalid
+    );
+    assert_eq!(
+        b.err("checkInvite", Some("missing"), json!({"key": inv["key"]}))
+            .await,
+        (
+            "no_such_document".to_string(),
+            "No such document missing".to_string()
+        )
     );
     assert_eq!(
         b.err("flyToTheMoon", None, json!({})).await,
@@ -248,17 +437,29 @@ async fn cross_document_requests_follow_the_same_rules() {
     bob.create_doc("bobs").await;
     let mut a = alice.ws("doc").await;
     // Alice, connected to "doc", creates an invite to "second".
-    let inv = a.ok("createInvite", Some("second"), json!({"permissions": "rw"})).await;
+    let inv = a
+        .ok("createInvite", Some("second"), json!({"permissions": "rw"}))
+        .await;
     assert_eq!(inv["webstrateId"], "second");
     let mut b = bob.ws("bobs").await;
-    assert_eq!(b.ok("acceptInvite", Some("second"), json!({"key": inv["key"]})).await, "rw");
+    assert_eq!(
+        b.ok("acceptInvite", Some("second"), json!({"key": inv["key"]}))
+            .await,
+        "rw"
+    );
     assert_eq!(
         b.ok("getPermissions", Some("second"), json!({})).await,
         json!([{"username": "bob", "provider": "local", "permissions": "rw"}])
     );
     // Bob is not admin of "doc", whichever socket he uses.
-    assert_eq!(b.err("createInvite", Some("doc"), json!({})).await.0, "not_admin");
-    assert_eq!(a.ok("getInvites", Some("second"), json!({})).await[0]["uses"], 1);
+    assert_eq!(
+        b.err("createInvite", Some("doc"), json!({})).await.0,
+        "not_admin"
+    );
+    assert_eq!(
+        a.ok("getInvites", Some("second"), json!({})).await[0]["uses"],
+        1
+    );
 }
 
 #[tokio::test]
@@ -272,18 +473,40 @@ async fn expired_invites_are_rejected_and_deleted_from_storage() {
     assert_eq!(store.expiry.len(), 2);
     tokio::time::sleep(Duration::from_millis(1300)).await;
     let mut b = bob.ws("doc").await;
-    let invalid = ("invalid_key".to_string(), "Invalid invitation key".to_string());
-    assert_eq!(b.err("acceptInvite", None, json!({"key": short["key"]})).await, invalid);
+    let invalid = (
+        "invalid_key".to_string(),
+        "Invalid invitation key".to_string(),
+    );
+    assert_eq!(
+        b.err("acceptInvite", None, json!({"key": short["key"]}))
+            .await,
+        invalid
+    );
     // The expiry task deleted the record and every index entry.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while store.invites.len() != 1 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(store.invites.get(short["key"].as_str().unwrap()).unwrap().is_none());
-    assert!(store.invites.get(long["key"].as_str().unwrap()).unwrap().is_some());
+    assert!(store
+        .invites
+        .get(short["key"].as_str().unwrap())
+        .unwrap()
+        .is_none());
+    assert!(store
+        .invites
+        .get(long["key"].as_str().unwrap())
+        .unwrap()
+        .is_some());
     assert_eq!(store.expiry.len(), 1);
     assert_eq!(store.doc_invites.len(), 1);
-    assert_eq!(a.ok("getInvites", None, json!({})).await.as_array().unwrap().len(), 1);
+    assert_eq!(
+        a.ok("getInvites", None, json!({}))
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -291,22 +514,50 @@ async fn demoting_the_creator_drops_their_invites_at_once() {
     let (server, alice, bob) = setup().await;
     let carol = server.user("carol").await;
     let mut a = alice.ws("doc").await;
-    a.ok("setPermissions", None, json!({"username": "bob", "permissions": "arw"})).await;
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "bob", "permissions": "arw"}),
+    )
+    .await;
     let mut b = bob.ws("doc").await;
-    let bobs = b.ok("createInvite", None, json!({"permissions": "rw"})).await;
+    let bobs = b
+        .ok("createInvite", None, json!({"permissions": "rw"}))
+        .await;
     let bobs2 = b.ok("createInvite", None, json!({})).await;
     let alices = a.ok("createInvite", None, json!({})).await;
-    a.ok("setPermissions", None, json!({"username": "bob", "permissions": "r"})).await;
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "bob", "permissions": "r"}),
+    )
+    .await;
     let store = server.engine().store();
     for key in [&bobs["key"], &bobs2["key"]] {
-        assert!(store.invites.get(key.as_str().unwrap()).unwrap().is_none(), "dropped in the same change");
+        assert!(
+            store.invites.get(key.as_str().unwrap()).unwrap().is_none(),
+            "dropped in the same change"
+        );
     }
-    assert!(store.invites.get(alices["key"].as_str().unwrap()).unwrap().is_some());
+    assert!(store
+        .invites
+        .get(alices["key"].as_str().unwrap())
+        .unwrap()
+        .is_some());
     assert_eq!(store.doc_invites.len(), 1);
     assert_eq!(store.expiry.len(), 1);
     let mut c = carol.ws("doc").await;
-    assert_eq!(c.err("acceptInvite", None, json!({"key": bobs["key"]})).await.0, "invalid_key");
-    assert_eq!(c.ok("acceptInvite", None, json!({"key": alices["key"]})).await, "r");
+    assert_eq!(
+        c.err("acceptInvite", None, json!({"key": bobs["key"]}))
+            .await
+            .0,
+        "invalid_key"
+    );
+    assert_eq!(
+        c.ok("acceptInvite", None, json!({"key": alices["key"]}))
+            .await,
+        "r"
+    );
 }
 
 #[tokio::test]
@@ -314,12 +565,27 @@ async fn removing_the_creators_entry_drops_their_invites() {
     let (server, alice, bob) = setup().await;
     let carol = server.user("carol").await;
     let mut a = alice.ws("doc").await;
-    a.ok("setPermissions", None, json!({"username": "bob", "permissions": "arw"})).await;
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "bob", "permissions": "arw"}),
+    )
+    .await;
     let mut b = bob.ws("doc").await;
     let inv = b.ok("createInvite", None, json!({})).await;
-    a.ok("setPermissions", None, json!({"username": "bob", "permissions": ""})).await;
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "bob", "permissions": ""}),
+    )
+    .await;
     let mut c = carol.ws("doc").await;
-    assert_eq!(c.err("checkInvite", None, json!({"key": inv["key"]})).await.0, "invalid_key");
+    assert_eq!(
+        c.err("checkInvite", None, json!({"key": inv["key"]}))
+            .await
+            .0,
+        "invalid_key"
+    );
     assert!(server.engine().store().invites.is_empty());
 }
 
@@ -330,7 +596,13 @@ async fn concurrent_accepts_grant_exactly_max_uses() {
     alice.create_doc("doc").await;
     let mut a = alice.ws("doc").await;
     let k = 5;
-    let inv = a.ok("createInvite", None, json!({"permissions": "rw", "maxUses": k})).await;
+    let inv = a
+        .ok(
+            "createInvite",
+            None,
+            json!({"permissions": "rw", "maxUses": k}),
+        )
+        .await;
     let mut sockets = Vec::new();
     for i in 0..24 {
         let user = server.user(&format!("user{i}")).await;
@@ -359,7 +631,13 @@ async fn concurrent_accepts_grant_exactly_max_uses() {
     let perms = a.ok("getPermissions", None, json!({})).await;
     assert_eq!(perms.as_array().unwrap().len(), 1 + k as usize);
     let record: Value = serde_json::from_slice(
-        &server.engine().store().invites.get(key.as_str().unwrap()).unwrap().unwrap(),
+        &server
+            .engine()
+            .store()
+            .invites
+            .get(key.as_str().unwrap())
+            .unwrap()
+            .unwrap(),
     )
     .unwrap();
     assert_eq!(record["accepted_by"].as_array().unwrap().len(), k as usize);
@@ -373,14 +651,30 @@ async fn brute_force_guard_per_user() {
     let inv = a.ok("createInvite", None, json!({})).await;
     let mut b = bob.ws("doc").await;
     for _ in 0..20 {
-        assert_eq!(b.err("checkInvite", None, json!({"key": "0".repeat(64)})).await.0, "invalid_key");
+        assert_eq!(
+            b.err("checkInvite", None, json!({"key": "0".repeat(64)}))
+                .await
+                .0,
+            "invalid_key"
+        );
     }
     let limited = ("rate_limited".to_string(), "Too many requests".to_string());
     // The 21st attempt in the minute is refused, even with the right key.
-    assert_eq!(b.err("acceptInvite", None, json!({"key": inv["key"]})).await, limited);
+    assert_eq!(
+        b.err("acceptInvite", None, json!({"key": inv["key"]}))
+            .await,
+        limited
+    );
     // A second socket of the same user is limited too; other users are not.
     let mut b2 = bob.ws("doc").await;
-    assert_eq!(b2.err("checkInvite", None, json!({"key": inv["key"]})).await, limited);
+    assert_eq!(
+        b2.err("checkInvite", None, json!({"key": inv["key"]}))
+            .await,
+        limited
+    );
     let mut c = carol.ws("doc").await;
-    assert_eq!(c.ok("acceptInvite", None, json!({"key": inv["key"]})).await, "r");
+    assert_eq!(
+        c.ok("acceptInvite", None, json!({"key": inv["key"]})).await,
+        "r"
+    );
 }

@@ -16,33 +16,56 @@ async fn connection_rules() {
     let bob = server.user("bob").await;
     alice.create_doc("doc").await;
     // Missing document.
-    assert_eq!(Ws::connect(&server.base, "nope", Some(&alice.cookie), None).await.err(), Some(404));
+    assert_eq!(
+        Ws::connect(&server.base, "nope", Some(&alice.cookie), None)
+            .await
+            .err(),
+        Some(404)
+    );
     // Anonymous on a private document.
-    assert_eq!(Ws::connect(&server.base, "doc", None, None).await.err(), Some(403));
+    assert_eq!(
+        Ws::connect(&server.base, "doc", None, None).await.err(),
+        Some(403)
+    );
     // A logged-in user without access may connect (to accept invites) and
     // sees nobody.
     let b = bob.ws("doc").await;
     assert_eq!(b.hello["permissions"], "");
     assert_eq!(b.hello["clients"], json!([]));
-    assert_eq!(b.hello["user"], json!({"username": "bob", "provider": "local"}));
+    assert_eq!(
+        b.hello["user"],
+        json!({"username": "bob", "provider": "local"})
+    );
     let a = alice.ws("doc").await;
     assert_eq!(a.hello["d"], "doc");
-    assert_eq!(a.hello["clients"], json!([a.hello["clientId"]]), "invisible bob not listed");
+    assert_eq!(
+        a.hello["clients"],
+        json!([a.hello["clientId"]]),
+        "invisible bob not listed"
+    );
 }
 
 #[tokio::test]
 async fn origin_is_checked() {
-    let server = TestServer::start_with(|s| s.allowed_origins = vec!["https://app.example".into()]).await;
+    let server =
+        TestServer::start_with(|s| s.allowed_origins = vec!["https://app.example".into()]).await;
     let alice = server.user("alice").await;
     alice.create_doc("doc").await;
     let own = server.base.clone();
     let localhost = format!("http://localhost:{}", server.addr.port());
     for ok in [own.as_str(), localhost.as_str(), "https://app.example"] {
-        assert!(Ws::connect(&server.base, "doc", Some(&alice.cookie), Some(ok)).await.is_ok(), "{ok}");
+        assert!(
+            Ws::connect(&server.base, "doc", Some(&alice.cookie), Some(ok))
+                .await
+                .is_ok(),
+            "{ok}"
+        );
     }
     for bad in ["https://evil.example", "http://127.0.0.1:1", "null"] {
         assert_eq!(
-            Ws::connect(&server.base, "doc", Some(&alice.cookie), Some(bad)).await.err(),
+            Ws::connect(&server.base, "doc", Some(&alice.cookie), Some(bad))
+                .await
+                .err(),
             Some(403),
             "{bad}"
         );
@@ -51,13 +74,23 @@ async fn origin_is_checked() {
 
 #[tokio::test]
 async fn origin_with_explicit_public_url() {
-    let server = TestServer::start_with(|s| s.public_url = Some("https://docs.example/".into())).await;
+    let server =
+        TestServer::start_with(|s| s.public_url = Some("https://docs.example/".into())).await;
     let alice = server.user("alice").await;
     alice.create_doc("doc").await;
-    assert!(Ws::connect(&server.base, "doc", Some(&alice.cookie), Some("https://docs.example")).await.is_ok());
+    assert!(Ws::connect(
+        &server.base,
+        "doc",
+        Some(&alice.cookie),
+        Some("https://docs.example")
+    )
+    .await
+    .is_ok());
     let loopback = server.base.clone();
     assert_eq!(
-        Ws::connect(&server.base, "doc", Some(&alice.cookie), Some(&loopback)).await.err(),
+        Ws::connect(&server.base, "doc", Some(&alice.cookie), Some(&loopback))
+            .await
+            .err(),
         Some(403)
     );
 }
@@ -68,7 +101,12 @@ async fn bad_frames_get_errors_without_closing() {
     let alice = server.user("alice").await;
     alice.create_doc("doc").await;
     let mut a = alice.ws("doc").await;
-    for frame in ["not json", "[1,2]", r#"{"wa":"getInvites"}"#, r#"{"token":"x"}"#] {
+    for frame in [
+        "not json",
+        "[1,2]",
+        r#"{"wa":"getInvites"}"#,
+        r#"{"token":"x"}"#,
+    ] {
         a.send_raw(Message::text(frame)).await;
         let v = next_json(&mut a.socket).await.unwrap();
         assert_eq!(v["code"], "bad_request", "{frame}: {v}");
@@ -81,15 +119,25 @@ async fn bad_frames_get_errors_without_closing() {
     }
     a.send_raw(Message::binary(vec![1u8, 2, 3])).await;
     let v = next_json(&mut a.socket).await.unwrap();
-    assert_eq!((v["wa"].as_str(), v["code"].as_str()), (Some("error"), Some("bad_request")));
+    assert_eq!(
+        (v["wa"].as_str(), v["code"].as_str()),
+        (Some("error"), Some("bad_request"))
+    );
     // Integer tokens are echoed as given; a bad `d` is a reply error.
-    a.send_raw(Message::text(r#"{"wa":"getPermissions","token":42}"#)).await;
+    a.send_raw(Message::text(r#"{"wa":"getPermissions","token":42}"#))
+        .await;
     let v = next_json(&mut a.socket).await.unwrap();
     assert_eq!(v["token"], 42);
     assert_eq!(v["reply"][0]["permissions"], "arw");
-    assert_eq!(a.err("getPermissions", Some("../etc"), json!({})).await.0, "no_such_document");
+    assert_eq!(
+        a.err("getPermissions", Some("../etc"), json!({})).await.0,
+        "no_such_document"
+    );
     // Still open and working.
-    assert_eq!(a.ok("getPermissions", None, json!({})).await[0]["username"], "alice");
+    assert_eq!(
+        a.ok("getPermissions", None, json!({})).await[0]["username"],
+        "alice"
+    );
 }
 
 #[tokio::test]
@@ -100,12 +148,17 @@ async fn frames_over_64_kib_close_with_1009() {
     let mut a = alice.ws("doc").await;
     // Just under the limit is answered.
     let padding = "x".repeat(64 * 1024 - 100);
-    a.send_raw(Message::text(json!({"wa": "getPermissions", "token": "t", "pad": padding}).to_string()))
-        .await;
+    a.send_raw(Message::text(
+        json!({"wa": "getPermissions", "token": "t", "pad": padding}).to_string(),
+    ))
+    .await;
     assert_eq!(next_json(&mut a.socket).await.unwrap()["token"], "t");
     a.send_raw(Message::text("y".repeat(64 * 1024 + 1))).await;
     let close = loop {
-        match tokio::time::timeout(Duration::from_secs(5), a.socket.next()).await.unwrap() {
+        match tokio::time::timeout(Duration::from_secs(5), a.socket.next())
+            .await
+            .unwrap()
+        {
             Some(Ok(Message::Close(frame))) => break frame,
             Some(Ok(_)) => continue,
             other => panic!("expected a close frame, got {other:?}"),
@@ -126,7 +179,9 @@ async fn socket_token_bucket_answers_rate_limited() {
     let n = 400;
     for i in 0..n {
         a.socket
-            .feed(Message::text(json!({"wa": "getPermissions", "token": format!("t{i}")}).to_string()))
+            .feed(Message::text(
+                json!({"wa": "getPermissions", "token": format!("t{i}")}).to_string(),
+            ))
             .await
             .unwrap();
     }
@@ -145,10 +200,16 @@ async fn socket_token_bucket_answers_rate_limited() {
         }
     }
     assert!(limited >= 100, "only {limited} of {n} limited");
-    assert!(limited <= n - 200, "the burst of 200 must pass, {limited} limited");
+    assert!(
+        limited <= n - 200,
+        "the burst of 200 must pass, {limited} limited"
+    );
     // Another socket of the same user has its own bucket.
     let mut a2 = alice.ws("doc").await;
-    assert_eq!(a2.ok("getPermissions", None, json!({})).await[0]["permissions"], "arw");
+    assert_eq!(
+        a2.ok("getPermissions", None, json!({})).await[0]["permissions"],
+        "arw"
+    );
 }
 
 #[tokio::test]
@@ -165,13 +226,27 @@ async fn presence_and_permission_events() {
     let mut a_other = alice.ws("doc").await;
     let joined = a.event("clientJoin").await;
     assert_eq!(joined["clientId"], a_other.hello["clientId"]);
-    assert_eq!(joined["user"], json!({"username": "alice", "provider": "local"}));
-    assert!(b.drain(Duration::from_millis(200)).await.is_empty(), "no presence without r");
+    assert_eq!(
+        joined["user"],
+        json!({"username": "alice", "provider": "local"})
+    );
+    assert!(
+        b.drain(Duration::from_millis(200)).await.is_empty(),
+        "no presence without r"
+    );
     // Granting `r`: bob's sockets hear permissionsChanged and who is here;
     // readers hear bob join.
-    a.ok("setPermissions", None, json!({"username": "bob", "permissions": "r"})).await;
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "bob", "permissions": "r"}),
+    )
+    .await;
     assert_eq!(b.event("permissionsChanged").await["permissions"], "r");
-    let mut seen = vec![b.event("clientJoin").await["clientId"].clone(), b.event("clientJoin").await["clientId"].clone()];
+    let mut seen = vec![
+        b.event("clientJoin").await["clientId"].clone(),
+        b.event("clientJoin").await["clientId"].clone(),
+    ];
     seen.sort_by_key(|v| v.to_string());
     let mut expected = vec![a_id.clone(), a_other.hello["clientId"].clone()];
     expected.sort_by_key(|v| v.to_string());
@@ -189,14 +264,27 @@ async fn presence_and_permission_events() {
     let part = a.event("clientPart").await;
     assert_eq!(part["wa"], "clientPart");
     // Losing `r`: bob stops hearing presence at once, readers see him part.
-    a.ok("setPermissions", None, json!({"username": "bob", "permissions": ""})).await;
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "bob", "permissions": ""}),
+    )
+    .await;
     assert_eq!(b.event("permissionsChanged").await["permissions"], "");
     // What bob heard while he could read (alice's second socket leaving).
     let backlog: Vec<_> = b.events.drain(..).collect();
-    assert!(backlog.iter().all(|e| e["wa"] == "clientPart"), "{backlog:?}");
+    assert!(
+        backlog.iter().all(|e| e["wa"] == "clientPart"),
+        "{backlog:?}"
+    );
     assert_eq!(a.event("clientPart").await["clientId"], b_id);
     let carol = server.user("carol").await;
-    a.ok("setPermissions", None, json!({"username": "carol", "permissions": "r"})).await;
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "carol", "permissions": "r"}),
+    )
+    .await;
     let _c = carol.ws("doc").await;
     assert_eq!(a.event("clientJoin").await["user"]["username"], "carol");
     let heard: Vec<Value> = b.drain(Duration::from_millis(200)).await;
@@ -211,7 +299,12 @@ async fn anonymous_entry_changes_reach_every_socket_without_an_entry() {
     alice.create_doc("doc").await;
     let mut a = alice.ws("doc").await;
     let mut b = bob.ws("doc").await;
-    a.ok("setPermissions", None, json!({"username": "anonymous", "permissions": "rw"})).await;
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "anonymous", "permissions": "rw"}),
+    )
+    .await;
     assert_eq!(b.event("permissionsChanged").await["permissions"], "rw");
     let mut anon = Ws::connect(&server.base, "doc", None, None).await.unwrap();
     assert_eq!(anon.hello["permissions"], "rw");
@@ -220,10 +313,21 @@ async fn anonymous_entry_changes_reach_every_socket_without_an_entry() {
         json!([{"username": "anonymous", "provider": "", "permissions": "rw"}])
     );
     assert_eq!(
-        a.err("setPermissions", None, json!({"username": "anonymous", "permissions": "arw"})).await.0,
+        a.err(
+            "setPermissions",
+            None,
+            json!({"username": "anonymous", "permissions": "arw"})
+        )
+        .await
+        .0,
         "bad_request"
     );
-    a.ok("setPermissions", None, json!({"username": "anonymous", "permissions": ""})).await;
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "anonymous", "permissions": ""}),
+    )
+    .await;
     assert_eq!(anon.event("permissionsChanged").await["permissions"], "");
     assert_eq!(b.event("permissionsChanged").await["permissions"], "");
 }
@@ -236,7 +340,12 @@ async fn set_and_get_permissions_rules() {
     alice.create_doc("doc").await;
     let mut a = alice.ws("doc").await;
     assert_eq!(
-        a.ok("setPermissions", None, json!({"username": "bob", "provider": "local", "permissions": "wr"})).await,
+        a.ok(
+            "setPermissions",
+            None,
+            json!({"username": "bob", "provider": "local", "permissions": "wr"})
+        )
+        .await,
         json!({"username": "bob", "provider": "local", "permissions": "rw"})
     );
     let mut b = bob.ws("doc").await;
@@ -245,12 +354,37 @@ async fn set_and_get_permissions_rules() {
         json!([{"username": "bob", "provider": "local", "permissions": "rw"}])
     );
     assert_eq!(
-        b.err("setPermissions", None, json!({"username": "bob", "permissions": "arw"})).await.0,
+        b.err(
+            "setPermissions",
+            None,
+            json!({"username": "bob", "permissions": "arw"})
+        )
+        .await
+        .0,
         "not_admin"
     );
-    let last = ("last_admin".to_string(), "A document must keep at least one admin".to_string());
-    assert_eq!(a.err("setPermissions", None, json!({"username": "alice", "permissions": "rw"})).await, last);
-    assert_eq!(a.err("setPermissions", None, json!({"username": "alice", "permissions": ""})).await, last);
+    let last = (
+        "last_admin".to_string(),
+        "A document must keep at least one admin".to_string(),
+    );
+    assert_eq!(
+        a.err(
+            "setPermissions",
+            None,
+            json!({"username": "alice", "permissions": "rw"})
+        )
+        .await,
+        last
+    );
+    assert_eq!(
+        a.err(
+            "setPermissions",
+            None,
+            json!({"username": "alice", "permissions": ""})
+        )
+        .await,
+        last
+    );
     for bad in [
         json!({"username": "bob", "permissions": "x"}),
         json!({"permissions": "r"}),
@@ -258,11 +392,25 @@ async fn set_and_get_permissions_rules() {
         json!({"username": "nobody", "permissions": "r"}),
         json!({"username": 5, "permissions": "r"}),
     ] {
-        assert_eq!(a.err("setPermissions", None, bad.clone()).await.0, "bad_request", "{bad}");
+        assert_eq!(
+            a.err("setPermissions", None, bad.clone()).await.0,
+            "bad_request",
+            "{bad}"
+        );
     }
     // With a second admin, alice may step down.
-    a.ok("setPermissions", None, json!({"username": "bob", "permissions": "arw"})).await;
-    a.ok("setPermissions", None, json!({"username": "alice", "permissions": "r"})).await;
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "bob", "permissions": "arw"}),
+    )
+    .await;
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "alice", "permissions": "r"}),
+    )
+    .await;
     assert_eq!(a.event("permissionsChanged").await["permissions"], "r");
     let list = b.ok("getPermissions", None, json!({})).await;
     assert_eq!(list.as_array().unwrap().len(), 2);
@@ -279,6 +427,10 @@ async fn slow_readers_do_not_block_others() {
     for _ in 0..30 {
         idle.push(alice.ws("doc").await);
     }
-    let r = tokio::time::timeout(Duration::from_secs(5), a.request("getPermissions", None, json!({}))).await;
+    let r = tokio::time::timeout(
+        Duration::from_secs(5),
+        a.request("getPermissions", None, json!({})),
+    )
+    .await;
     assert!(r.is_ok(), "reply delayed by idle sockets");
 }

@@ -124,7 +124,9 @@ impl User {
     }
 
     pub async fn ws(&self, doc: &str) -> Ws {
-        Ws::connect(&self.base, doc, Some(&self.cookie), None).await.expect("ws connects")
+        Ws::connect(&self.base, doc, Some(&self.cookie), None)
+            .await
+            .expect("ws connects")
     }
 }
 
@@ -177,6 +179,18 @@ impl Ws {
     /// Sends a request and waits for its reply (events seen meanwhile are
     /// kept in `events`).
     pub async fn request(&mut self, wa: &str, d: Option<&str>, options: Value) -> Value {
+        self.try_request(wa, d, options)
+            .await
+            .expect("reply before close")
+    }
+
+    /// Like `request`, but `None` when the socket dies first.
+    pub async fn try_request(
+        &mut self,
+        wa: &str,
+        d: Option<&str>,
+        options: Value,
+    ) -> Option<Value> {
         self.next_token += 1;
         let token = format!("t{}", self.next_token);
         let mut frame = json!({"wa": wa, "token": token, "options": options});
@@ -186,15 +200,11 @@ impl Ws {
         self.socket
             .send(Message::text(frame.to_string()))
             .await
-            .unwrap();
-        self.reply_to(&token).await
-    }
-
-    pub async fn reply_to(&mut self, token: &str) -> Value {
+            .ok()?;
         loop {
-            let v = next_json(&mut self.socket).await.expect("reply before close");
+            let v = next_json(&mut self.socket).await?;
             if v["wa"] == "reply" && v["token"] == token {
-                return v;
+                return Some(v);
             }
             self.events.push(v);
         }
@@ -223,7 +233,9 @@ impl Ws {
             return self.events.remove(i);
         }
         loop {
-            let v = next_json(&mut self.socket).await.expect("event before close");
+            let v = next_json(&mut self.socket)
+                .await
+                .expect("event before close");
             if v["wa"] == kind {
                 return v;
             }
