@@ -15,22 +15,41 @@ type Error = Box<dyn std::error::Error>;
 async fn session(base: &str, name: &str) -> Result<String, Error> {
     let http = reqwest::Client::new();
     let creds = json!({"username": name, "password": "correct horse battery"});
-    let mut r = http.post(format!("{base}/auth/login")).json(&creds).send().await?;
+    let mut r = http
+        .post(format!("{base}/auth/login"))
+        .json(&creds)
+        .send()
+        .await?;
     if r.status() == 401 {
-        r = http.post(format!("{base}/auth/register")).json(&creds).send().await?;
+        r = http
+            .post(format!("{base}/auth/register"))
+            .json(&creds)
+            .send()
+            .await?;
     }
     if !r.status().is_success() {
         return Err(format!("{name}: {} {}", r.status(), r.text().await?).into());
     }
     let cookie = r.headers()["set-cookie"].to_str()?;
-    let token = cookie.split(';').next().unwrap_or("").trim_start_matches("keystrate_session=");
+    let token = cookie
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("keystrate_session=");
     Ok(token.to_string())
 }
 
 /// One request over a fresh socket; returns the reply value or the error.
-async fn call(base: &str, doc: &str, token: &str, wa: &str, options: Value) -> Result<Value, Error> {
+async fn call(
+    base: &str,
+    doc: &str,
+    token: &str,
+    wa: &str,
+    options: Value,
+) -> Result<Value, Error> {
     let mut req = format!("{}/{doc}/ws", base.replacen("http", "ws", 1)).into_client_request()?;
-    req.headers_mut().insert("cookie", format!("keystrate_session={token}").parse()?);
+    req.headers_mut()
+        .insert("cookie", format!("keystrate_session={token}").parse()?);
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
     let frame = json!({"wa": wa, "token": "1", "options": options});
     ws.send(Message::text(frame.to_string())).await?;
@@ -49,7 +68,9 @@ async fn call(base: &str, doc: &str, token: &str, wa: &str, options: Value) -> R
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let base = std::env::args().nth(1).unwrap_or_else(|| "http://127.0.0.1:7007".into());
+    let base = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "http://127.0.0.1:7007".into());
     let alice = session(&base, "alice").await?;
     let bob = session(&base, "bob").await?;
 
@@ -65,10 +86,27 @@ async fn main() -> Result<(), Error> {
         .to_string();
     println!("alice created document {doc}");
 
-    let invite = call(&base, &doc, &alice, "createInvite", json!({"permissions": "rw", "maxAge": 300})).await?;
-    println!("alice's invite: {base}/{doc}/?acceptInvite={}", invite["key"].as_str().unwrap_or(""));
+    let invite = call(
+        &base,
+        &doc,
+        &alice,
+        "createInvite",
+        json!({"permissions": "rw", "maxAge": 300}),
+    )
+    .await?;
+    println!(
+        "alice's invite: {base}/{doc}/?acceptInvite={}",
+        invite["key"].as_str().unwrap_or("")
+    );
 
-    let level = call(&base, &doc, &bob, "acceptInvite", json!({"key": invite["key"]})).await?;
+    let level = call(
+        &base,
+        &doc,
+        &bob,
+        "acceptInvite",
+        json!({"key": invite["key"]}),
+    )
+    .await?;
     println!("bob accepted and now has {level} on {doc}");
     Ok(())
 }

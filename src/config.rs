@@ -66,6 +66,14 @@ pub struct ServeArgs {
     /// Concurrent connections before new ones get 503.
     #[arg(long, env = "KEYSTRATE_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Seconds a client may take to send a request head (slow-loris guard;
+    /// also closes idle keep-alive connections).
+    #[arg(long, env = "KEYSTRATE_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    pub header_read_timeout: u64,
+    /// Seconds between WebSocket pings; a socket silent for two intervals
+    /// is dropped (half-open connections).
+    #[arg(long, env = "KEYSTRATE_WS_PING_INTERVAL", default_value_t = 30)]
+    pub ws_ping_interval: u64,
 }
 
 impl Default for ServeArgs {
@@ -77,6 +85,8 @@ impl Default for ServeArgs {
             no_open_registration: false,
             no_create_on_visit: false,
             max_connections: 10_000,
+            header_read_timeout: 10,
+            ws_ping_interval: 30,
         }
     }
 }

@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::engine::{expiry, Engine, EngineConfig};
 use crate::http::{self, App, Conn};
 use crate::store::Store;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -96,15 +96,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         engine: engine.clone(),
         public_url: public_url.clone().into(),
         origins: Arc::new(allowed_origins(&config, addr, &public_url)),
+        ws_ping_interval: Duration::from_secs(config.serve.ws_ping_interval.max(1)),
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
     tokio::spawn(expiry::run(engine.clone(), shutdown_rx.clone()));
-    let task = tokio::spawn(serve(
-        listener,
-        app,
-        config.serve.max_connections,
-        shutdown_rx,
-    ));
+    let task = tokio::spawn(serve(listener, app, config.serve.clone(), shutdown_rx));
     tracing::info!(%addr, %public_url, data = %config.data.display(), "keystrate listening");
     Ok(Running {
         addr,
@@ -145,9 +141,14 @@ fn origin_of(url: &str) -> String {
 async fn serve(
     listener: TcpListener,
     app: App,
-    max_connections: usize,
+    limits: crate::config::ServeArgs,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(limits.header_read_timeout.max(1)));
     let engine = app.engine.clone();
     let routes = http::routes(app);
     let open = Arc::new(AtomicUsize::new(0));
@@ -165,7 +166,7 @@ async fn serve(
             },
             _ = shutdown.changed() => break,
         };
-        if open.load(Ordering::Relaxed) >= max_connections {
+        if open.load(Ordering::Relaxed) >= limits.max_connections {
             tokio::spawn(refuse(stream));
             continue;
         }
@@ -180,7 +181,7 @@ async fn serve(
                 req.extensions_mut().insert(conn.clone());
                 svc.clone().call(req)
             });
-        let connection = Builder::new(TokioExecutor::new())
+        let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), svc)
             .into_owned();
         let watched = graceful.watch(connection);

@@ -18,6 +18,8 @@ pub const QUEUE: usize = 256;
 #[derive(Debug, Clone)]
 pub enum Outgoing {
     Text(String),
+    /// A keep-alive ping (the socket loop's, never the hub's).
+    Ping,
     Close(u16, &'static str),
 }
 

@@ -140,18 +140,20 @@ impl CreateOptions {
                             })? as i64,
                     }
                 }
-                "maxUses" => out.max_uses = match value {
-                    Value::Null => None,
-                    v => Some(
-                        whole_number(v)
-                            .filter(|n| (1..=MAX_MAX_USES).contains(n))
-                            .ok_or_else(|| {
-                                Error::bad(format!(
+                "maxUses" => {
+                    out.max_uses = match value {
+                        Value::Null => None,
+                        v => Some(
+                            whole_number(v)
+                                .filter(|n| (1..=MAX_MAX_USES).contains(n))
+                                .ok_or_else(|| {
+                                    Error::bad(format!(
                                     "maxUses must be null or an integer from 1 to {MAX_MAX_USES}"
                                 ))
-                            })?,
-                    ),
-                },
+                                })?,
+                        ),
+                    }
+                }
                 other => {
                     return Err(Error::bad(format!(
                         "unknown option {other:?}; options are permissions, maxAge, maxUses"

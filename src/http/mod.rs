@@ -31,6 +31,8 @@ pub struct App {
     pub public_url: Arc<str>,
     /// Origins allowed to open WebSockets.
     pub origins: Arc<Vec<String>>,
+    /// Interval of WebSocket pings (half-open detection).
+    pub ws_ping_interval: std::time::Duration,
 }
 
 impl App {

@@ -41,10 +41,11 @@ pub fn route(app: App) -> BoxedFilter<(Response,)> {
                     return reply::text(StatusCode::FORBIDDEN, "Log in or get read access first");
                 }
                 let engine = app.engine.clone();
+                let ping = app.ws_ping_interval;
                 ws.max_message_size(MAX_FRAME)
                     .max_frame_size(MAX_FRAME)
                     .on_upgrade(move |socket| {
-                        serve_socket(engine, socket, doc, s.caller, level, conn)
+                        serve_socket(engine, socket, doc, s.caller, level, ping, conn)
                     })
                     .into_response()
             },

@@ -11,6 +11,7 @@ use crate::engine::limits::TokenBucket;
 use crate::engine::{random_bytes, Caller, Engine, Error, Level};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify, Semaphore};
 use warp::ws::{Message, WebSocket};
 
@@ -21,12 +22,15 @@ const IN_FLIGHT: usize = 32;
 
 /// Serves one upgraded socket until it closes. `keep` is held for the
 /// socket's lifetime (the connection slot that counts against the cap).
+/// Every `ping` the server pings; a peer silent for two intervals is gone
+/// (a half-open connection) and is dropped.
 pub async fn serve_socket<K: Send + 'static>(
     engine: Engine,
     socket: WebSocket,
     doc: String,
     caller: Caller,
     level: Level,
+    ping: Duration,
     keep: K,
 ) {
     let client_id = hex::encode(random_bytes::<8>());
@@ -49,6 +53,7 @@ pub async fn serve_socket<K: Send + 'static>(
         while let Some(out) = rx.recv().await {
             let sent = match out {
                 Outgoing::Text(text) => sink.send(Message::text(text)).await,
+                Outgoing::Ping => sink.send(Message::ping(Vec::new())).await,
                 Outgoing::Close(code, reason) => {
                     let _ = sink.send(Message::close_with(code, reason)).await;
                     break;
@@ -63,9 +68,19 @@ pub async fn serve_socket<K: Send + 'static>(
 
     let mut bucket = TokenBucket::new(100.0, 200.0);
     let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + ping, ping);
+    let mut last_heard = Instant::now();
     loop {
         let frame = tokio::select! {
             frame = stream.next() => frame,
+            _ = pings.tick() => {
+                if last_heard.elapsed() > ping * 2 {
+                    tracing::debug!(client = %client_id, "socket silent; dropping it");
+                    break;
+                }
+                let _ = tx.try_send(Outgoing::Ping);
+                continue;
+            }
             _ = kick.notified() => {
                 let _ = tx.try_send(Outgoing::Close(1008, "too slow to read events"));
                 break;
@@ -73,7 +88,10 @@ pub async fn serve_socket<K: Send + 'static>(
         };
         let message = match frame {
             None => break,
-            Some(Ok(m)) => m,
+            Some(Ok(m)) => {
+                last_heard = Instant::now();
+                m
+            }
             Some(Err(e)) => {
                 let text = e.to_string();
                 if text.contains("too long") || text.contains("Space limit") {

@@ -1,0 +1,137 @@
+//! Abuse: slow-loris and half-open clients must not hold the server's
+//! connections, and a flood of connections past the cap gets 503s and the
+//! server recovers.
+
+mod common;
+use common::*;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Reads until EOF or error; true when the server closed within `limit`.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+async fn raw_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn slow_loris_clients_are_cut_off() {
+    let server = TestServer::start_with(|s| {
+        s.header_read_timeout = 1;
+        s.max_connections = 8;
+    })
+    .await;
+    let mut slow = Vec::new();
+    for _ in 0..8 {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\nx-slow: ")
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    // While they hold every slot, others are refused...
+    assert!(raw_get(server.addr, "/health")
+        .await
+        .starts_with("HTTP/1.1 503"));
+    // ...but they keep dribbling and are still cut off after the timeout.
+    for s in &mut slow {
+        s.write_all(b"a").await.unwrap();
+    }
+    for s in &mut slow {
+        assert!(
+            closed_within(s, Duration::from_secs(4)).await,
+            "slow client kept open"
+        );
+    }
+    let ok = raw_get(server.addr, "/health").await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+}
+
+#[tokio::test]
+async fn half_open_websockets_are_dropped() {
+    let server = TestServer::start_with(|s| s.ws_ping_interval = 1).await;
+    let alice = server.user("alice").await;
+    alice.create_doc("doc").await;
+    let mut watcher = alice.ws("doc").await;
+    // A client that stops reading (so never answers pings) — like a peer
+    // whose network vanished without a FIN.
+    let silent = alice.ws("doc").await;
+    let silent_id = silent.hello["clientId"].clone();
+    assert_eq!(server.engine().hub().socket_count(), 2);
+    let part = tokio::time::timeout(Duration::from_secs(6), watcher.event("clientPart"))
+        .await
+        .expect("silent socket dropped within three ping intervals");
+    assert_eq!(part["clientId"], silent_id);
+    // The watcher itself answers pings (it reads) and stays.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        watcher
+            .ok("getPermissions", None, serde_json::json!({}))
+            .await[0]["permissions"],
+        "arw"
+    );
+    assert_eq!(server.engine().hub().socket_count(), 1);
+    drop(silent);
+}
+
+#[tokio::test]
+async fn ten_thousand_attempts_past_the_cap_get_503_then_recover() {
+    let server = TestServer::start_with(|s| s.max_connections = 16).await;
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        // A complete keep-alive request: the connection stays open after it.
+        s.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 256];
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        held.push(s);
+    }
+    let addr = server.addr;
+    let mut refused = 0usize;
+    let mut batches = Vec::new();
+    for _ in 0..50 {
+        batches.push(tokio::spawn(async move {
+            let mut n = 0;
+            for _ in 0..200 {
+                if raw_get(addr, "/health").await.starts_with("HTTP/1.1 503") {
+                    n += 1;
+                }
+            }
+            n
+        }));
+    }
+    for b in batches {
+        refused += b.await.unwrap();
+    }
+    assert_eq!(refused, 10_000, "every attempt past the cap answered 503");
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if raw_get(addr, "/health").await.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "did not recover");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
