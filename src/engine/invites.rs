@@ -48,6 +48,21 @@ impl InviteRecord {
         }
     }
 
+    /// SPEC section 3's validity rule for `user` on `doc` at `now`, given
+    /// whether the creator is still admin there.
+    pub fn validity(&self, doc: &str, now: i64, creator_is_admin: bool, user: &User) -> Result<()> {
+        if self.doc != doc || now >= self.expires_at {
+            return Err(Error::InvalidKey);
+        }
+        if !creator_is_admin {
+            return Err(Error::InviterNotAdmin);
+        }
+        if self.used_up_for(user) {
+            return Err(Error::UsedUp);
+        }
+        Ok(())
+    }
+
     /// The wire object; `acceptedBy` only for admins listing invites.
     pub fn view(&self, with_acceptors: bool) -> Invite {
         Invite {
@@ -257,19 +272,11 @@ impl Engine {
 
     /// The invite if it is valid for `user` on `doc` now (SPEC section 3).
     fn valid_invite(&self, doc: &str, invite_key: &str, user: &User) -> Result<InviteRecord> {
-        let invite = self
-            .load_invite(invite_key)?
-            .filter(|i| i.doc == doc && now_ms() < i.expires_at)
-            .ok_or(Error::InvalidKey)?;
-        if !self
+        let invite = self.load_invite(invite_key)?.ok_or(Error::InvalidKey)?;
+        let creator_is_admin = self
             .effective_level(doc, Some(&invite.created_by))?
-            .is_admin()
-        {
-            return Err(Error::InviterNotAdmin);
-        }
-        if invite.used_up_for(user) {
-            return Err(Error::UsedUp);
-        }
+            .is_admin();
+        invite.validity(doc, now_ms(), creator_is_admin, user)?;
         Ok(invite)
     }
 
@@ -390,7 +397,7 @@ impl Engine {
                     a
                 }
             };
-            if admin && now < invite.expires_at && !invite.used_up_for(me) {
+            if invite.validity(doc, now, admin, me).is_ok() {
                 out.push(invite.view(true));
             }
         }
