@@ -1,0 +1,16 @@
+//! HTTP body and query parsing (JSON or form) never panics.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let (form, body) = match data.split_first() {
+        Some((flag, rest)) => (flag & 1 == 1, rest),
+        None => return,
+    };
+    let content_type = form.then_some("application/x-www-form-urlencoded");
+    let _ = keystrate::http::parse_body::<serde_json::Value>(content_type, body);
+    let _ = keystrate::http::parse_body::<std::collections::HashMap<String, String>>(content_type, body);
+    if let Ok(query) = std::str::from_utf8(body) {
+        let _ = serde_urlencoded::from_str::<Vec<(String, String)>>(query);
+    }
+});
