@@ -123,10 +123,10 @@ impl Engine {
         let record: Option<UserRecord> = get_json(&self.store().users, user.id().as_bytes())?;
         // Verify against a fixed hash when the user is unknown, so that timing
         // does not tell which usernames exist.
+        let known = record.is_some();
         let stored = record
             .map(|r| r.password_hash)
             .unwrap_or_else(|| DUMMY_HASH.to_string());
-        let known = self.store().users.contains_key(user.id())?;
         let password = password.to_string();
         let ok = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&stored)

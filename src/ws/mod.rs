@@ -37,6 +37,8 @@ pub async fn serve_socket<K: Send + 'static>(
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Outgoing>(QUEUE);
     let kick = Arc::new(Notify::new());
+    // Re-read: the permission may have changed during the upgrade.
+    let level = engine.effective_level(&doc, caller.user()).unwrap_or(level);
     engine.hub().join(
         &doc,
         &client_id,
