@@ -2,6 +2,8 @@
 //! directory, and real HTTP and WebSocket clients.
 #![allow(dead_code)]
 
+pub mod process;
+
 use futures_util::{SinkExt, StreamExt};
 use keystrate::config::{Config, ServeArgs};
 use serde_json::{json, Value};
