@@ -20,6 +20,10 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("login.js", "text/javascript; charset=utf-8", include_str!("../../static/login.js")),
     ("index.js", "text/javascript; charset=utf-8", include_str!("../../static/index.js")),
     ("style.css", "text/css; charset=utf-8", include_str!("../../static/style.css")),
+    ("page.js", "text/javascript; charset=utf-8", include_str!("../../static/page.js")),
+    ("invites-panel.js", "text/javascript; charset=utf-8", include_str!("../../static/invites-panel.js")),
+    ("permissions-panel.js", "text/javascript; charset=utf-8", include_str!("../../static/permissions-panel.js")),
+    ("keys-panel.js", "text/javascript; charset=utf-8", include_str!("../../static/keys-panel.js")),
 ];
 
 /// The query string, or `""` when there is none.
