@@ -27,13 +27,14 @@
   function describe(id) {
     if (id === ws.clientId) return 'you (' + ws.user.username + ')';
     const u = usersById.get(id);
-    return u ? u.username + (u.provider && u.provider !== 'local' ? ' (' + u.provider + ')' : '') : 'someone';
+    // Clients already here when we arrived are known by id only.
+    return u ? u.username + (u.provider && u.provider !== 'local' ? ' (' + u.provider + ')' : '') : 'another reader';
   }
 
   function showClients() {
     const canRead = ws.user.permissions.includes('r');
     $('clients').replaceChildren(...(canRead
-      ? ws.clients.map((id) => el('li', {}, describe(id), ' ', el('code', { className: 'muted' }, id)))
+      ? [ws.clientId, ...ws.clients.filter((id) => id !== ws.clientId)].map((id) => el('li', {}, describe(id), ' ', el('code', { className: 'muted' }, id)))
       : [el('li', { className: 'muted' }, 'Only readers see who is here.')]));
     $('client-count').textContent = String(ws.clients.length);
   }

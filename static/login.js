@@ -15,7 +15,13 @@
 
   const next = nextPath();
   if (next) {
-    document.getElementById('next-path').textContent = next;
+    // An invite link is the common way here: say so in words, not as a URL.
+    const url = new URL(next, location.origin);
+    const inviteTo = url.searchParams.has('acceptInvite') && /^\/([^/]+)\/$/.exec(url.pathname);
+    document.getElementById('next-lead').textContent = inviteTo
+      ? 'Log in or register to accept your invitation to '
+      : 'Log in to continue to ';
+    document.getElementById('next-path').textContent = inviteTo ? decodeURIComponent(inviteTo[1]) : next;
     document.getElementById('next-note').hidden = false;
   }
 

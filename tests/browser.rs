@@ -68,7 +68,9 @@ async fn invites_api_from_the_page_context() {
     // Record outgoing frames to see that `d` is sent only for other documents.
     s.js(
         "window.sent = []; const send = WebSocket.prototype.send;
-         WebSocket.prototype.send = function (f) { sent.push(JSON.parse(f)); return send.call(this, f); };",
+         WebSocket.prototype.send = function (f) {
+           window.lastSocket = this; sent.push(JSON.parse(f)); return send.call(this, f);
+         };",
         json!([]),
     )
     .await;
@@ -123,6 +125,28 @@ async fn invites_api_from_the_page_context() {
     let bad = call(&s, "return await webstrate.user.invites.create({maxAge: 0});").await;
     assert_eq!(bad["rejected"]["code"], "bad_request");
     assert!(bad["rejected"]["message"].as_str().unwrap().contains("maxAge"));
+
+    // A drop rejects what was in flight with `disconnected`; calls made
+    // while down are queued and answered after the reconnect's new hello.
+    let drop = call(
+        &s,
+        "const inv = webstrate.user.invites;
+         const before = webstrate.clientId;
+         const dropped = new Promise(r => webstrate.on('disconnected', r));
+         const inFlight = inv.get().then(() => 'resolved', e => e.code + ' ' + (e instanceof Error));
+         lastSocket.close();
+         await dropped;
+         const connectedWhileDown = webstrate.connected;
+         const queued = await inv.get({all: true});
+         return {inFlight: await inFlight, connectedWhileDown, queued, connected: webstrate.connected,
+                 newClientId: webstrate.clientId !== before, clients: webstrate.clients.length};",
+    )
+    .await;
+    assert_eq!(
+        drop,
+        json!({"inFlight": "disconnected true", "connectedWhileDown": false, "queued": [],
+               "connected": true, "newClientId": true, "clients": 1})
+    );
 
     // Listeners can be added and removed.
     let on_off = call(

@@ -218,7 +218,22 @@ impl Session {
             return;
         }
         use base64::Engine as _;
+        // WebDriver shoots the viewport only: grow the window to the whole
+        // page for the picture, then put it back.
+        let rect = self.cmd(reqwest::Method::GET, "/window/rect", None).await;
+        let (width, height) = (rect["width"].as_u64().unwrap(), rect["height"].as_u64().unwrap());
+        let extra = self
+            .js("return document.documentElement.scrollHeight - window.innerHeight;", json!([]))
+            .await
+            .as_i64()
+            .unwrap_or(0);
+        if extra > 0 {
+            self.resize(width as u32, (height as i64 + extra) as u32).await;
+        }
         let v = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
+        if extra > 0 {
+            self.resize(width as u32, height as u32).await;
+        }
         let png = base64::engine::general_purpose::STANDARD
             .decode(v.as_str().unwrap())
             .unwrap();
