@@ -23,7 +23,8 @@ async fn open_doc(driver: &Driver, server: &TestServer, user: &User, doc: &str) 
     let s = driver.session().await;
     s.set_session_cookie(&server.base, &user.cookie).await;
     s.goto(&server.url(&format!("/{doc}/"))).await;
-    s.js("return webstrate.ready.then(() => true);", json!([])).await;
+    s.js("return webstrate.ready.then(() => true);", json!([]))
+        .await;
     s
 }
 
@@ -105,26 +106,48 @@ async fn invites_api_from_the_page_context() {
     assert_eq!(r["otherMine"][0]["key"], r["elsewhere"]["key"]);
     assert_eq!(r["otherAll"].as_array().unwrap().len(), 1);
     assert_eq!(r["accepted"], "arw", "accept never lowers");
-    assert_eq!(r["removed"], json!({"acknowledged": true, "deletedCount": 1}));
+    assert_eq!(
+        r["removed"],
+        json!({"acknowledged": true, "deletedCount": 1})
+    );
     assert_eq!(r["afterRemove"], json!([]));
     assert_eq!(r["removedElsewhere"]["deletedCount"], 1);
     let frames = r["frames"].as_array().unwrap();
     assert_eq!(frames.len(), 11);
     // Calls 4, 5, 6 and 10 (0-based) name 'other-doc'; the rest the page's own.
     for (i, f) in frames.iter().enumerate() {
-        let expected = if [4, 5, 6, 10].contains(&i) { json!("other-doc") } else { Value::Null };
-        assert_eq!(f.get("d").cloned().unwrap_or(Value::Null), expected, "frame {i}: {f}");
+        let expected = if [4, 5, 6, 10].contains(&i) {
+            json!("other-doc")
+        } else {
+            Value::Null
+        };
+        assert_eq!(
+            f.get("d").cloned().unwrap_or(Value::Null),
+            expected,
+            "frame {i}: {f}"
+        );
     }
 
     // A rejection is an Error carrying the server's text and code.
-    let bogus = call(&s, "return await webstrate.user.invites.check('00'.repeat(32));").await;
+    let bogus = call(
+        &s,
+        "return await webstrate.user.invites.check('00'.repeat(32));",
+    )
+    .await;
     assert_eq!(
         bogus["rejected"],
         json!({"message": "Invalid invitation key", "code": "invalid_key", "isError": true})
     );
-    let bad = call(&s, "return await webstrate.user.invites.create({maxAge: 0});").await;
+    let bad = call(
+        &s,
+        "return await webstrate.user.invites.create({maxAge: 0});",
+    )
+    .await;
     assert_eq!(bad["rejected"]["code"], "bad_request");
-    assert!(bad["rejected"]["message"].as_str().unwrap().contains("maxAge"));
+    assert!(bad["rejected"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("maxAge"));
 
     // A drop rejects what was in flight with `disconnected`; calls made
     // while down are queued and answered after the reconnect's new hello.
@@ -155,11 +178,15 @@ async fn invites_api_from_the_page_context() {
          try { webstrate.on('nonsense', f); return 'accepted'; } catch (e) { return e.message; }",
     )
     .await;
-    assert!(on_off.as_str().unwrap().starts_with("Unknown event"), "{on_off}");
+    assert!(
+        on_off.as_str().unwrap().starts_with("Unknown event"),
+        "{on_off}"
+    );
 
     // The landing page lists the documents.
     s.goto(&server.base).await;
-    s.wait_for("document.querySelectorAll('#docs a').length === 2").await;
+    s.wait_for("document.querySelectorAll('#docs a').length === 2")
+        .await;
     assert!(s.text("#who").await.contains("alice"));
     s.screenshot("landing").await;
     s.assert_clean_console(&[]).await;
@@ -177,32 +204,46 @@ async fn invite_link_opened_logged_out_goes_through_login() {
     let _bob = server.user("bob").await;
     alice.create_doc("plans").await;
     let mut a = alice.ws("plans").await;
-    let invite = a.ok("createInvite", None, json!({"permissions": "rw"})).await;
-    let link = server.url(&format!("/plans/?acceptInvite={}", invite["key"].as_str().unwrap()));
+    let invite = a
+        .ok("createInvite", None, json!({"permissions": "rw"}))
+        .await;
+    let link = server.url(&format!(
+        "/plans/?acceptInvite={}",
+        invite["key"].as_str().unwrap()
+    ));
 
     let driver = Driver::start().await;
     let s = driver.session().await;
     // Logged out, the landing page offers log in / register.
     s.goto(&server.base).await;
-    s.wait_for("!document.getElementById('anonymous').hidden").await;
+    s.wait_for("!document.getElementById('anonymous').hidden")
+        .await;
 
     s.goto(&link).await;
     let url = s.current_url().await;
     assert!(url.starts_with(&server.url("/auth/login?next=")), "{url}");
-    s.wait_for("!document.getElementById('next-note').hidden").await;
+    s.wait_for("!document.getElementById('next-note').hidden")
+        .await;
     s.screenshot("login").await;
 
     // A wrong password is shown, not swallowed.
     s.fill("#login-username", "bob").await;
     s.fill("#login-password", "wrong password").await;
     s.click("#login button").await;
-    let shown = s.wait_for("document.querySelector('#login .message').textContent").await;
-    assert!(shown.as_str().unwrap().contains("(unauthorized)"), "{shown}");
+    let shown = s
+        .wait_for("document.querySelector('#login .message').textContent")
+        .await;
+    assert!(
+        shown.as_str().unwrap().contains("(unauthorized)"),
+        "{shown}"
+    );
     // So is a name already taken.
     s.fill("#register-username", "alice").await;
     s.fill("#register-password", "long enough").await;
     s.click("#register button").await;
-    let taken = s.wait_for("document.querySelector('#register .message').textContent").await;
+    let taken = s
+        .wait_for("document.querySelector('#register .message').textContent")
+        .await;
     assert!(taken.as_str().unwrap().contains("(conflict)"), "{taken}");
 
     s.fill("#login-password", "correct horse").await;
@@ -212,7 +253,8 @@ async fn invite_link_opened_logged_out_goes_through_login() {
     assert_eq!(s.text("#my-permission").await, "rw");
     assert_eq!(s.text("#doc-id").await, "plans");
     // bob and alice's test socket.
-    s.wait_for("document.querySelectorAll('#clients li').length === 2").await;
+    s.wait_for("document.querySelectorAll('#clients li').length === 2")
+        .await;
     s.screenshot("document-invitee").await;
     let level = a.event("clientJoin").await;
     assert_eq!(level["user"]["username"], "bob");
@@ -222,6 +264,21 @@ async fn invite_link_opened_logged_out_goes_through_login() {
         "/auth/register - Failed to load resource: the server responded with a status of 409",
     ])
     .await;
+    s.close().await;
+
+    // `?next=` never leaves the site: `//host` would be another origin.
+    let s = driver.session().await;
+    s.goto(&server.url("/auth/login?next=//example.com/steal"))
+        .await;
+    s.fill("#login-username", "bob").await;
+    s.fill("#login-password", "correct horse").await;
+    s.click("#login button").await;
+    s.wait_for(
+        "location.pathname === '/' && document.getElementById('who').textContent.includes('bob')",
+    )
+    .await;
+    assert_eq!(s.current_url().await, server.url("/"));
+    s.assert_clean_console(&[]).await;
     s.close().await;
 }
 
@@ -241,46 +298,75 @@ async fn admin_changes_anothers_permission_live() {
     let bob = server.user("bob").await;
     alice.create_doc("board").await;
     let mut a = alice.ws("board").await;
-    a.ok("setPermissions", None, json!({"username": "bob", "provider": "local", "permissions": "r"}))
-        .await;
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "bob", "provider": "local", "permissions": "r"}),
+    )
+    .await;
     drop(a);
 
     let driver = Driver::start().await;
     let admin = open_doc(&driver, &server, &alice, "board").await;
     let other = open_doc(&driver, &server, &bob, "board").await;
     assert_eq!(other.text("#my-permission").await, "r");
-    assert!(other.js("return document.getElementById('invites').hidden;", json!([])).await == json!(true));
+    assert!(
+        other
+            .js(
+                "return document.getElementById('invites').hidden;",
+                json!([])
+            )
+            .await
+            == json!(true)
+    );
     // Each sees the other connected.
     admin.wait_for("webstrate.clients.length === 2 && document.querySelector('#clients').textContent.includes('bob')").await;
     other.wait_for("webstrate.clients.length === 2").await;
-    admin.wait_for("document.querySelector(\"#permission-list li[data-user='bob:local']\")").await;
+    admin
+        .wait_for("document.querySelector(\"#permission-list li[data-user='bob:local']\")")
+        .await;
     admin.screenshot("document-admin").await;
 
     admin.click(&option_of("bob:local", "arw")).await;
-    other.wait_for("document.getElementById('my-permission').textContent === 'arw'").await;
+    other
+        .wait_for("document.getElementById('my-permission').textContent === 'arw'")
+        .await;
     other.wait_for("!document.getElementById('invites').hidden && !document.getElementById('permissions').hidden")
         .await;
 
     admin.click(&option_of("bob:local", "rw")).await;
-    other.wait_for("document.getElementById('my-permission').textContent === 'rw'").await;
+    other
+        .wait_for("document.getElementById('my-permission').textContent === 'rw'")
+        .await;
     other.wait_for("document.getElementById('invites').hidden && document.getElementById('permissions').hidden")
         .await;
 
     // Removing the entry takes read access away: presence goes quiet.
-    admin.click("#permission-list li[data-user='bob:local'] button").await;
-    other.wait_for("document.getElementById('my-permission').textContent === 'none'").await;
+    admin
+        .click("#permission-list li[data-user='bob:local'] button")
+        .await;
+    other
+        .wait_for("document.getElementById('my-permission').textContent === 'none'")
+        .await;
     other.wait_for("webstrate.clients.length === 0").await;
     admin.wait_for("webstrate.clients.length === 1").await;
 
     // The last admin cannot demote herself; the panel says why.
     admin.click(&option_of("alice:local", "rw")).await;
-    let shown = admin.wait_for("document.getElementById('permissions-message').textContent").await;
+    let shown = admin
+        .wait_for("document.getElementById('permissions-message').textContent")
+        .await;
     assert!(shown.as_str().unwrap().contains("last_admin"), "{shown}");
 
     // Anonymous read access from the panel.
     admin.click(&option_of("anonymous:", "r")).await;
     admin.wait_for("document.querySelector(\"li[data-user='anonymous:'] select\").value === 'r' && document.getElementById('permissions-message').textContent === 'Saved.'").await;
-    let anon = server.client().get(server.url("/board/")).send().await.unwrap();
+    let anon = server
+        .client()
+        .get(server.url("/board/"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(anon.status(), 200, "anonymous may now read");
 
     admin.assert_clean_console(&[]).await;
@@ -300,30 +386,45 @@ async fn invites_panel_create_copy_remove_by_clicking() {
     alice.create_doc("wiki").await;
     let driver = Driver::start().await;
     let s = open_doc(&driver, &server, &alice, "wiki").await;
-    s.wait_for("!document.getElementById('invites').hidden").await;
+    s.wait_for("!document.getElementById('invites').hidden")
+        .await;
 
     s.click("#invite-permissions option[value='rw']").await;
     s.fill("#invite-max-age", "3600").await;
     s.fill("#invite-max-uses", "3").await;
     s.click("#invite-form button").await;
-    s.wait_for("document.querySelectorAll('#invite-list li').length === 1").await;
-    let link = s.js("return document.querySelector('#invite-list .invite-link').value;", json!([])).await;
+    s.wait_for("document.querySelectorAll('#invite-list li').length === 1")
+        .await;
+    let link = s
+        .js(
+            "return document.querySelector('#invite-list .invite-link').value;",
+            json!([]),
+        )
+        .await;
     let link = link.as_str().unwrap();
     let prefix = server.url("/wiki/?acceptInvite=");
     assert!(link.starts_with(&prefix), "{link}");
     let key = &link[prefix.len()..];
-    assert!(key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
+    assert!(
+        key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{key}"
+    );
 
     let mut a = alice.ws("wiki").await;
     let invite = a.ok("checkInvite", None, json!({"key": key})).await;
     assert_eq!(invite["permissions"], "rw");
     assert_eq!(invite["maxUses"], 3);
     let countdown = s.text("#invite-list .countdown").await;
-    assert!(countdown.starts_with("expires in 59m") || countdown.starts_with("expires in 1h"), "{countdown}");
+    assert!(
+        countdown.starts_with("expires in 59m") || countdown.starts_with("expires in 1h"),
+        "{countdown}"
+    );
     assert_eq!(s.text("#invite-list .uses").await, "used 0 / 3");
 
     s.click("#invite-list .copy").await;
-    let said = s.wait_for("document.getElementById('invites-message').textContent").await;
+    let said = s
+        .wait_for("document.getElementById('invites-message').textContent")
+        .await;
     assert!(said.as_str().unwrap().starts_with("Link"), "{said}");
     s.screenshot("document-admin-invites").await;
     // A phone-sized view of the same page.

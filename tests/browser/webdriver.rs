@@ -54,7 +54,13 @@ impl Driver {
             http: reqwest::Client::new(),
         };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while driver.http.get(format!("{}/status", driver.base)).send().await.is_err() {
+        while driver
+            .http
+            .get(format!("{}/status", driver.base))
+            .send()
+            .await
+            .is_err()
+        {
             assert!(Instant::now() < deadline, "chromedriver did not come up");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -151,7 +157,10 @@ impl Session {
             if !(v.is_null() || v == json!(false) || v == json!("") || v == json!(0)) {
                 return v;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for `{expr}` (last {v})");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for `{expr}` (last {v})"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -161,7 +170,8 @@ impl Session {
         // A page of ours, not /health: plain-text pages make Chromium fetch
         // /favicon.ico, a 404 that would pollute the console check.
         self.goto(&format!("{base}/auth/login")).await;
-        let cookie = json!({"name": "keystrate_session", "value": token, "path": "/", "httpOnly": true});
+        let cookie =
+            json!({"name": "keystrate_session", "value": token, "path": "/", "httpOnly": true});
         self.post("/cookie", json!({"cookie": cookie})).await;
     }
 
@@ -201,7 +211,10 @@ impl Session {
 
     pub async fn text(&self, css: &str) -> String {
         let v = self
-            .js("return document.querySelector(arguments[0]).textContent;", json!([css]))
+            .js(
+                "return document.querySelector(arguments[0]).textContent;",
+                json!([css]),
+            )
             .await;
         v.as_str().unwrap_or_default().to_string()
     }
@@ -221,14 +234,21 @@ impl Session {
         // WebDriver shoots the viewport only: grow the window to the whole
         // page for the picture, then put it back.
         let rect = self.cmd(reqwest::Method::GET, "/window/rect", None).await;
-        let (width, height) = (rect["width"].as_u64().unwrap(), rect["height"].as_u64().unwrap());
+        let (width, height) = (
+            rect["width"].as_u64().unwrap(),
+            rect["height"].as_u64().unwrap(),
+        );
         let extra = self
-            .js("return document.documentElement.scrollHeight - window.innerHeight;", json!([]))
+            .js(
+                "return document.documentElement.scrollHeight - window.innerHeight;",
+                json!([]),
+            )
             .await
             .as_i64()
             .unwrap_or(0);
         if extra > 0 {
-            self.resize(width as u32, (height as i64 + extra) as u32).await;
+            self.resize(width as u32, (height as i64 + extra) as u32)
+                .await;
         }
         let v = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
         if extra > 0 {
