@@ -21,7 +21,16 @@ pub fn browser_present() -> bool {
             std::env::var("CI").as_deref() != Ok("true"),
             "CI=true but {CHROMIUM} or {CHROMEDRIVER} is missing: apt-get install -y chromium chromium-driver"
         );
-        println!("SKIP browser tests: {CHROMIUM} not found");
+        // Straight to stderr: libtest captures println! of passing tests,
+        // and this line must be seen. Once, not once per test.
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIP browser tests: {CHROMIUM} not found"
+            );
+        });
     }
     present
 }
