@@ -21,7 +21,12 @@
     const p = ws.user.permissions;
     $('my-permission').textContent = p || 'none';
     $('permission-meaning').textContent = MEANING[p] || '';
-    $('who').textContent = ws.user.username === 'anonymous' ? 'Not logged in' : 'Logged in as ' + ws.user.username;
+    if (ws.user.username === 'anonymous') {
+      const next = encodeURIComponent(location.pathname);
+      $('who').replaceChildren('Not logged in · ', el('a', { href: '/auth/login?next=' + next }, 'Log in'));
+    } else {
+      $('who').textContent = 'Logged in as ' + ws.user.username;
+    }
   }
 
   function describe(id) {

@@ -233,10 +233,7 @@ async fn invite_link_opened_logged_out_goes_through_login() {
     let shown = s
         .wait_for("document.querySelector('#login .message').textContent")
         .await;
-    assert!(
-        shown.as_str().unwrap().contains("(unauthorized)"),
-        "{shown}"
-    );
+    assert_eq!(shown, "Wrong username or password (unauthorized)");
     // So is a name already taken.
     s.fill("#register-username", "alice").await;
     s.fill("#register-password", "long enough").await;
@@ -368,6 +365,22 @@ async fn admin_changes_anothers_permission_live() {
         .await
         .unwrap();
     assert_eq!(anon.status(), 200, "anonymous may now read");
+    // A logged-out visitor sees the page read-only, with a way to log in.
+    let visitor = driver.session().await;
+    visitor.goto(&server.url("/board/")).await;
+    visitor
+        .wait_for(
+            "webstrate.connected && document.getElementById('my-permission').textContent === 'r'",
+        )
+        .await;
+    assert_eq!(visitor.text("#who").await, "Not logged in · Log in");
+    visitor
+        .wait_for(
+            "document.getElementById('invites').hidden && webstrate.user.userId === 'anonymous:'",
+        )
+        .await;
+    visitor.assert_clean_console(&[]).await;
+    visitor.close().await;
 
     admin.assert_clean_console(&[]).await;
     other.assert_clean_console(&[]).await;
