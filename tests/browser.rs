@@ -183,12 +183,34 @@ async fn invites_api_from_the_page_context() {
         "{on_off}"
     );
 
+    // A request the server never answers is rejected after 10 s, not left
+    // pending: swallow outgoing frames for one call.
+    let timed_out = call(
+        &s,
+        "const send = WebSocket.prototype.send;
+         WebSocket.prototype.send = function () {};
+         const started = Date.now();
+         const outcome = await webstrate.user.invites.get().then(() => 'resolved', e => e.code);
+         WebSocket.prototype.send = send;
+         return [outcome, Date.now() - started];",
+    )
+    .await;
+    assert_eq!(timed_out[0], "timeout");
+    let waited = timed_out[1].as_f64().unwrap();
+    assert!((9_900.0..12_000.0).contains(&waited), "{waited} ms");
+
     // The landing page lists the documents.
     s.goto(&server.base).await;
     s.wait_for("document.querySelectorAll('#docs a').length === 2")
         .await;
     assert!(s.text("#who").await.contains("alice"));
     s.screenshot("landing").await;
+
+    // "New document" makes one and opens it, with alice as its admin.
+    s.click("#new-doc button").await;
+    s.wait_for("/^\\/[A-Za-z0-9_-]+\\/$/.test(location.pathname) && window.webstrate && webstrate.connected")
+        .await;
+    assert_eq!(s.text("#my-permission").await, "arw");
     s.assert_clean_console(&[]).await;
     s.close().await;
 }
