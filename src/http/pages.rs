@@ -13,33 +13,31 @@ pub const LOGIN_PAGE: &str = include_str!("../../static/login.html");
 const DOCUMENT_PAGE: &str = include_str!("../../static/document.html");
 const LANDING_PAGE: &str = include_str!("../../static/index.html");
 
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// `(name, content type, body)` of a file in `static/`.
+macro_rules! asset {
+    ($name:literal, $content_type:expr) => {
+        (
+            $name,
+            $content_type,
+            include_str!(concat!("../../static/", $name)),
+        )
+    };
+}
+
 /// Files under `/static/`, embedded so the binary runs from anywhere.
 const ASSETS: &[(&str, &str, &str)] = &[
-    (
-        "keystrate.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../static/keystrate.js"),
-    ),
-    (
-        "document.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../static/document.js"),
-    ),
-    (
-        "login.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../static/login.js"),
-    ),
-    (
-        "index.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../static/index.js"),
-    ),
-    (
-        "style.css",
-        "text/css; charset=utf-8",
-        include_str!("../../static/style.css"),
-    ),
+    asset!("keystrate.js", JS),
+    asset!("page.js", JS),
+    asset!("index.js", JS),
+    asset!("login.js", JS),
+    asset!("document.js", JS),
+    asset!("invites-panel.js", JS),
+    asset!("permissions-panel.js", JS),
+    asset!("keys-panel.js", JS),
+    asset!("style.css", CSS),
 ];
 
 /// The query string, or `""` when there is none.
@@ -56,12 +54,10 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .map(
             |name: String| match ASSETS.iter().find(|(n, _, _)| *n == name) {
                 Some((_, content_type, body)) => {
-                    let r = reply::text(StatusCode::OK, *body);
-                    let r = reply::with_header(r, header::CACHE_CONTROL, "no-cache");
-                    let mut r = r;
+                    let mut r = reply::text(StatusCode::OK, *body);
                     r.headers_mut()
                         .insert(header::CONTENT_TYPE, content_type.parse().expect("static"));
-                    r
+                    reply::with_header(r, header::CACHE_CONTROL, "no-cache")
                 }
                 None => reply::text(StatusCode::NOT_FOUND, "Not found"),
             },

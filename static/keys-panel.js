@@ -1,0 +1,1 @@
+// Placeholder: the API keys panel is written separately and replaces this file.
