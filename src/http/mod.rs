@@ -3,6 +3,7 @@
 //! they share (the caller from the session cookie, body parsing, responses).
 
 pub mod auth;
+pub mod directory;
 pub mod documents;
 pub mod pages;
 pub mod reply;
@@ -31,6 +32,8 @@ pub struct App {
     pub public_url: Arc<str>,
     /// Origins allowed to open WebSockets.
     pub origins: Arc<Vec<String>>,
+    /// The key directory (SPEC section 8).
+    pub directory: Arc<crate::engine::directory::Directory>,
 }
 
 impl App {
@@ -101,6 +104,8 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .map(|| reply::text(StatusCode::OK, "OK"));
     health
+        .or(directory::routes(app.clone()))
+        .unify()
         .or(auth::routes(app.clone()))
         .unify()
         .or(documents::routes(app.clone()))
