@@ -42,7 +42,9 @@ async fn cacao_vectors_get_their_expected_verdicts() {
         let reply = dir.post_identity(&v["cacao"]).await;
         let expected = v["expect_post_identity_status"].as_u64().unwrap() as u16;
         assert_eq!(reply.status, expected, "{name}: {reply:?}");
-        let resolved = dir.get_identity(key.strip_prefix("did:key:").unwrap()).await;
+        let resolved = dir
+            .get_identity(key.strip_prefix("did:key:").unwrap())
+            .await;
         if expected == 200 {
             assert_eq!(resolved.value()["cacao"], v["cacao"], "{name}");
         } else {
@@ -61,7 +63,11 @@ async fn did_jwt_vectors_are_rejected_by_every_route() {
         .iter()
         .map(|v| v["jwt"].as_str().unwrap().to_string())
         .collect();
-    for name in ["register_invite_jwt", "unregister_invite_jwt", "unregister_identity_jwt"] {
+    for name in [
+        "register_invite_jwt",
+        "unregister_invite_jwt",
+        "unregister_identity_jwt",
+    ] {
         tokens.push(synthetic[name].as_str().unwrap().to_string());
     }
     for token in &tokens {
@@ -91,30 +97,53 @@ async fn full_flow_with_generated_keys() {
     let identity = Identity::generate();
     let cacao = wallet.cacao(&identity);
     assert_eq!(dir.post_identity(&cacao).await.value(), &Value::Null);
-    assert_eq!(dir.get_identity(identity.public_key()).await.value()["cacao"], cacao);
-    assert_eq!(dir.get_identity(&identity.did).await.value()["cacao"], cacao);
+    assert_eq!(
+        dir.get_identity(identity.public_key()).await.value()["cacao"],
+        cacao
+    );
+    assert_eq!(
+        dir.get_identity(&identity.did).await.value()["cacao"],
+        cacao
+    );
 
     let first = invite_key();
     let mut c = claims(&identity, &wallet, &dir.aud(), "register_invite");
     c["sub"] = json!(first);
-    dir.post_invite(&identity.sign_jwt(&jwt_header(), &c)).await.value();
-    assert_eq!(dir.invite_of(&wallet).await.as_deref(), Some(first.as_str()));
+    dir.post_invite(&identity.sign_jwt(&jwt_header(), &c))
+        .await
+        .value();
+    assert_eq!(
+        dir.invite_of(&wallet).await.as_deref(),
+        Some(first.as_str())
+    );
     // The account resolves under any spelling of its address.
     let mixed = format!("eip155:1:0x{}", wallet.address[2..].to_uppercase());
-    assert_eq!(dir.get_invite(&mixed).await.value()["inviteKey"], json!(first));
+    assert_eq!(
+        dir.get_invite(&mixed).await.value()["inviteKey"],
+        json!(first)
+    );
 
     let second = invite_key();
     c["sub"] = json!(second);
-    dir.post_invite(&identity.sign_jwt(&jwt_header(), &c)).await.value();
-    assert_eq!(dir.invite_of(&wallet).await.as_deref(), Some(second.as_str()));
+    dir.post_invite(&identity.sign_jwt(&jwt_header(), &c))
+        .await
+        .value();
+    assert_eq!(
+        dir.invite_of(&wallet).await.as_deref(),
+        Some(second.as_str())
+    );
 
     let c = claims(&identity, &wallet, &dir.aud(), "unregister_invite");
-    dir.delete_invite(&identity.sign_jwt(&jwt_header(), &c)).await.value();
+    dir.delete_invite(&identity.sign_jwt(&jwt_header(), &c))
+        .await
+        .value();
     assert_eq!(dir.invite_of(&wallet).await, None);
 
     c_register_invite(&dir, &identity, &wallet, &invite_key()).await;
     let c = claims(&identity, &wallet, &dir.aud(), "unregister_identity");
-    dir.delete_identity(&identity.sign_jwt(&jwt_header(), &c)).await.value();
+    dir.delete_identity(&identity.sign_jwt(&jwt_header(), &c))
+        .await
+        .value();
     assert!(!dir.has_identity(&identity).await);
     // The last identity key went, so the invite key went with it.
     assert_eq!(dir.invite_of(&wallet).await, None);
@@ -123,7 +152,9 @@ async fn full_flow_with_generated_keys() {
 async fn c_register_invite(dir: &Directory, identity: &Identity, wallet: &Wallet, invite: &str) {
     let mut c = claims(identity, wallet, &dir.aud(), "register_invite");
     c["sub"] = json!(invite);
-    dir.post_invite(&identity.sign_jwt(&jwt_header(), &c)).await.value();
+    dir.post_invite(&identity.sign_jwt(&jwt_header(), &c))
+        .await
+        .value();
 }
 
 #[tokio::test]
@@ -132,10 +163,15 @@ async fn invite_key_survives_while_another_identity_remains() {
     let r = Registered::new(&dir).await;
     let second = Identity::generate();
     dir.post_identity(&r.wallet.cacao(&second)).await.value();
-    dir.delete_identity(&r.sign(&r.claims(&dir, "unregister_identity"))).await.value();
+    dir.delete_identity(&r.sign(&r.claims(&dir, "unregister_identity")))
+        .await
+        .value();
     assert!(!dir.has_identity(&r.identity).await);
     assert!(dir.has_identity(&second).await);
-    assert_eq!(dir.invite_of(&r.wallet).await.as_deref(), Some(r.invite.as_str()));
+    assert_eq!(
+        dir.invite_of(&r.wallet).await.as_deref(),
+        Some(r.invite.as_str())
+    );
 }
 
 #[tokio::test]
@@ -143,7 +179,9 @@ async fn identity_key_of_another_account_conflicts() {
     let (_server, dir) = start().await;
     let r = Registered::new(&dir).await;
     let other = Wallet::generate();
-    dir.post_identity(&other.cacao(&r.identity)).await.fails(409, "conflict");
+    dir.post_identity(&other.cacao(&r.identity))
+        .await
+        .fails(409, "conflict");
     let resolved = dir.get_identity(r.identity.public_key()).await;
     assert_eq!(resolved.value()["cacao"]["p"]["iss"], json!(r.wallet.pkh()));
     r.unchanged(&dir).await;
@@ -153,11 +191,17 @@ async fn identity_key_of_another_account_conflicts() {
 async fn re_registration_is_idempotent() {
     let (_server, dir) = start().await;
     let r = Registered::new(&dir).await;
-    dir.post_identity(&r.wallet.cacao(&r.identity)).await.value();
-    dir.post_identity(&r.wallet.cacao(&r.identity)).await.value();
+    dir.post_identity(&r.wallet.cacao(&r.identity))
+        .await
+        .value();
+    dir.post_identity(&r.wallet.cacao(&r.identity))
+        .await
+        .value();
     r.unchanged(&dir).await;
     // One key, not three: removing it once empties the account.
-    dir.delete_identity(&r.sign(&r.claims(&dir, "unregister_identity"))).await.value();
+    dir.delete_identity(&r.sign(&r.claims(&dir, "unregister_identity")))
+        .await
+        .value();
     assert_eq!(dir.invite_of(&r.wallet).await, None);
 }
 
@@ -171,7 +215,9 @@ async fn not_found_replies_match_the_keys_server() {
         json!({"status": "FAILURE", "error": {"name": "Invite key not found",
             "message": "Cannot find Invite key with specified identifier eip155:1:0xABC"}, "value": null})
     );
-    let reply = dir.get_identity("z6MkhoV7JnKEFgwai4R1ui14xcPDnqVFZ3a9dUNM3fE3z3Nf").await;
+    let reply = dir
+        .get_identity("z6MkhoV7JnKEFgwai4R1ui14xcPDnqVFZ3a9dUNM3fE3z3Nf")
+        .await;
     assert_eq!(
         reply.fails(404, "Identity key not found").body["error"]["message"],
         "Cannot find Identity key with specified identifier z6MkhoV7JnKEFgwai4R1ui14xcPDnqVFZ3a9dUNM3fE3z3Nf"
@@ -187,27 +233,45 @@ async fn malformed_requests_get_the_envelope() {
     let http = server.client();
     let post = |path: &str| http.post(server.url(path));
     let json_type = ("content-type", "application/json");
-    dir.send(post("/invite").header(json_type.0, json_type.1).body("{not json"))
-        .await
-        .fails(400, "validation");
-    dir.send(post("/invite").header("content-type", "text/plain").body("{}"))
+    dir.send(
+        post("/invite")
+            .header(json_type.0, json_type.1)
+            .body("{not json"),
+    )
+    .await
+    .fails(400, "validation");
+    dir.send(
+        post("/invite")
+            .header("content-type", "text/plain")
+            .body("{}"),
+    )
+    .await
+    .fails(415, "validation");
+    dir.send(post("/identity").body("{}"))
         .await
         .fails(415, "validation");
-    dir.send(post("/identity").body("{}")).await.fails(415, "validation");
     dir.send(post("/invite").json(&json!({"idAuth": "a.b.c", "extra": 1})))
         .await
         .fails(400, "validation");
     dir.send(post("/identity").json(&json!({"cacao": {}, "other": true})))
         .await
         .fails(400, "validation");
-    dir.send(post("/invite").json(&json!({}))).await.fails(400, "validation");
+    dir.send(post("/invite").json(&json!({})))
+        .await
+        .fails(400, "validation");
     let big = format!("{{\"idAuth\":\"{}\"}}", "a".repeat(70 * 1024));
     dir.send(post("/invite").header(json_type.0, json_type.1).body(big))
         .await
         .fails(413, "validation");
-    dir.send(http.get(server.url("/invite"))).await.fails(400, "validation");
-    dir.send(http.get(server.url("/identity?publicKey="))).await.fails(400, "validation");
-    dir.send(http.put(server.url("/identity"))).await.fails(405, "validation");
+    dir.send(http.get(server.url("/invite")))
+        .await
+        .fails(400, "validation");
+    dir.send(http.get(server.url("/identity?publicKey=")))
+        .await
+        .fails(400, "validation");
+    dir.send(http.put(server.url("/identity")))
+        .await
+        .fails(405, "validation");
     r.unchanged(&dir).await;
 }
 
@@ -237,7 +301,12 @@ async fn jwt_alg_must_be_eddsa() {
     let (_server, dir) = start().await;
     let r = Registered::new(&dir).await;
     let header = json!({"alg": "ES256", "typ": "JWT"});
-    invite_rejected(&dir, &r, &r.identity.sign_jwt(&header, &r.new_invite_claims(&dir))).await;
+    invite_rejected(
+        &dir,
+        &r,
+        &r.identity.sign_jwt(&header, &r.new_invite_claims(&dir)),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -245,9 +314,19 @@ async fn jwt_typ_must_be_jwt() {
     let (_server, dir) = start().await;
     let r = Registered::new(&dir).await;
     let header = json!({"alg": "EdDSA", "typ": "JWS"});
-    invite_rejected(&dir, &r, &r.identity.sign_jwt(&header, &r.new_invite_claims(&dir))).await;
+    invite_rejected(
+        &dir,
+        &r,
+        &r.identity.sign_jwt(&header, &r.new_invite_claims(&dir)),
+    )
+    .await;
     let header = json!({"alg": "EdDSA"});
-    invite_rejected(&dir, &r, &r.identity.sign_jwt(&header, &r.new_invite_claims(&dir))).await;
+    invite_rejected(
+        &dir,
+        &r,
+        &r.identity.sign_jwt(&header, &r.new_invite_claims(&dir)),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -261,7 +340,10 @@ async fn jwt_iss_must_be_an_ed25519_did_key() {
     );
     c["iss"] = json!(same_key_as_x25519);
     invite_rejected(&dir, &r, &r.sign(&c)).await;
-    c["iss"] = json!(format!("did:key:{}", hex::encode(r.identity.key.verifying_key().as_bytes())));
+    c["iss"] = json!(format!(
+        "did:key:{}",
+        hex::encode(r.identity.key.verifying_key().as_bytes())
+    ));
     invite_rejected(&dir, &r, &r.sign(&c)).await;
 }
 
@@ -345,7 +427,10 @@ async fn jwt_millisecond_iat_and_exp_are_accepted() {
     c["iat"] = json!(now_s() * 1000);
     c["exp"] = json!((now_s() + 60 * MINUTE) * 1000);
     dir.post_invite(&r.sign(&c)).await.value();
-    assert_eq!(dir.invite_of(&r.wallet).await.unwrap(), c["sub"].as_str().unwrap());
+    assert_eq!(
+        dir.invite_of(&r.wallet).await.unwrap(),
+        c["sub"].as_str().unwrap()
+    );
     // Milliseconds are still bound by the lifetime rule.
     c["exp"] = json!((now_s() + 31 * DAY) * 1000);
     dir.post_invite(&r.sign(&c)).await.rejects_token();
@@ -364,7 +449,9 @@ async fn jwt_act_must_match_the_route() {
     dir.delete_invite(&register).await.rejects_token();
     dir.delete_identity(&register).await.rejects_token();
     let unregister_invite = r.sign(&r.claims(&dir, "unregister_invite"));
-    dir.delete_identity(&unregister_invite).await.rejects_token();
+    dir.delete_identity(&unregister_invite)
+        .await
+        .rejects_token();
     r.unchanged(&dir).await;
 }
 
@@ -373,7 +460,11 @@ async fn jwt_pkh_must_be_an_eip155_did_pkh() {
     let (_server, dir) = start().await;
     let r = Registered::new(&dir).await;
     let mut c = r.new_invite_claims(&dir);
-    for bad in ["did:pkh:eip155:1:0x1234", "eip155:1:0x0000000000000000000000000000000000000000", "did:pkh:solana:1:abc"] {
+    for bad in [
+        "did:pkh:eip155:1:0x1234",
+        "eip155:1:0x0000000000000000000000000000000000000000",
+        "did:pkh:solana:1:abc",
+    ] {
         c["pkh"] = json!(bad);
         invite_rejected(&dir, &r, &r.sign(&c)).await;
     }
@@ -406,13 +497,19 @@ async fn jwt_iss_must_be_registered_to_the_pkh_account() {
     let other = Registered::new(&dir).await;
     let mut c = other.new_invite_claims(&dir);
     c["pkh"] = json!(r.wallet.pkh());
-    dir.post_invite(&other.sign(&c)).await.fails(401, "unauthorized");
+    dir.post_invite(&other.sign(&c))
+        .await
+        .fails(401, "unauthorized");
     let mut c = other.claims(&dir, "unregister_invite");
     c["pkh"] = json!(r.wallet.pkh());
-    dir.delete_invite(&other.sign(&c)).await.fails(401, "unauthorized");
+    dir.delete_invite(&other.sign(&c))
+        .await
+        .fails(401, "unauthorized");
     let mut c = other.claims(&dir, "unregister_identity");
     c["pkh"] = json!(r.wallet.pkh());
-    dir.delete_identity(&other.sign(&c)).await.fails(401, "unauthorized");
+    dir.delete_identity(&other.sign(&c))
+        .await
+        .fails(401, "unauthorized");
     r.unchanged(&dir).await;
     other.unchanged(&dir).await;
 }
@@ -421,7 +518,12 @@ async fn jwt_iss_must_be_registered_to_the_pkh_account() {
 
 /// Posts `cacao`, expects a 400 with `name`, and checks the identity key
 /// was not registered.
-async fn identity_rejected(dir: &Directory, cacao: &Value, name: &str, identity: &Identity) -> Value {
+async fn identity_rejected(
+    dir: &Directory,
+    cacao: &Value,
+    name: &str,
+    identity: &Identity,
+) -> Value {
     let reply = dir.post_identity(cacao).await;
     reply.fails(400, name);
     assert!(!dir.has_identity(identity).await);
@@ -492,7 +594,13 @@ async fn cacao_must_be_signed_by_the_iss_account() {
     let (_server, dir) = start().await;
     let (wallet, identity) = fresh();
     let impostor = Wallet::generate();
-    identity_rejected(&dir, &impostor.sign(wallet.payload(&identity)), "cacao", &identity).await;
+    identity_rejected(
+        &dir,
+        &impostor.sign(wallet.payload(&identity)),
+        "cacao",
+        &identity,
+    )
+    .await;
     // A signature over different text (here: another nonce) fails too.
     let mut cacao = wallet.cacao(&identity);
     cacao["p"]["nonce"] = json!("0000");
@@ -557,7 +665,9 @@ async fn cacao_identity_key_must_be_ed25519() {
     let mut payload = wallet.payload(&identity);
     payload.aud = x25519.clone();
     identity_rejected(&dir, &wallet.sign(payload), "did", &identity).await;
-    dir.get_identity(&x25519).await.fails(404, "Identity key not found");
+    dir.get_identity(&x25519)
+        .await
+        .fails(404, "Identity key not found");
     let mut payload = wallet.payload(&identity);
     payload.aud = "https://keys.example.test".into();
     payload.resources = None;

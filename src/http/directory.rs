@@ -45,24 +45,40 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
             }
         },
     );
-    let resolve_identity = app().and(warp::get()).and(query()).map(|app: App, q: Query| {
-        envelope(required(&q, "publicKey").and_then(|key| app.directory.resolve_identity(key)))
-    });
-    let resolve_invite = app().and(warp::get()).and(query()).map(|app: App, q: Query| {
-        envelope(required(&q, "account").and_then(|account| app.directory.resolve_invite(account)))
-    });
+    let resolve_identity = app()
+        .and(warp::get())
+        .and(query())
+        .map(|app: App, q: Query| {
+            envelope(required(&q, "publicKey").and_then(|key| app.directory.resolve_identity(key)))
+        });
+    let resolve_invite = app()
+        .and(warp::get())
+        .and(query())
+        .map(|app: App, q: Query| {
+            envelope(
+                required(&q, "account").and_then(|account| app.directory.resolve_invite(account)),
+            )
+        });
     let identity = warp::path!("identity").and(
         register_identity
             .or(resolve_identity)
             .unify()
-            .or(id_auth_route(app(), warp::delete(), Action::UnregisterIdentity))
+            .or(id_auth_route(
+                app(),
+                warp::delete(),
+                Action::UnregisterIdentity,
+            ))
             .unify(),
     );
     let invite = warp::path!("invite").and(
         id_auth_route(app(), warp::post(), Action::RegisterInvite)
             .or(resolve_invite)
             .unify()
-            .or(id_auth_route(app(), warp::delete(), Action::UnregisterInvite))
+            .or(id_auth_route(
+                app(),
+                warp::delete(),
+                Action::UnregisterInvite,
+            ))
             .unify(),
     );
     identity
@@ -176,7 +192,11 @@ async fn rejection_envelope(rejection: Rejection) -> Result<Response, Rejection>
         return Err(rejection);
     }
     let error = if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
-        DirError::http(413, "validation", format!("Body larger than {MAX_BODY} bytes"))
+        DirError::http(
+            413,
+            "validation",
+            format!("Body larger than {MAX_BODY} bytes"),
+        )
     } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
         DirError::http(411, "validation", "Content-Length required")
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {

@@ -19,7 +19,10 @@ pub fn now_s() -> i64 {
 
 /// The shared known-answer vectors.
 pub fn vectors() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/keys-directory.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/vectors/keys-directory.json"
+    );
     serde_json::from_str(&std::fs::read_to_string(path).expect("vectors file")).unwrap()
 }
 
@@ -110,7 +113,9 @@ impl Wallet {
         let mut bytes = signature.to_bytes().to_vec();
         bytes.push(recovery.to_byte() + 27);
         serde_json::to_value(Cacao {
-            h: Header { t: "eip4361".into() },
+            h: Header {
+                t: "eip4361".into(),
+            },
             p: payload,
             s: Signature {
                 t: "eip191".into(),
@@ -191,7 +196,8 @@ impl Directory {
         let response = request.send().await.expect("request");
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
-        let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+        let body: Value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
         let keys: Vec<&String> = body.as_object().expect("object").keys().collect();
         assert_eq!(keys.len(), 3, "envelope has status, error, value: {text}");
         let success = body["status"] == "SUCCESS";
@@ -210,33 +216,57 @@ impl Directory {
     }
 
     pub async fn post_identity(&self, cacao: &Value) -> Reply {
-        self.send(self.http.post(self.url("/identity")).json(&json!({"cacao": cacao})))
-            .await
+        self.send(
+            self.http
+                .post(self.url("/identity"))
+                .json(&json!({"cacao": cacao})),
+        )
+        .await
     }
 
     pub async fn get_identity(&self, public_key: &str) -> Reply {
-        self.send(self.http.get(self.url("/identity")).query(&[("publicKey", public_key)]))
-            .await
+        self.send(
+            self.http
+                .get(self.url("/identity"))
+                .query(&[("publicKey", public_key)]),
+        )
+        .await
     }
 
     pub async fn delete_identity(&self, id_auth: &str) -> Reply {
-        self.send(self.http.delete(self.url("/identity")).json(&json!({"idAuth": id_auth})))
-            .await
+        self.send(
+            self.http
+                .delete(self.url("/identity"))
+                .json(&json!({"idAuth": id_auth})),
+        )
+        .await
     }
 
     pub async fn post_invite(&self, id_auth: &str) -> Reply {
-        self.send(self.http.post(self.url("/invite")).json(&json!({"idAuth": id_auth})))
-            .await
+        self.send(
+            self.http
+                .post(self.url("/invite"))
+                .json(&json!({"idAuth": id_auth})),
+        )
+        .await
     }
 
     pub async fn get_invite(&self, account: &str) -> Reply {
-        self.send(self.http.get(self.url("/invite")).query(&[("account", account)]))
-            .await
+        self.send(
+            self.http
+                .get(self.url("/invite"))
+                .query(&[("account", account)]),
+        )
+        .await
     }
 
     pub async fn delete_invite(&self, id_auth: &str) -> Reply {
-        self.send(self.http.delete(self.url("/invite")).json(&json!({"idAuth": id_auth})))
-            .await
+        self.send(
+            self.http
+                .delete(self.url("/invite"))
+                .json(&json!({"idAuth": id_auth})),
+        )
+        .await
     }
 
     /// The account's invite key, or `None` when it has none.
@@ -276,7 +306,9 @@ impl Registered {
         let invite = invite_key();
         let mut c = claims(&identity, &wallet, &dir.aud(), "register_invite");
         c["sub"] = json!(invite);
-        dir.post_invite(&identity.sign_jwt(&jwt_header(), &c)).await.value();
+        dir.post_invite(&identity.sign_jwt(&jwt_header(), &c))
+            .await
+            .value();
         Registered {
             wallet,
             identity,
@@ -302,7 +334,13 @@ impl Registered {
 
     /// Asserts that the identity and its invite key are still as registered.
     pub async fn unchanged(&self, dir: &Directory) {
-        assert!(dir.has_identity(&self.identity).await, "identity still registered");
-        assert_eq!(dir.invite_of(&self.wallet).await.as_deref(), Some(self.invite.as_str()));
+        assert!(
+            dir.has_identity(&self.identity).await,
+            "identity still registered"
+        );
+        assert_eq!(
+            dir.invite_of(&self.wallet).await.as_deref(),
+            Some(self.invite.as_str())
+        );
     }
 }

@@ -70,11 +70,17 @@ pub struct Binding {
 /// can most cheaply fix them, and returns the key-to-account binding.
 pub fn verify(cacao: &Cacao, now_ms: i64) -> Result<Binding, DirError> {
     if cacao.h.t != "eip4361" {
-        return Err(DirError::cacao(format!("Unsupported header type {}", cacao.h.t)));
+        return Err(DirError::cacao(format!(
+            "Unsupported header type {}",
+            cacao.h.t
+        )));
     }
     let p = &cacao.p;
     if p.version != "1" {
-        return Err(DirError::cacao(format!("Unsupported version {}", p.version)));
+        return Err(DirError::cacao(format!(
+            "Unsupported version {}",
+            p.version
+        )));
     }
     if fields(cacao).any(|f| f.contains(['\r', '\n'])) {
         return Err(DirError::cacao("A field contains a line break"));
@@ -100,11 +106,17 @@ pub fn verify(cacao: &Cacao, now_ms: i64) -> Result<Binding, DirError> {
 /// into the rebuilt SIWE text.
 fn fields(cacao: &Cacao) -> impl Iterator<Item = &String> {
     let p = &cacao.p;
-    [&cacao.h.t, &p.domain, &p.iss, &p.aud, &p.version, &p.nonce, &p.iat]
-        .into_iter()
-        .chain([&p.statement, &p.exp, &p.nbf, &p.request_id, &cacao.s.m].into_iter().flatten())
-        .chain(p.resources.iter().flatten())
-        .chain([&cacao.s.t, &cacao.s.s])
+    [
+        &cacao.h.t, &p.domain, &p.iss, &p.aud, &p.version, &p.nonce, &p.iat,
+    ]
+    .into_iter()
+    .chain(
+        [&p.statement, &p.exp, &p.nbf, &p.request_id, &cacao.s.m]
+            .into_iter()
+            .flatten(),
+    )
+    .chain(p.resources.iter().flatten())
+    .chain([&cacao.s.t, &cacao.s.s])
 }
 
 fn check_validity_window(p: &Payload, now_ms: i64) -> Result<(), DirError> {
@@ -195,7 +207,8 @@ mod tests {
             let message = v["siwe_message"].as_str().unwrap();
             let signer = recover_signer(message, &cacao.s.s).unwrap();
             assert_eq!(signer, v["recovered_address"], "{}", v["name"]);
-            let recovers_iss = signer.eq_ignore_ascii_case(&Account::from_pkh(&cacao.p.iss).unwrap().address);
+            let recovers_iss =
+                signer.eq_ignore_ascii_case(&Account::from_pkh(&cacao.p.iss).unwrap().address);
             assert_eq!(recovers_iss, v["signature_recovers_iss"], "{}", v["name"]);
         }
     }
@@ -219,7 +232,10 @@ mod tests {
             assert_eq!(binding.identity_key, s["identity_did_key"]);
             assert_eq!(
                 binding.account.canonical(),
-                format!("eip155:1:{}", s["wallet_address_eip55"].as_str().unwrap().to_lowercase())
+                format!(
+                    "eip155:1:{}",
+                    s["wallet_address_eip55"].as_str().unwrap().to_lowercase()
+                )
             );
         }
     }

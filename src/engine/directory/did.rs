@@ -99,7 +99,11 @@ impl Account {
     /// `eip155:<chain>:<lowercase address>`: the form stored and compared,
     /// so that EIP-55 checksummed and lowercase spellings are one account.
     pub fn canonical(&self) -> String {
-        format!("eip155:{}:{}", self.chain_id, self.address.to_ascii_lowercase())
+        format!(
+            "eip155:{}:{}",
+            self.chain_id,
+            self.address.to_ascii_lowercase()
+        )
     }
 }
 
@@ -107,7 +111,6 @@ impl Account {
 mod tests {
     use super::*;
     use crate::engine::directory::test_vectors;
-
 
     #[test]
     fn did_key_vectors_decode_to_their_codec_and_key() {
@@ -143,7 +146,10 @@ mod tests {
     fn synthetic_keys_decode() {
         let s = &test_vectors()["synthetic"];
         let identity = ed25519_key(s["identity_did_key"].as_str().unwrap()).unwrap();
-        assert_eq!(hex::encode(identity), s["identity_pub_hex"].as_str().unwrap());
+        assert_eq!(
+            hex::encode(identity),
+            s["identity_pub_hex"].as_str().unwrap()
+        );
         let invite = x25519_key(s["invite_did_key"].as_str().unwrap()).unwrap();
         assert_eq!(hex::encode(invite), s["invite_pub_hex"].as_str().unwrap());
     }
@@ -158,8 +164,12 @@ mod tests {
 
     #[test]
     fn accounts_are_canonicalised_with_lowercase_addresses() {
-        let a = Account::from_pkh("did:pkh:eip155:1:0xB1bad80be351061Db2F726D2dDe28E0Ebbb88D30").unwrap();
-        assert_eq!(a.canonical(), "eip155:1:0xb1bad80be351061db2f726d2dde28e0ebbb88d30");
+        let a = Account::from_pkh("did:pkh:eip155:1:0xB1bad80be351061Db2F726D2dDe28E0Ebbb88D30")
+            .unwrap();
+        assert_eq!(
+            a.canonical(),
+            "eip155:1:0xb1bad80be351061db2f726d2dde28e0ebbb88d30"
+        );
         assert_eq!(a.address, "0xB1bad80be351061Db2F726D2dDe28E0Ebbb88D30");
         for bad in [
             "did:pkh:eip155:1:0x1234",

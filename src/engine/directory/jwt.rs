@@ -64,7 +64,12 @@ pub struct Verified {
 }
 
 /// Verifies `token` for `action` on a server reached at `audience`.
-pub fn verify(token: &str, action: Action, audience: &str, now_ms: i64) -> Result<Verified, DirError> {
+pub fn verify(
+    token: &str,
+    action: Action,
+    audience: &str,
+    now_ms: i64,
+) -> Result<Verified, DirError> {
     let parts: Vec<&str> = token.split('.').collect();
     let [header_b64, claims_b64, signature_b64] = parts[..] else {
         return Err(DirError::jwt("Expected three dot-separated parts"));
@@ -106,7 +111,8 @@ fn base64url(part: &str) -> Result<Vec<u8>, DirError> {
 }
 
 fn decode_part<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, DirError> {
-    serde_json::from_slice(&base64url(part)?).map_err(|e| DirError::jwt(format!("Malformed JSON part: {e}")))
+    serde_json::from_slice(&base64url(part)?)
+        .map_err(|e| DirError::jwt(format!("Malformed JSON part: {e}")))
 }
 
 fn check_audience(claims: &Claims, audience: &str) -> Result<(), DirError> {
@@ -161,9 +167,20 @@ mod tests {
         let now = crate::engine::now_ms();
         for v in test_vectors()["did_jwt"].as_array().unwrap() {
             let token = v["jwt"].as_str().unwrap();
-            let err = verify(token, Action::UnregisterIdentity, "http://keystrate.test", now).unwrap_err();
+            let err = verify(
+                token,
+                Action::UnregisterIdentity,
+                "http://keystrate.test",
+                now,
+            )
+            .unwrap_err();
             let bad_signature = err.message == "Invalid signature";
-            assert_eq!(bad_signature, v["signature_valid"] == false, "{}: {err}", v["name"]);
+            assert_eq!(
+                bad_signature,
+                v["signature_valid"] == false,
+                "{}: {err}",
+                v["name"]
+            );
         }
     }
 
@@ -172,14 +189,45 @@ mod tests {
         let s = &test_vectors()["synthetic"];
         let at = 1_700_000_100_000;
         let aud = "https://keys.example.test/";
-        let v = verify(s["register_invite_jwt"].as_str().unwrap(), Action::RegisterInvite, aud, at).unwrap();
+        let v = verify(
+            s["register_invite_jwt"].as_str().unwrap(),
+            Action::RegisterInvite,
+            aud,
+            at,
+        )
+        .unwrap();
         assert_eq!(v.identity_key, s["identity_did_key"]);
-        assert_eq!(v.invite_key.as_ref().unwrap(), s["invite_did_key"].as_str().unwrap());
-        verify(s["unregister_invite_jwt"].as_str().unwrap(), Action::UnregisterInvite, aud, at).unwrap();
-        verify(s["unregister_identity_jwt"].as_str().unwrap(), Action::UnregisterIdentity, aud, at).unwrap();
-        let wrong_route = verify(s["unregister_invite_jwt"].as_str().unwrap(), Action::RegisterInvite, aud, at);
+        assert_eq!(
+            v.invite_key.as_ref().unwrap(),
+            s["invite_did_key"].as_str().unwrap()
+        );
+        verify(
+            s["unregister_invite_jwt"].as_str().unwrap(),
+            Action::UnregisterInvite,
+            aud,
+            at,
+        )
+        .unwrap();
+        verify(
+            s["unregister_identity_jwt"].as_str().unwrap(),
+            Action::UnregisterIdentity,
+            aud,
+            at,
+        )
+        .unwrap();
+        let wrong_route = verify(
+            s["unregister_invite_jwt"].as_str().unwrap(),
+            Action::RegisterInvite,
+            aud,
+            at,
+        );
         assert_eq!(wrong_route.unwrap_err().name, "jwt_verification");
-        let later = verify(s["unregister_invite_jwt"].as_str().unwrap(), Action::UnregisterInvite, aud, crate::engine::now_ms());
+        let later = verify(
+            s["unregister_invite_jwt"].as_str().unwrap(),
+            Action::UnregisterInvite,
+            aud,
+            crate::engine::now_ms(),
+        );
         assert_eq!(later.unwrap_err().message, "Expired");
     }
 

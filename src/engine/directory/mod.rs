@@ -83,11 +83,13 @@ impl Directory {
                     return abort(DirError::conflict());
                 }
             }
-            t.identities.insert(binding.identity_key.as_bytes(), record.as_slice())?;
+            t.identities
+                .insert(binding.identity_key.as_bytes(), record.as_slice())?;
             let mut keys = read_account_keys(t, &account)?;
             if !keys.contains(&binding.identity_key) {
                 keys.push(binding.identity_key.clone());
-                t.accounts.insert(account.as_bytes(), to_json(&keys).map_err(abort_with)?)?;
+                t.accounts
+                    .insert(account.as_bytes(), to_json(&keys).map_err(abort_with)?)?;
             }
             Ok(())
         })
@@ -121,7 +123,8 @@ impl Directory {
                 t.accounts.remove(account.as_bytes())?;
                 t.invites.remove(account.as_bytes())?;
             } else {
-                t.accounts.insert(account.as_bytes(), to_json(&keys).map_err(abort_with)?)?;
+                t.accounts
+                    .insert(account.as_bytes(), to_json(&keys).map_err(abort_with)?)?;
             }
             Ok(())
         })
@@ -136,7 +139,8 @@ impl Directory {
         let invite_key = token.invite_key.unwrap_or_default();
         self.write(|t| {
             authorised_keys(t, &account, &token.identity_key)?;
-            t.invites.insert(account.as_bytes(), invite_key.as_bytes())?;
+            t.invites
+                .insert(account.as_bytes(), invite_key.as_bytes())?;
             Ok(())
         })
         .await?;
@@ -238,7 +242,8 @@ fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, DirError> {
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, DirError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError(format!("corrupt directory record: {e}")).into())
+    serde_json::from_slice(bytes)
+        .map_err(|e| StoreError(format!("corrupt directory record: {e}")).into())
 }
 
 /// The shared known-answer vectors, for unit tests.
@@ -246,7 +251,7 @@ fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, DirError
 pub(crate) fn test_vectors() -> Value {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/vectors/keys-directory.json"
+        "/tests/vectors/keys-directory.json"
     ))
     .expect("vectors file");
     serde_json::from_str(&text).unwrap()

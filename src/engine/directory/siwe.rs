@@ -47,7 +47,6 @@ mod tests {
     use crate::engine::directory::test_vectors;
     use serde_json::Value;
 
-
     fn rebuilt(cacao: &Value) -> String {
         let cacao: Cacao = serde_json::from_value(cacao.clone()).unwrap();
         let account = Account::from_pkh(&cacao.p.iss).unwrap();
@@ -64,13 +63,21 @@ mod tests {
     #[test]
     fn synthetic_messages_rebuild() {
         let s = &test_vectors()["synthetic"];
-        assert_eq!(rebuilt(&s["cacao_no_statement"]), s["cacao_no_statement_message"]);
-        assert_eq!(rebuilt(&s["cacao_with_statement"]), s["cacao_with_statement_message"]);
+        assert_eq!(
+            rebuilt(&s["cacao_no_statement"]),
+            s["cacao_no_statement_message"]
+        );
+        assert_eq!(
+            rebuilt(&s["cacao_with_statement"]),
+            s["cacao_with_statement_message"]
+        );
     }
 
     #[test]
     fn optional_lines_come_in_template_order() {
-        let mut cacao: Cacao = serde_json::from_value(test_vectors()["synthetic"]["cacao_no_statement"].clone()).unwrap();
+        let mut cacao: Cacao =
+            serde_json::from_value(test_vectors()["synthetic"]["cacao_no_statement"].clone())
+                .unwrap();
         cacao.p.exp = Some("2030-01-01T00:00:00Z".into());
         cacao.p.nbf = Some("2020-01-01T00:00:00Z".into());
         cacao.p.request_id = Some("req-1".into());
