@@ -138,6 +138,10 @@ async fn full_flow_with_generated_keys() {
         .await
         .value();
     assert_eq!(dir.invite_of(&wallet).await, None);
+    // Removing an invite key that is already gone is still a success.
+    dir.delete_invite(&identity.sign_jwt(&jwt_header(), &c))
+        .await
+        .value();
 
     c_register_invite(&dir, &identity, &wallet, &invite_key()).await;
     let c = claims(&identity, &wallet, &dir.aud(), "unregister_identity");
