@@ -3,6 +3,7 @@
 //! accepting, close sockets with 1001, finish requests, flush).
 
 use crate::config::Config;
+use crate::engine::directory::Directory;
 use crate::engine::{expiry, Engine, EngineConfig};
 use crate::http::{self, App, Conn};
 use crate::store::Store;
@@ -92,11 +93,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         cause,
     })?;
     let public_url = config.public_url(addr);
+    let directory =
+        Directory::new(engine.store(), &public_url).map_err(|e| storage_err(e.to_string()))?;
     let app = App {
         engine: engine.clone(),
         public_url: public_url.clone().into(),
         origins: Arc::new(allowed_origins(&config, addr, &public_url)),
         ws_ping_interval: Duration::from_secs(config.serve.ws_ping_interval.max(1)),
+        directory: Arc::new(directory),
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
     tokio::spawn(expiry::run(engine.clone(), shutdown_rx.clone()));

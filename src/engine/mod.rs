@@ -4,6 +4,7 @@
 //! SPEC sections 1–3 live here and nowhere else.
 
 pub mod accounts;
+pub mod directory;
 pub mod documents;
 pub mod error;
 pub mod events;

@@ -3,6 +3,7 @@
 //! they share (the caller from the session cookie, body parsing, responses).
 
 pub mod auth;
+pub mod directory;
 pub mod documents;
 pub mod pages;
 pub mod reply;
@@ -33,6 +34,8 @@ pub struct App {
     pub origins: Arc<Vec<String>>,
     /// Interval of WebSocket pings (half-open detection).
     pub ws_ping_interval: std::time::Duration,
+    /// The key directory (SPEC section 8).
+    pub directory: Arc<crate::engine::directory::Directory>,
 }
 
 impl App {
@@ -146,6 +149,8 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .map(|| reply::text(StatusCode::OK, "OK"));
     health
+        .or(directory::routes(app.clone()))
+        .unify()
         .or(auth::routes(app.clone()))
         .unify()
         .or(documents::routes(app.clone()))

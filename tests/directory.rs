@@ -1,0 +1,679 @@
+//! The key directory (SPEC section 8) over real HTTP: the shared
+//! known-answer vectors, the full flow with keys generated here, and one
+//! test per verification rule, each checking that a rejected request
+//! changed nothing.
+
+mod common;
+#[path = "directory_support/mod.rs"]
+mod support;
+
+use common::TestServer;
+use serde_json::{json, Value};
+use support::*;
+
+async fn start() -> (TestServer, Directory) {
+    let server = TestServer::start().await;
+    let dir = Directory {
+        base: server.base.clone(),
+        http: server.client(),
+    };
+    (server, dir)
+}
+
+// ---- known answers ------------------------------------------------------
+
+/// The identity key a vector CACAO names (aud when a did:key, else
+/// resources[0]).
+fn vector_identity_key(cacao: &Value) -> String {
+    let aud = cacao["p"]["aud"].as_str().unwrap();
+    if aud.starts_with("did:key:") {
+        aud.to_string()
+    } else {
+        cacao["p"]["resources"][0].as_str().unwrap().to_string()
+    }
+}
+
+#[tokio::test]
+async fn cacao_vectors_get_their_expected_verdicts() {
+    let (_server, dir) = start().await;
+    for v in vectors()["cacao"].as_array().unwrap() {
+        let name = v["name"].as_str().unwrap();
+        let key = vector_identity_key(&v["cacao"]);
+        let reply = dir.post_identity(&v["cacao"]).await;
+        let expected = v["expect_post_identity_status"].as_u64().unwrap() as u16;
+        assert_eq!(reply.status, expected, "{name}: {reply:?}");
+        let resolved = dir
+            .get_identity(key.strip_prefix("did:key:").unwrap())
+            .await;
+        if expected == 200 {
+            assert_eq!(resolved.value()["cacao"], v["cacao"], "{name}");
+        } else {
+            resolved.fails(404, "Identity key not found");
+        }
+    }
+}
+
+#[tokio::test]
+async fn did_jwt_vectors_are_rejected_by_every_route() {
+    let (_server, dir) = start().await;
+    let synthetic = &vectors()["synthetic"];
+    let mut tokens: Vec<String> = vectors()["did_jwt"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["jwt"].as_str().unwrap().to_string())
+        .collect();
+    for name in [
+        "register_invite_jwt",
+        "unregister_invite_jwt",
+        "unregister_identity_jwt",
+    ] {
+        tokens.push(synthetic[name].as_str().unwrap().to_string());
+    }
+    for token in &tokens {
+        dir.post_invite(token).await.rejects_token();
+        dir.delete_invite(token).await.rejects_token();
+        dir.delete_identity(token).await.rejects_token();
+    }
+}
+
+#[tokio::test]
+async fn synthetic_cacaos_register_the_synthetic_identity() {
+    let (_server, dir) = start().await;
+    let s = &vectors()["synthetic"];
+    let key = s["identity_did_key"].as_str().unwrap();
+    dir.post_identity(&s["cacao_no_statement"]).await.value();
+    dir.post_identity(&s["cacao_with_statement"]).await.value();
+    let resolved = dir.get_identity(key).await;
+    assert_eq!(resolved.value()["cacao"], s["cacao_with_statement"]);
+}
+
+// ---- full flow and storage rules ------------------------------------------
+
+#[tokio::test]
+async fn full_flow_with_generated_keys() {
+    let (_server, dir) = start().await;
+    let wallet = Wallet::generate();
+    let identity = Identity::generate();
+    let cacao = wallet.cacao(&identity);
+    assert_eq!(dir.post_identity(&cacao).await.value(), &Value::Null);
+    assert_eq!(
+        dir.get_identity(identity.public_key()).await.value()["cacao"],
+        cacao
+    );
+    assert_eq!(
+        dir.get_identity(&identity.did).await.value()["cacao"],
+        cacao
+    );
+
+    let first = invite_key();
+    let mut c = claims(&identity, &wallet, &dir.aud(), "register_invite");
+    c["sub"] = json!(first);
+    dir.post_invite(&identity.sign_jwt(&jwt_header(), &c))
+        .await
+        .value();
+    assert_eq!(
+        dir.invite_of(&wallet).await.as_deref(),
+        Some(first.as_str())
+    );
+    // The account resolves under any spelling of its address.
+    let mixed = format!("eip155:1:0x{}", wallet.address[2..].to_uppercase());
+    assert_eq!(
+        dir.get_invite(&mixed).await.value()["inviteKey"],
+        json!(first)
+    );
+
+    let second = invite_key();
+    c["sub"] = json!(second);
+    dir.post_invite(&identity.sign_jwt(&jwt_header(), &c))
+        .await
+        .value();
+    assert_eq!(
+        dir.invite_of(&wallet).await.as_deref(),
+        Some(second.as_str())
+    );
+
+    let c = claims(&identity, &wallet, &dir.aud(), "unregister_invite");
+    dir.delete_invite(&identity.sign_jwt(&jwt_header(), &c))
+        .await
+        .value();
+    assert_eq!(dir.invite_of(&wallet).await, None);
+    // Removing an invite key that is already gone is still a success.
+    dir.delete_invite(&identity.sign_jwt(&jwt_header(), &c))
+        .await
+        .value();
+
+    c_register_invite(&dir, &identity, &wallet, &invite_key()).await;
+    let c = claims(&identity, &wallet, &dir.aud(), "unregister_identity");
+    dir.delete_identity(&identity.sign_jwt(&jwt_header(), &c))
+        .await
+        .value();
+    assert!(!dir.has_identity(&identity).await);
+    // The last identity key went, so the invite key went with it.
+    assert_eq!(dir.invite_of(&wallet).await, None);
+}
+
+async fn c_register_invite(dir: &Directory, identity: &Identity, wallet: &Wallet, invite: &str) {
+    let mut c = claims(identity, wallet, &dir.aud(), "register_invite");
+    c["sub"] = json!(invite);
+    dir.post_invite(&identity.sign_jwt(&jwt_header(), &c))
+        .await
+        .value();
+}
+
+#[tokio::test]
+async fn invite_key_survives_while_another_identity_remains() {
+    let (_server, dir) = start().await;
+    let r = Registered::new(&dir).await;
+    let second = Identity::generate();
+    dir.post_identity(&r.wallet.cacao(&second)).await.value();
+    dir.delete_identity(&r.sign(&r.claims(&dir, "unregister_identity")))
+        .await
+        .value();
+    assert!(!dir.has_identity(&r.identity).await);
+    assert!(dir.has_identity(&second).await);
+    assert_eq!(
+        dir.invite_of(&r.wallet).await.as_deref(),
+        Some(r.invite.as_str())
+    );
+}
+
+#[tokio::test]
+async fn identity_key_of_another_account_conflicts() {
+    let (_server, dir) = start().await;
+    let r = Registered::new(&dir).await;
+    let other = Wallet::generate();
+    dir.post_identity(&other.cacao(&r.identity))
+        .await
+        .fails(409, "conflict");
+    let resolved = dir.get_identity(r.identity.public_key()).await;
+    assert_eq!(resolved.value()["cacao"]["p"]["iss"], json!(r.wallet.pkh()));
+    r.unchanged(&dir).await;
+}
+
+#[tokio::test]
+async fn re_registration_is_idempotent() {
+    let (_server, dir) = start().await;
+    let r = Registered::new(&dir).await;
+    dir.post_identity(&r.wallet.cacao(&r.identity))
+        .await
+        .value();
+    dir.post_identity(&r.wallet.cacao(&r.identity))
+        .await
+        .value();
+    r.unchanged(&dir).await;
+    // One key, not three: removing it once empties the account.
+    dir.delete_identity(&r.sign(&r.claims(&dir, "unregister_identity")))
+        .await
+        .value();
+    assert_eq!(dir.invite_of(&r.wallet).await, None);
+}
+
+#[tokio::test]
+async fn not_found_replies_match_the_keys_server() {
+    let (_server, dir) = start().await;
+    let reply = dir.get_invite("eip155:1:0xABC").await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(
+        reply.body,
+        json!({"status": "FAILURE", "error": {"name": "Invite key not found",
+            "message": "Cannot find Invite key with specified identifier eip155:1:0xABC"}, "value": null})
+    );
+    let reply = dir
+        .get_identity("z6MkhoV7JnKEFgwai4R1ui14xcPDnqVFZ3a9dUNM3fE3z3Nf")
+        .await;
+    assert_eq!(
+        reply.fails(404, "Identity key not found").body["error"]["message"],
+        "Cannot find Identity key with specified identifier z6MkhoV7JnKEFgwai4R1ui14xcPDnqVFZ3a9dUNM3fE3z3Nf"
+    );
+}
+
+// ---- envelope on malformed requests ---------------------------------------
+
+#[tokio::test]
+async fn malformed_requests_get_the_envelope() {
+    let (server, dir) = start().await;
+    let r = Registered::new(&dir).await;
+    let http = server.client();
+    let post = |path: &str| http.post(server.url(path));
+    let json_type = ("content-type", "application/json");
+    dir.send(
+        post("/invite")
+            .header(json_type.0, json_type.1)
+            .body("{not json"),
+    )
+    .await
+    .fails(400, "validation");
+    dir.send(
+        post("/invite")
+            .header("content-type", "text/plain")
+            .body("{}"),
+    )
+    .await
+    .fails(415, "validation");
+    dir.send(post("/identity").body("{}"))
+        .await
+        .fails(415, "validation");
+    dir.send(post("/invite").json(&json!({"idAuth": "a.b.c", "extra": 1})))
+        .await
+        .fails(400, "validation");
+    dir.send(post("/identity").json(&json!({"cacao": {}, "other": true})))
+        .await
+        .fails(400, "validation");
+    dir.send(post("/invite").json(&json!({})))
+        .await
+        .fails(400, "validation");
+    let big = format!("{{\"idAuth\":\"{}\"}}", "a".repeat(70 * 1024));
+    dir.send(post("/invite").header(json_type.0, json_type.1).body(big))
+        .await
+        .fails(413, "validation");
+    dir.send(http.get(server.url("/invite")))
+        .await
+        .fails(400, "validation");
+    dir.send(http.get(server.url("/identity?publicKey=")))
+        .await
+        .fails(400, "validation");
+    dir.send(http.put(server.url("/identity")))
+        .await
+        .fails(405, "validation");
+    r.unchanged(&dir).await;
+}
+
+// ---- did-JWT rules (POST /invite unless stated) ---------------------------
+
+/// Sends `token` to POST /invite, expects a verification failure and no
+/// change.
+async fn invite_rejected(dir: &Directory, r: &Registered, token: &str) {
+    dir.post_invite(token).await.rejects_token();
+    r.unchanged(dir).await;
+}
+
+#[tokio::test]
+async fn jwt_must_be_three_unpadded_base64url_parts() {
+    let (_server, dir) = start().await;
+    let r = Registered::new(&dir).await;
+    let token = r.sign(&r.new_invite_claims(&dir));
+    invite_rejected(&dir, &r, &format!("{token}==")).await;
+    invite_rejected(&dir, &r, &format!("{token}.e30")).await;
+    let two: Vec<&str> = token.split('.').take(2).collect();
+    invite_rejected(&dir, &r, &two.join(".")).await;
+    invite_rejected(&dir, &r, &token.replacen('.', "+.", 1)).await;
+}
+
+#[tokio::test]
+async fn jwt_alg_must_be_eddsa() {
+    let (_server, dir) = start().await;
+    let r = Registered::new(&dir).await;
+    let header = json!({"alg": "ES256", "typ": "JWT"});
+    invite_rejected(
+        &dir,
+        &r,
+        &r.identity.sign_jwt(&header, &r.new_invite_claims(&dir)),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn jwt_typ_must_be_jwt() {
+    let (_server, dir) = start().await;
+    let r = Registered::new(&dir).await;
+    let header = json!({"alg": "EdDSA", "typ": "JWS"});
+    invite_rejected(
+        &dir,
+        &r,
+        &r.identity.sign_jwt(&header, &r.new_invite_claims(&dir)),
+    )
+    .await;
+    let header = json!({"alg": "EdDSA"});
+    invite_rejected(
+        &dir,
+        &r,
+        &r.identity.sign_jwt(&header, &r.new_invite_claims(&dir)),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn jwt_iss_must_be_an_ed25519_did_key() {
+    let (_server, dir) = start().await;
+    let r = Registered::new(&dir).await;
+    let mut c = r.new_invite_claims(&dir);
+    let same_key_as_x25519 = keystrate::engine::directory::did::encode_key(
+        keystrate::engine::directory::did::X25519,
+        r.identity.key.verifying_key().as_bytes(),
+    );
+    c["iss"] = json!(same_key_as_x25519);
+    invite_rejected(&dir, &r, &r.sign(&c)).await;
+    c["iss"] = json!(format!(
+        "did:key:{}",
+        hex::encode(r.identity.key.verifying_key().as_bytes())
+    ));
+    invite_rejected(&dir, &r, &r.sign(&c)).await;
+}
+
+#[tokio::test]
+async fn jwt_signature_must_verify() {
+    let (_server, dir) = start().await;
+    let r = Registered::new(&dir).await;
+    let other = Identity::generate();
+    let mut c = r.new_invite_claims(&dir);
+    // Claims name the registered key, but another key signed them.
+    invite_rejected(&dir, &r, &other.sign_jwt(&jwt_header(), &c)).await;
+    // A valid token whose claims were altered after signing.
+    let token = r.sign(&c);
+    c["sub"] = json!(invite_key());
+    let mut parts: Vec<String> = token.split('.').map(String::from).collect();
+    parts[1] = base64_url(&c.to_string());
+    invite_rejected(&dir, &r, &parts.join(".")).await;
+}
+
+fn base64_url(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+#[tokio::test]
+async fn jwt_aud_must_be_this_server() {
+    let (_server, dir) = start().await;
+    let r = Registered::new(&dir).await;
+    let mut c = r.new_invite_claims(&dir);
+    c["aud"] = json!("https://keys.walletconnect.com");
+    invite_rejected(&dir, &r, &r.sign(&c)).await;
+    c.as_object_mut().unwrap().remove("aud");
+    invite_rejected(&dir, &r, &r.sign(&c)).await;
+    // A trailing slash is the same URL.
+    c["aud"] = json!(format!("{}/", dir.aud()));
+    dir.post_invite(&r.sign(&c)).await.value();
+}
+
+#[tokio::test]
+async fn jwt_iat_must_not_be_in_the_future() {
+    let (_server, dir) = start().await;
+    let r = Registered::new(&dir).await;
+    let mut c = r.new_invite_claims(&dir);
+    c["iat"] = json!(now_s() + 10 * MINUTE);
+    invite_rejected(&dir, &r, &r.sign(&c)).await;
+    // Within the 5-minute skew is fine.
+    c["iat"] = json!(now_s() + 2 * MINUTE);
+    dir.post_invite(&r.sign(&c)).await.value();
+}
+
+#[tokio::test]
+async fn jwt_exp_must_not_be_past() {
+    let (_server, dir) = start().await;
+    let r = Registered::new(&dir).await;
+    let mut c = r.new_invite_claims(&dir);
+    c["iat"] = json!(now_s() - 60 * MINUTE);
+    c["exp"] = json!(now_s() - 10 * MINUTE);
+    invite_rejected(&dir, &r, &r.sign(&c)).await;
+    c.as_object_mut().unwrap().remove("exp");
+    invite_rejected(&dir, &r, &r.sign(&c)).await;
+    c["exp"] = json!(now_s() - 2 * MINUTE);
+    dir.post_invite(&r.sign(&c)).await.value();
+}
+
+#[tokio::test]
+async fn jwt_lifetime_is_at_most_30_days() {
+    let (_server, dir) = start().await;
+    let r = Registered::new(&dir).await;
+    let mut c = r.new_invite_claims(&dir);
+    c["exp"] = json!(now_s() + 31 * DAY);
+    invite_rejected(&dir, &r, &r.sign(&c)).await;
+    c["exp"] = json!(now_s() + 29 * DAY);
+    dir.post_invite(&r.sign(&c)).await.value();
+}
+
+#[tokio::test]
+async fn jwt_millisecond_iat_and_exp_are_accepted() {
+    let (_server, dir) = start().await;
+    let r = Registered::new(&dir).await;
+    let mut c = r.new_invite_claims(&dir);
+    c["iat"] = json!(now_s() * 1000);
+    c["exp"] = json!((now_s() + 60 * MINUTE) * 1000);
+    dir.post_invite(&r.sign(&c)).await.value();
+    assert_eq!(
+        dir.invite_of(&r.wallet).await.unwrap(),
+        c["sub"].as_str().unwrap()
+    );
+    // Milliseconds are still bound by the lifetime rule.
+    c["exp"] = json!((now_s() + 31 * DAY) * 1000);
+    dir.post_invite(&r.sign(&c)).await.rejects_token();
+}
+
+#[tokio::test]
+async fn jwt_act_must_match_the_route() {
+    let (_server, dir) = start().await;
+    let r = Registered::new(&dir).await;
+    let mut c = r.new_invite_claims(&dir);
+    c["act"] = json!("unregister_invite");
+    invite_rejected(&dir, &r, &r.sign(&c)).await;
+    c.as_object_mut().unwrap().remove("act");
+    invite_rejected(&dir, &r, &r.sign(&c)).await;
+    let register = r.sign(&r.new_invite_claims(&dir));
+    dir.delete_invite(&register).await.rejects_token();
+    dir.delete_identity(&register).await.rejects_token();
+    let unregister_invite = r.sign(&r.claims(&dir, "unregister_invite"));
+    dir.delete_identity(&unregister_invite)
+        .await
+        .rejects_token();
+    r.unchanged(&dir).await;
+}
+
+#[tokio::test]
+async fn jwt_pkh_must_be_an_eip155_did_pkh() {
+    let (_server, dir) = start().await;
+    let r = Registered::new(&dir).await;
+    let mut c = r.new_invite_claims(&dir);
+    for bad in [
+        "did:pkh:eip155:1:0x1234",
+        "eip155:1:0x0000000000000000000000000000000000000000",
+        "did:pkh:solana:1:abc",
+    ] {
+        c["pkh"] = json!(bad);
+        invite_rejected(&dir, &r, &r.sign(&c)).await;
+    }
+    c.as_object_mut().unwrap().remove("pkh");
+    invite_rejected(&dir, &r, &r.sign(&c)).await;
+}
+
+#[tokio::test]
+async fn jwt_sub_for_post_invite_must_be_an_x25519_did_key() {
+    let (_server, dir) = start().await;
+    let r = Registered::new(&dir).await;
+    let mut c = r.claims(&dir, "register_invite");
+    invite_rejected(&dir, &r, &r.sign(&c)).await;
+    c["sub"] = json!(hex::encode(rand::random::<[u8; 32]>()));
+    invite_rejected(&dir, &r, &r.sign(&c)).await;
+    c["sub"] = json!(Identity::generate().did);
+    invite_rejected(&dir, &r, &r.sign(&c)).await;
+}
+
+#[tokio::test]
+async fn jwt_iss_must_be_registered_to_the_pkh_account() {
+    let (_server, dir) = start().await;
+    let r = Registered::new(&dir).await;
+    let stranger = Identity::generate();
+    let mut c = r.new_invite_claims(&dir);
+    c["iss"] = json!(stranger.did);
+    let token = stranger.sign_jwt(&jwt_header(), &c);
+    dir.post_invite(&token).await.fails(401, "unauthorized");
+    // A key registered to another account does not count either.
+    let other = Registered::new(&dir).await;
+    let mut c = other.new_invite_claims(&dir);
+    c["pkh"] = json!(r.wallet.pkh());
+    dir.post_invite(&other.sign(&c))
+        .await
+        .fails(401, "unauthorized");
+    let mut c = other.claims(&dir, "unregister_invite");
+    c["pkh"] = json!(r.wallet.pkh());
+    dir.delete_invite(&other.sign(&c))
+        .await
+        .fails(401, "unauthorized");
+    let mut c = other.claims(&dir, "unregister_identity");
+    c["pkh"] = json!(r.wallet.pkh());
+    dir.delete_identity(&other.sign(&c))
+        .await
+        .fails(401, "unauthorized");
+    r.unchanged(&dir).await;
+    other.unchanged(&dir).await;
+}
+
+// ---- CACAO rules (POST /identity) -------------------------------------------
+
+/// Posts `cacao`, expects a 400 with `name`, and checks the identity key
+/// was not registered.
+async fn identity_rejected(
+    dir: &Directory,
+    cacao: &Value,
+    name: &str,
+    identity: &Identity,
+) -> Value {
+    let reply = dir.post_identity(cacao).await;
+    reply.fails(400, name);
+    assert!(!dir.has_identity(identity).await);
+    reply.body["error"]["message"].clone()
+}
+
+fn fresh() -> (Wallet, Identity) {
+    (Wallet::generate(), Identity::generate())
+}
+
+#[tokio::test]
+async fn cacao_header_must_be_eip4361() {
+    let (_server, dir) = start().await;
+    let (wallet, identity) = fresh();
+    let mut cacao = wallet.cacao(&identity);
+    cacao["h"]["t"] = json!("caip122");
+    identity_rejected(&dir, &cacao, "cacao", &identity).await;
+}
+
+#[tokio::test]
+async fn cacao_version_must_be_1() {
+    let (_server, dir) = start().await;
+    let (wallet, identity) = fresh();
+    let mut payload = wallet.payload(&identity);
+    payload.version = "2".into();
+    identity_rejected(&dir, &wallet.sign(payload), "cacao", &identity).await;
+}
+
+#[tokio::test]
+async fn cacao_fields_must_not_contain_line_breaks() {
+    let (_server, dir) = start().await;
+    let (wallet, identity) = fresh();
+    let mut payload = wallet.payload(&identity);
+    payload.statement = Some("line one\nURI: https://evil.example".into());
+    identity_rejected(&dir, &wallet.sign(payload), "cacao", &identity).await;
+    let mut payload = wallet.payload(&identity);
+    payload.nonce = "abc\r".into();
+    identity_rejected(&dir, &wallet.sign(payload), "cacao", &identity).await;
+    let mut payload = wallet.payload(&identity);
+    payload.resources = Some(vec!["https://a.example\n- https://b.example".into()]);
+    identity_rejected(&dir, &wallet.sign(payload), "cacao", &identity).await;
+}
+
+#[tokio::test]
+async fn cacao_exp_must_be_in_the_future() {
+    let (_server, dir) = start().await;
+    let (wallet, identity) = fresh();
+    let mut payload = wallet.payload(&identity);
+    payload.exp = Some((chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339());
+    identity_rejected(&dir, &wallet.sign(payload.clone()), "cacao", &identity).await;
+    payload.exp = Some((chrono::Utc::now() + chrono::Duration::minutes(10)).to_rfc3339());
+    dir.post_identity(&wallet.sign(payload)).await.value();
+}
+
+#[tokio::test]
+async fn cacao_nbf_must_be_in_the_past() {
+    let (_server, dir) = start().await;
+    let (wallet, identity) = fresh();
+    let mut payload = wallet.payload(&identity);
+    payload.nbf = Some((chrono::Utc::now() + chrono::Duration::minutes(10)).to_rfc3339());
+    identity_rejected(&dir, &wallet.sign(payload.clone()), "cacao", &identity).await;
+    payload.nbf = Some((chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339());
+    dir.post_identity(&wallet.sign(payload)).await.value();
+}
+
+#[tokio::test]
+async fn cacao_must_be_signed_by_the_iss_account() {
+    let (_server, dir) = start().await;
+    let (wallet, identity) = fresh();
+    let impostor = Wallet::generate();
+    identity_rejected(
+        &dir,
+        &impostor.sign(wallet.payload(&identity)),
+        "cacao",
+        &identity,
+    )
+    .await;
+    // A signature over different text (here: another nonce) fails too.
+    let mut cacao = wallet.cacao(&identity);
+    cacao["p"]["nonce"] = json!("0000");
+    identity_rejected(&dir, &cacao, "cacao", &identity).await;
+}
+
+#[tokio::test]
+async fn cacao_eip1271_is_unsupported() {
+    let (_server, dir) = start().await;
+    let (wallet, identity) = fresh();
+    let mut cacao = wallet.cacao(&identity);
+    cacao["s"]["t"] = json!("eip1271");
+    let message = identity_rejected(&dir, &cacao, "cacao", &identity).await;
+    assert_eq!(message, "Unsupported signature type");
+}
+
+#[tokio::test]
+async fn cacao_identity_key_from_aud_query_parameter() {
+    let (_server, dir) = start().await;
+    let (wallet, identity) = fresh();
+    let decoy = Identity::generate();
+    let mut payload = wallet.payload(&identity);
+    payload.aud = format!(
+        "https://identity.example.test/?walletconnect_identity_key={}",
+        identity.did
+    );
+    payload.resources = Some(vec![decoy.did.clone()]);
+    dir.post_identity(&wallet.sign(payload)).await.value();
+    assert!(dir.has_identity(&identity).await);
+    assert!(!dir.has_identity(&decoy).await);
+}
+
+#[tokio::test]
+async fn cacao_identity_key_from_aud() {
+    let (_server, dir) = start().await;
+    let (wallet, identity) = fresh();
+    let decoy = Identity::generate();
+    let mut payload = wallet.payload(&identity);
+    payload.resources = Some(vec![decoy.did.clone()]);
+    dir.post_identity(&wallet.sign(payload)).await.value();
+    assert!(dir.has_identity(&identity).await);
+    assert!(!dir.has_identity(&decoy).await);
+}
+
+#[tokio::test]
+async fn cacao_identity_key_from_resources() {
+    let (_server, dir) = start().await;
+    let (wallet, identity) = fresh();
+    let mut payload = wallet.payload(&identity);
+    payload.aud = "https://keys.example.test".into();
+    payload.statement = None;
+    payload.resources = Some(vec![identity.did.clone(), "https://other.example".into()]);
+    dir.post_identity(&wallet.sign(payload)).await.value();
+    assert!(dir.has_identity(&identity).await);
+}
+
+#[tokio::test]
+async fn cacao_identity_key_must_be_ed25519() {
+    let (_server, dir) = start().await;
+    let (wallet, identity) = fresh();
+    let x25519 = invite_key();
+    let mut payload = wallet.payload(&identity);
+    payload.aud = x25519.clone();
+    identity_rejected(&dir, &wallet.sign(payload), "did", &identity).await;
+    dir.get_identity(&x25519)
+        .await
+        .fails(404, "Identity key not found");
+    let mut payload = wallet.payload(&identity);
+    payload.aud = "https://keys.example.test".into();
+    payload.resources = None;
+    identity_rejected(&dir, &wallet.sign(payload), "did", &identity).await;
+}
