@@ -191,14 +191,12 @@ async fn rejection_envelope(rejection: Rejection) -> Result<Response, Rejection>
     if rejection.is_not_found() {
         return Err(rejection);
     }
-    let error = if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+    let error = if rejection.find::<super::BodyTooLarge>().is_some() {
         DirError::http(
             413,
             "validation",
             format!("Body larger than {MAX_BODY} bytes"),
         )
-    } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
-        DirError::http(411, "validation", "Content-Length required")
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         DirError::http(405, "validation", "Method not allowed")
     } else if rejection.find::<warp::reject::InvalidQuery>().is_some() {

@@ -84,7 +84,7 @@ pub fn client_addr() -> impl Filter<Extract = (Option<Conn>,), Error = Infallibl
 
 /// A body larger than [`MAX_BODY`].
 #[derive(Debug)]
-struct BodyTooLarge;
+pub(crate) struct BodyTooLarge;
 impl warp::reject::Reject for BodyTooLarge {}
 
 /// A body of at most 64 KiB with its content type. Bodies without a
