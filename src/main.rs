@@ -26,6 +26,9 @@ fn main() -> ExitCode {
             None => serve(Config { data: cli.data, serve: cli.serve }).await,
             Some(Command::Serve(args)) => serve(Config { data: cli.data, serve: args }).await,
             Some(Command::User(UserCommand::Add { name })) => user_add(cli.data, &name).await,
+            Some(Command::Keys(command)) => keystrate::cli::keys(&cli.data, command)
+                .await
+                .map(|out| print!("{out}")),
         }
     });
     match result {
