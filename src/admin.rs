@@ -32,9 +32,18 @@ pub fn socket_path(data: &Path) -> PathBuf {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
-    CreateKey { doc: String, name: String, owner: User },
-    ListKeys { doc: String },
-    DeleteKey { doc: String, id: String },
+    CreateKey {
+        doc: String,
+        name: String,
+        owner: User,
+    },
+    ListKeys {
+        doc: String,
+    },
+    DeleteKey {
+        doc: String,
+        id: String,
+    },
 }
 
 /// One reply line: `{"ok": …}` or `{"error", "code"}`.
@@ -77,7 +86,9 @@ pub struct CreatedKey {
 pub async fn execute(engine: &Engine, request: Request) -> Result<Value> {
     match request {
         Request::CreateKey { doc, name, owner } => {
-            let key = engine.create_app_key(&Caller::User(owner), &doc, &name).await?;
+            let key = engine
+                .create_app_key(&Caller::User(owner), &doc, &name)
+                .await?;
             Ok(to_json(&CreatedKey {
                 key: key.full_key(),
                 details: key.details(),
@@ -105,7 +116,11 @@ fn to_json<T: Serialize>(value: &T) -> Value {
 /// Binds the socket and serves it until `shutdown`, then removes the file.
 /// The socket is created under a temporary name, restricted to 0600, and
 /// only then renamed into place, so it is never reachable with a wider mode.
-pub fn start(engine: Engine, data: &Path, mut shutdown: watch::Receiver<bool>) -> std::io::Result<JoinHandle<()>> {
+pub fn start(
+    engine: Engine,
+    data: &Path,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<JoinHandle<()>> {
     let path = socket_path(data);
     let staging = data.join(format!(".{SOCKET_NAME}.{}", std::process::id()));
     // Only one server can hold the store, so a leftover file is stale.

@@ -36,7 +36,9 @@ pub async fn keys(data: &Path, command: KeysCommand) -> Result<String, String> {
         }
         Request::ListKeys { .. } => {
             let keys: Vec<KeyDetails> = serde_json::from_value(value).map_err(bad_reply)?;
-            keys.iter().map(|k| format!("{}\t{}\n", k.id, k.name)).collect()
+            keys.iter()
+                .map(|k| format!("{}\t{}\n", k.id, k.name))
+                .collect()
         }
         Request::DeleteKey { .. } => String::new(),
     })
@@ -81,8 +83,8 @@ async fn through_server(stream: UnixStream, request: &Request) -> Result<Value, 
         .read_line(&mut answer)
         .await
         .map_err(|e| format!("cannot read the server's reply: {e}"))?;
-    let reply: Reply =
-        serde_json::from_str(&answer).map_err(|e| format!("unexpected reply from the server: {e}"))?;
+    let reply: Reply = serde_json::from_str(&answer)
+        .map_err(|e| format!("unexpected reply from the server: {e}"))?;
     match (reply.ok, reply.error) {
         (Some(v), _) => Ok(v),
         (None, Some(error)) => Err(error),
@@ -94,8 +96,12 @@ async fn on_store(data: &Path, request: Request) -> Result<Value, String> {
     if !data.is_dir() {
         return Err(format!("no data directory at {}", data.display()));
     }
-    let store = Store::open(data)
-        .map_err(|e| format!("cannot open {} (is a server starting?): {e}", data.display()))?;
+    let store = Store::open(data).map_err(|e| {
+        format!(
+            "cannot open {} (is a server starting?): {e}",
+            data.display()
+        )
+    })?;
     let engine = Engine::new(store, Default::default());
     let result = admin::execute(&engine, request).await;
     engine

@@ -108,7 +108,9 @@ fn mac(secret: &[u8], input: &[u8]) -> HmacSha256 {
 }
 
 fn decode_json(part: &str) -> Result<Map<String, Value>, JwtError> {
-    let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| JwtError::Malformed)?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| JwtError::Malformed)?;
     serde_json::from_slice(&bytes).map_err(|_| JwtError::Malformed)
 }
 
@@ -137,7 +139,10 @@ mod tests {
     #[test]
     fn rejections() {
         let t = sign("app_1", b"s3cret", &json!({"scope": "app"}));
-        assert_eq!(parse(&t).unwrap().verify(b"other", 0).err(), Some(JwtError::Signature));
+        assert_eq!(
+            parse(&t).unwrap().verify(b"other", 0).err(),
+            Some(JwtError::Signature)
+        );
         let none = format!(
             "{}.{}.",
             URL_SAFE_NO_PAD.encode(json!({"alg": "none", "kid": "app_1"}).to_string()),
@@ -148,9 +153,20 @@ mod tests {
         assert_eq!(parse(&hs512).err(), Some(JwtError::Algorithm));
         let no_kid = forge(json!({"alg": "HS256"}), json!({}), b"s");
         assert_eq!(parse(&no_kid).err(), Some(JwtError::NoKid));
-        let expired = forge(json!({"alg": "HS256", "kid": "k"}), json!({"exp": 100}), b"s");
-        assert_eq!(parse(&expired).unwrap().verify(b"s", 200).err(), Some(JwtError::Expired));
-        let live = forge(json!({"alg": "HS256", "kid": "k"}), json!({"exp": 300}), b"s");
+        let expired = forge(
+            json!({"alg": "HS256", "kid": "k"}),
+            json!({"exp": 100}),
+            b"s",
+        );
+        assert_eq!(
+            parse(&expired).unwrap().verify(b"s", 200).err(),
+            Some(JwtError::Expired)
+        );
+        let live = forge(
+            json!({"alg": "HS256", "kid": "k"}),
+            json!({"exp": 300}),
+            b"s",
+        );
         assert!(parse(&live).unwrap().verify(b"s", 200).is_ok());
         for bad in ["", "a.b", "a.b.c.d", "!!.!!.!!"] {
             assert!(parse(bad).is_err(), "{bad:?}");

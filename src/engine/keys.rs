@@ -63,7 +63,11 @@ pub struct KeyDetails {
 impl KeyRecord {
     fn index_key(&self) -> Vec<u8> {
         let doc = self.doc.as_deref().unwrap_or("");
-        key(&[doc.as_bytes(), self.owner.id().as_bytes(), self.id.as_bytes()])
+        key(&[
+            doc.as_bytes(),
+            self.owner.id().as_bytes(),
+            self.id.as_bytes(),
+        ])
     }
 
     /// The wire view for `viewer`.
@@ -171,7 +175,12 @@ fn no_such_key(id: &str) -> Error {
 
 impl Engine {
     /// Creates an app key on `doc` owned by the caller, who must be admin.
-    pub async fn create_app_key(&self, caller: &Caller, doc: &str, name: &str) -> Result<KeyRecord> {
+    pub async fn create_app_key(
+        &self,
+        caller: &Caller,
+        doc: &str,
+        name: &str,
+    ) -> Result<KeyRecord> {
         let owner = self.require_admin(caller, doc)?.clone();
         self.create_key(Holder::Doc(doc), caller, owner, name).await
     }
@@ -183,9 +192,19 @@ impl Engine {
             .await
     }
 
-    async fn create_key(&self, holder: Holder<'_>, caller: &Caller, owner: User, name: &str) -> Result<KeyRecord> {
+    async fn create_key(
+        &self,
+        holder: Holder<'_>,
+        caller: &Caller,
+        owner: User,
+        name: &str,
+    ) -> Result<KeyRecord> {
         let record = KeyRecord {
-            id: format!("{}{}", holder.id_prefix(), hex::encode(random_bytes::<12>())),
+            id: format!(
+                "{}{}",
+                holder.id_prefix(),
+                hex::encode(random_bytes::<12>())
+            ),
             doc: match holder {
                 Holder::Doc(doc) => Some(doc.to_string()),
                 Holder::Account(_) => None,
@@ -242,7 +261,9 @@ impl Engine {
             return Err(no_such_key(id));
         }
         let record: Option<KeyRecord> = get_json(&self.store().keys, id.as_bytes())?;
-        record.filter(|r| holder.owns(r)).ok_or_else(|| no_such_key(id))
+        record
+            .filter(|r| holder.owns(r))
+            .ok_or_else(|| no_such_key(id))
     }
 
     /// Deletes one key of a holder (no permission check, see [`Engine::keys_of`]).
@@ -271,7 +292,11 @@ impl Engine {
     /// (`app` or `account`) is the only claim, as Smooch issues them.
     pub fn key_jwt(&self, holder: Holder<'_>, id: &str) -> Result<String> {
         let record = self.key_of(holder, id)?;
-        Ok(jwt::sign(&record.id, record.secret.as_bytes(), &json!({"scope": record.scope()})))
+        Ok(jwt::sign(
+            &record.id,
+            record.secret.as_bytes(),
+            &json!({"scope": record.scope()}),
+        ))
     }
 
     /// Logged-in users only: anonymous callers have no account to key.
@@ -377,7 +402,12 @@ mod tests {
     fn ids() {
         assert!(well_formed_id("app_0123456789abcdef01234567"));
         assert!(well_formed_id("act_0123456789abcdef01234567"));
-        for bad in ["app_0123", "app_0123456789ABCDEF01234567", "key_0123456789abcdef01234567", ""] {
+        for bad in [
+            "app_0123",
+            "app_0123456789ABCDEF01234567",
+            "key_0123456789abcdef01234567",
+            "",
+        ] {
             assert!(!well_formed_id(bad), "{bad}");
         }
     }

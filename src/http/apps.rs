@@ -74,7 +74,10 @@ async fn dispatch(r: &Request<'_>, method: &Method, path: &[&str]) -> Answer {
         ("POST", ["apps", doc, "keys"]) => {
             let caller = r.account_caller()?;
             let key = engine.create_app_key(&caller, doc, &r.name()?).await?;
-            Ok((StatusCode::CREATED, json!({"key": key.view_for(&key.owner)})))
+            Ok((
+                StatusCode::CREATED,
+                json!({"key": key.view_for(&key.owner)}),
+            ))
         }
         ("GET", ["apps", doc, "keys"]) => {
             let caller = r.account_caller()?;
@@ -82,11 +85,16 @@ async fn dispatch(r: &Request<'_>, method: &Method, path: &[&str]) -> Answer {
         }
         ("GET", ["apps", doc, "keys", id]) => {
             let caller = r.account_caller()?;
-            one(engine.key_of(engine.admin_holder(&caller, doc)?, id)?, &caller)
+            one(
+                engine.key_of(engine.admin_holder(&caller, doc)?, id)?,
+                &caller,
+            )
         }
         ("DELETE", ["apps", doc, "keys", id]) => {
             let caller = r.account_caller()?;
-            engine.delete_key_of(engine.admin_holder(&caller, doc)?, id).await?;
+            engine
+                .delete_key_of(engine.admin_holder(&caller, doc)?, id)
+                .await?;
             Ok((StatusCode::OK, json!({})))
         }
         ("GET", ["apps", doc, "keys", id, "jwt"]) => {
@@ -98,7 +106,10 @@ async fn dispatch(r: &Request<'_>, method: &Method, path: &[&str]) -> Answer {
         ("POST", ["account", "keys"]) => {
             let caller = r.account_caller()?;
             let key = engine.create_account_key(&caller, &r.name()?).await?;
-            Ok((StatusCode::CREATED, json!({"key": key.view_for(&key.owner)})))
+            Ok((
+                StatusCode::CREATED,
+                json!({"key": key.view_for(&key.owner)}),
+            ))
         }
         ("GET", ["account", "keys"]) => {
             let caller = r.account_caller()?;
@@ -116,14 +127,20 @@ async fn dispatch(r: &Request<'_>, method: &Method, path: &[&str]) -> Answer {
         ("GET", ["account", "keys", id, "jwt"]) => {
             // Session only: a key must not be able to mint more credentials.
             let caller = r.session_caller()?;
-            Ok((StatusCode::OK, json!({"jwt": engine.key_jwt(account(&caller), id)?})))
+            Ok((
+                StatusCode::OK,
+                json!({"jwt": engine.key_jwt(account(&caller), id)?}),
+            ))
         }
         ("POST", ["apps", doc, "invites"]) => {
             let caller = r.invite_caller(doc)?;
             let options = request_options(r.query, r.content_type, r.body)?;
             let options = CreateOptions::from_json(&Value::Object(options))?;
             let invite = engine.create_invite(&caller, doc, &options).await?;
-            Ok((StatusCode::CREATED, serde_json::to_value(invite).expect("serialisable")))
+            Ok((
+                StatusCode::CREATED,
+                serde_json::to_value(invite).expect("serialisable"),
+            ))
         }
         ("GET", ["apps", doc, "invites"]) => {
             let caller = r.invite_caller(doc)?;
@@ -138,7 +155,10 @@ async fn dispatch(r: &Request<'_>, method: &Method, path: &[&str]) -> Answer {
             engine.remove_invite(&caller, doc, key).await?;
             Ok((StatusCode::OK, json!({})))
         }
-        _ => Err(Error::NotFound(format!("No route {method} /v1/{}", path.join("/")))),
+        _ => Err(Error::NotFound(format!(
+            "No route {method} /v1/{}",
+            path.join("/")
+        ))),
     }
 }
 
@@ -149,7 +169,9 @@ impl Request<'_> {
             Some(header) => {
                 let key = self.app.engine.authenticate_header(header)?;
                 if key.doc.is_some() {
-                    return Err(Error::Unauthorized("This route needs account scope, not an app key".into()));
+                    return Err(Error::Unauthorized(
+                        "This route needs account scope, not an app key".into(),
+                    ));
                 }
                 Ok(key.caller())
             }
@@ -160,7 +182,9 @@ impl Request<'_> {
     fn session_caller(&self) -> Result<Caller> {
         match &self.session.caller {
             Caller::User(_) if self.authorization.is_none() => Ok(self.session.caller.clone()),
-            _ => Err(Error::Unauthorized("This route needs a logged-in session".into())),
+            _ => Err(Error::Unauthorized(
+                "This route needs a logged-in session".into(),
+            )),
         }
     }
 
@@ -170,9 +194,10 @@ impl Request<'_> {
             Some(header) => {
                 let key = self.app.engine.authenticate_header(header)?;
                 match key.doc.as_deref() {
-                    Some(key_doc) if key_doc != doc => {
-                        Err(Error::Unauthorized(format!("Key {} is not a key of {doc}", key.id)))
-                    }
+                    Some(key_doc) if key_doc != doc => Err(Error::Unauthorized(format!(
+                        "Key {} is not a key of {doc}",
+                        key.id
+                    ))),
                     _ => Ok(key.caller()),
                 }
             }
@@ -235,5 +260,8 @@ fn error(e: &Error) -> Response {
         _ => "internal_error",
     };
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    reply::json(status, &json!({"error": {"code": code, "description": e.to_string()}}))
+    reply::json(
+        status,
+        &json!({"error": {"code": code, "description": e.to_string()}}),
+    )
 }

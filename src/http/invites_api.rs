@@ -55,10 +55,15 @@ async fn create_invite(
     let result = async {
         let mut options = options?;
         options.remove("key");
-        let redirect = options.remove("redirect").is_some_and(|v| wants_redirect(&v));
+        let redirect = options
+            .remove("redirect")
+            .is_some_and(|v| wants_redirect(&v));
         let options = CreateOptions::from_json(&Value::Object(options))?;
         let doc = key.doc.as_deref().expect("app key");
-        let invite = app.engine.create_invite(&key.caller(), doc, &options).await?;
+        let invite = app
+            .engine
+            .create_invite(&key.caller(), doc, &options)
+            .await?;
         Ok::<_, Error>((invite, redirect))
     }
     .await;
@@ -71,7 +76,11 @@ async fn create_invite(
             if redirect {
                 reply::redirect(StatusCode::SEE_OTHER, &location)
             } else {
-                reply::with_header(reply::json(StatusCode::CREATED, &invite), header::LOCATION, &location)
+                reply::with_header(
+                    reply::json(StatusCode::CREATED, &invite),
+                    header::LOCATION,
+                    &location,
+                )
             }
         }
         Err(e) => reply::error(&e),
@@ -80,14 +89,20 @@ async fn create_invite(
 
 /// The app key from `?key=` (or a body field `key`), else from the header.
 /// Account keys name no document, so they cannot be used here.
-fn authenticate(app: &App, plain_key: Option<&str>, authorization: Option<&str>) -> Result<KeyRecord> {
+fn authenticate(
+    app: &App,
+    plain_key: Option<&str>,
+    authorization: Option<&str>,
+) -> Result<KeyRecord> {
     let key = match (plain_key, authorization) {
         (Some(k), _) => app.engine.authenticate_full_key(k)?,
         (None, Some(h)) => app.engine.authenticate_header(h)?,
         (None, None) => return Err(Error::Unauthorized("An API key is required".into())),
     };
     if key.doc.is_none() {
-        return Err(Error::Unauthorized("An app key is required, not an account key".into()));
+        return Err(Error::Unauthorized(
+            "An app key is required, not an account key".into(),
+        ));
     }
     Ok(key)
 }
@@ -105,7 +120,11 @@ fn unauthorized(e: &Error) -> Response {
 
 fn with_cors(r: Response) -> Response {
     let r = reply::with_header(r, header::ACCESS_CONTROL_ALLOW_ORIGIN, "*");
-    let r = reply::with_header(r, header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, OPTIONS");
+    let r = reply::with_header(
+        r,
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        "GET, POST, OPTIONS",
+    );
     let r = reply::with_header(
         r,
         header::ACCESS_CONTROL_ALLOW_HEADERS,
@@ -124,7 +143,13 @@ mod tests {
         for yes in [json!(true), json!("1"), json!(""), json!("yes"), json!(1)] {
             assert!(wants_redirect(&yes), "{yes}");
         }
-        for no in [json!(false), json!("false"), json!("0"), json!(0), Value::Null] {
+        for no in [
+            json!(false),
+            json!("false"),
+            json!("0"),
+            json!(0),
+            Value::Null,
+        ] {
             assert!(!wants_redirect(&no), "{no}");
         }
     }

@@ -11,7 +11,8 @@ use warp::{Filter, Rejection};
 /// A body of at most 64 KiB, or none. Unlike [`super::body`], a request
 /// without `Content-Length` (a bare `GET`, `curl -X POST`) is accepted as
 /// empty; a chunked body without a length is refused with 411.
-pub fn optional_body() -> impl Filter<Extract = (Option<String>, Bytes), Error = Rejection> + Clone {
+pub fn optional_body() -> impl Filter<Extract = (Option<String>, Bytes), Error = Rejection> + Clone
+{
     // Matches only requests that announce no body at all; otherwise the
     // rejection of `body()` (413, 411) is the more specific and wins.
     let without_body = warp::header::optional::<u64>("content-length")
@@ -37,10 +38,14 @@ pub fn authorization() -> impl Filter<Extract = (Option<String>,), Error = Rejec
 
 /// Options from the query string (strings) overlaid with those of a JSON or
 /// form body, so both `GET ?maxAge=60` and `POST {"maxAge": 60}` work.
-pub fn request_options(query: &str, content_type: Option<&str>, body: &[u8]) -> Result<Map<String, Value>> {
+pub fn request_options(
+    query: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Map<String, Value>> {
     let mut options = Map::new();
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(query).map_err(|e| Error::bad(format!("invalid query string: {e}")))?;
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+        .map_err(|e| Error::bad(format!("invalid query string: {e}")))?;
     for (name, value) in pairs {
         options.insert(name, Value::String(value));
     }
