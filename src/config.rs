@@ -5,19 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "keystrate",
-    version,
-    about = "Realtime invite and permission server"
-)]
+#[command(name = "keystrate", version, about = "Realtime invite and permission server")]
 pub struct Cli {
     /// Data directory (sled database, admin socket).
-    #[arg(
-        long,
-        global = true,
-        env = "KEYSTRATE_DATA",
-        default_value = "./keystrate-data"
-    )]
+    #[arg(long, global = true, env = "KEYSTRATE_DATA", default_value = "./keystrate-data")]
     pub data: PathBuf,
 
     #[command(subcommand)]
@@ -70,11 +61,7 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYSTRATE_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Extra origin allowed to open WebSockets (repeatable).
-    #[arg(
-        long = "allowed-origin",
-        env = "KEYSTRATE_ALLOWED_ORIGIN",
-        value_delimiter = ','
-    )]
+    #[arg(long = "allowed-origin", env = "KEYSTRATE_ALLOWED_ORIGIN", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
     /// Only `keystrate user add` creates accounts.
     #[arg(long, env = "KEYSTRATE_NO_OPEN_REGISTRATION")]

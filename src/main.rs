@@ -23,20 +23,8 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            None => {
-                serve(Config {
-                    data: cli.data,
-                    serve: cli.serve,
-                })
-                .await
-            }
-            Some(Command::Serve(args)) => {
-                serve(Config {
-                    data: cli.data,
-                    serve: args,
-                })
-                .await
-            }
+            None => serve(Config { data: cli.data, serve: cli.serve }).await,
+            Some(Command::Serve(args)) => serve(Config { data: cli.data, serve: args }).await,
             Some(Command::User(UserCommand::Add { name })) => user_add(cli.data, &name).await,
             Some(Command::Keys(command)) => keystrate::cli::keys(&cli.data, command)
                 .await
@@ -81,10 +69,7 @@ async fn user_add(data: std::path::PathBuf, name: &str) -> Result<(), String> {
         .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
     let password = password.trim_end_matches(['\r', '\n']);
     let store = keystrate::store::Store::open(&data).map_err(|e| {
-        format!(
-            "cannot open {} (is the server running?): {e}",
-            data.display()
-        )
+        format!("cannot open {} (is the server running?): {e}", data.display())
     })?;
     let engine = keystrate::engine::Engine::new(store, Default::default());
     engine

@@ -23,10 +23,7 @@ pub enum StartError {
     #[error("cannot open data directory {path}: {cause}")]
     Storage { path: String, cause: String },
     #[error("cannot listen on {addr}: {cause}")]
-    Listen {
-        addr: SocketAddr,
-        cause: std::io::Error,
-    },
+    Listen { addr: SocketAddr, cause: std::io::Error },
 }
 
 /// A started server.
@@ -99,11 +96,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
     tokio::spawn(expiry::run(engine.clone(), shutdown_rx.clone()));
-    let admin = crate::admin::start(engine.clone(), &config.data, shutdown_rx.clone())
-        .map_err(
-            |e| tracing::warn!(error = %e, "no admin socket; the CLI cannot reach this server"),
-        )
-        .ok();
+    let admin = match crate::admin::start(engine.clone(), &config.data, shutdown_rx.clone()) {
+        Ok(task) => Some(task),
+        Err(e) => {
+            tracing::warn!(error = %e, "no admin socket; the CLI cannot reach this server");
+            None
+        }
+    };
     let task = tokio::spawn(async move {
         serve(listener, app, config.serve.max_connections, shutdown_rx).await;
         if let Some(admin) = admin {
@@ -180,11 +179,10 @@ async fn serve(
             slot: Arc::new(Slot(open.clone())),
         };
         let svc = warp::service(routes.clone());
-        let svc =
-            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(conn.clone());
-                svc.clone().call(req)
-            });
+        let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(conn.clone());
+            svc.clone().call(req)
+        });
         let connection = Builder::new(TokioExecutor::new())
             .serve_connection_with_upgrades(TokioIo::new(stream), svc)
             .into_owned();

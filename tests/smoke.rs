@@ -10,18 +10,10 @@ async fn create_and_accept_invite_over_websocket() {
     alice.create_doc("doc1").await;
     let mut a = alice.ws("doc1").await;
     assert_eq!(a.hello["permissions"], "arw");
-    let invite = a
-        .ok(
-            "createInvite",
-            None,
-            json!({"permissions": "rw", "maxAge": 300}),
-        )
-        .await;
+    let invite = a.ok("createInvite", None, json!({"permissions": "rw", "maxAge": 300})).await;
     assert_eq!(invite["webstrateId"], "doc1");
     let mut b = bob.ws("doc1").await;
     assert_eq!(b.hello["permissions"], "");
-    let level = b
-        .ok("acceptInvite", None, json!({"key": invite["key"]}))
-        .await;
+    let level = b.ok("acceptInvite", None, json!({"key": invite["key"]})).await;
     assert_eq!(level, "rw");
 }

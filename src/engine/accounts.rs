@@ -81,8 +81,7 @@ impl Engine {
         }
         let password = password.to_string();
         let hash = tokio::task::spawn_blocking(move || {
-            let salt =
-                SaltString::encode_b64(&random_bytes::<16>()).expect("16 bytes is a valid salt");
+            let salt = SaltString::encode_b64(&random_bytes::<16>()).expect("16 bytes is a valid salt");
             Argon2::default()
                 .hash_password(password.as_bytes(), &salt)
                 .map(|h| h.to_string())
@@ -130,11 +129,7 @@ impl Engine {
         let password = password.to_string();
         let ok = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&stored)
-                .map(|h| {
-                    Argon2::default()
-                        .verify_password(password.as_bytes(), &h)
-                        .is_ok()
-                })
+                .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
                 .unwrap_or(false)
         })
         .await

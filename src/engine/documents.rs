@@ -167,9 +167,7 @@ impl Engine {
             let _guard = self.lock_doc(&id);
             self.store().write(|tx| {
                 if tx.docs.get(id.as_bytes())?.is_some() {
-                    return Err(Abort(Error::Conflict(format!(
-                        "Document {id} already exists"
-                    ))));
+                    return Err(Abort(Error::Conflict(format!("Document {id} already exists"))));
                 }
                 tx_put_json(tx.docs, id.as_bytes(), &record)?;
                 tx_set_entry(tx, &id, &user, Level::Admin)
@@ -218,11 +216,7 @@ impl Engine {
             .user()
             .ok_or_else(|| Error::Unauthorized("Must be logged in".into()))?;
         let mut out = Vec::new();
-        for item in self
-            .store()
-            .user_docs
-            .scan_prefix(prefix(&[user.id().as_bytes()]))
-        {
+        for item in self.store().user_docs.scan_prefix(prefix(&[user.id().as_bytes()])) {
             let (k, v) = item.map_err(crate::store::StoreError::from)?;
             out.push(DocSummary {
                 id: String::from_utf8_lossy(last_part(&k)).into_owned(),
@@ -358,9 +352,6 @@ impl Leftovers {
 pub(crate) fn scan_keys(tree: &sled::Tree, p: &[u8]) -> Result<Vec<Vec<u8>>> {
     tree.scan_prefix(p)
         .keys()
-        .map(|k| {
-            k.map(|k| k.to_vec())
-                .map_err(|e| crate::store::StoreError::from(e).into())
-        })
+        .map(|k| k.map(|k| k.to_vec()).map_err(|e| crate::store::StoreError::from(e).into()))
         .collect()
 }

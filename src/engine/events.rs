@@ -125,8 +125,7 @@ impl Hub {
             if level != client.level {
                 changed.push((id.clone(), client.level, level));
                 client.level = level;
-                let frame =
-                    json!({"wa": "permissionsChanged", "d": doc, "permissions": level.as_str()});
+                let frame = json!({"wa": "permissionsChanged", "d": doc, "permissions": level.as_str()});
                 deliver(client, Outgoing::Text(frame.to_string()));
             }
         }
@@ -135,11 +134,7 @@ impl Hub {
                 continue;
             }
             let user = room[&id].user.clone();
-            let kind = if after.can_read() {
-                "clientJoin"
-            } else {
-                "clientPart"
-            };
+            let kind = if after.can_read() { "clientJoin" } else { "clientPart" };
             let frame = presence(kind, doc, &id, &user);
             for (other_id, other) in room.iter() {
                 if other_id != &id && other.level.can_read() {

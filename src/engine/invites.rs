@@ -140,18 +140,20 @@ impl CreateOptions {
                             })? as i64,
                     }
                 }
-                "maxUses" => out.max_uses = match value {
-                    Value::Null => None,
-                    v => Some(
-                        whole_number(v)
-                            .filter(|n| (1..=MAX_MAX_USES).contains(n))
-                            .ok_or_else(|| {
-                                Error::bad(format!(
-                                    "maxUses must be null or an integer from 1 to {MAX_MAX_USES}"
-                                ))
-                            })?,
-                    ),
-                },
+                "maxUses" => {
+                    out.max_uses = match value {
+                        Value::Null => None,
+                        v => Some(
+                            whole_number(v)
+                                .filter(|n| (1..=MAX_MAX_USES).contains(n))
+                                .ok_or_else(|| {
+                                    Error::bad(format!(
+                                        "maxUses must be null or an integer from 1 to {MAX_MAX_USES}"
+                                    ))
+                                })?,
+                        ),
+                    }
+                }
                 other => {
                     return Err(Error::bad(format!(
                         "unknown option {other:?}; options are permissions, maxAge, maxUses"
@@ -164,9 +166,9 @@ impl CreateOptions {
 }
 
 fn parse_grant(value: &Value) -> Result<Level> {
-    let text = value.as_str().ok_or_else(|| {
-        Error::bad("permissions must be a string such as \"r\", \"rw\" or \"arw\"")
-    })?;
+    let text = value
+        .as_str()
+        .ok_or_else(|| Error::bad("permissions must be a string such as \"r\", \"rw\" or \"arw\""))?;
     let level = Level::parse(text).map_err(Error::BadRequest)?;
     if level == Level::None {
         return Err(Error::bad(
@@ -180,9 +182,7 @@ fn parse_grant(value: &Value) -> Result<Level> {
 fn whole_number(v: &Value) -> Option<u64> {
     match v {
         Value::Number(n) => n.as_u64(),
-        Value::String(s)
-            if !s.is_empty() && s.len() <= 18 && s.bytes().all(|b| b.is_ascii_digit()) =>
-        {
+        Value::String(s) if !s.is_empty() && s.len() <= 18 && s.bytes().all(|b| b.is_ascii_digit()) => {
             s.parse().ok()
         }
         _ => None,
@@ -203,26 +203,17 @@ fn well_formed_key(key: &str) -> bool {
 }
 
 pub(crate) fn expiry_key(expires_at: i64, invite_key: &str) -> Vec<u8> {
-    key(&[
-        &(expires_at.max(0) as u64).to_be_bytes(),
-        invite_key.as_bytes(),
-    ])
+    key(&[&(expires_at.max(0) as u64).to_be_bytes(), invite_key.as_bytes()])
 }
 
 fn doc_invite_key(doc: &str, creator: &User, invite_key: &str) -> Vec<u8> {
-    key(&[
-        doc.as_bytes(),
-        creator.id().as_bytes(),
-        invite_key.as_bytes(),
-    ])
+    key(&[doc.as_bytes(), creator.id().as_bytes(), invite_key.as_bytes()])
 }
 
 fn tx_put_invite<E>(tx: &Tx, invite: &InviteRecord) -> TxResult<(), E> {
     tx_put_json(tx.invites, invite.key.as_bytes(), invite)?;
-    tx.doc_invites.insert(
-        doc_invite_key(&invite.doc, &invite.created_by, &invite.key),
-        &[],
-    )?;
+    tx.doc_invites
+        .insert(doc_invite_key(&invite.doc, &invite.created_by, &invite.key), &[])?;
     tx.expiry
         .insert(expiry_key(invite.expires_at, &invite.key), &[])?;
     Ok(())
@@ -240,8 +231,7 @@ pub(crate) fn tx_delete_invite<E: From<crate::store::StoreError>>(
     tx.invites.remove(invite_key)?;
     tx.doc_invites
         .remove(doc_invite_key(&invite.doc, &invite.created_by, &invite.key))?;
-    tx.expiry
-        .remove(expiry_key(invite.expires_at, &invite.key))?;
+    tx.expiry.remove(expiry_key(invite.expires_at, &invite.key))?;
     Ok(true)
 }
 
@@ -294,8 +284,7 @@ impl Engine {
             // Re-check under the lock: a concurrent demotion must not leave
             // an invite behind whose creator is no longer admin.
             self.require_admin(caller, doc)?;
-            self.store()
-                .write(|tx| tx_put_invite::<Error>(tx, &invite))?;
+            self.store().write(|tx| tx_put_invite::<Error>(tx, &invite))?;
         }
         self.durable().await?;
         self.expiry_changed();
@@ -327,12 +316,7 @@ impl Engine {
     }
 
     /// Accepts an invite; returns the caller's new effective permission.
-    pub async fn accept_invite(
-        &self,
-        caller: &Caller,
-        doc: &str,
-        invite_key: &str,
-    ) -> Result<Level> {
+    pub async fn accept_invite(&self, caller: &Caller, doc: &str, invite_key: &str) -> Result<Level> {
         let user = caller.require_user()?;
         let (before, after) = self.guarded(user, || {
             self.caller_level(caller, doc)?;
@@ -381,9 +365,7 @@ impl Engine {
             let admin = match creator_is_admin.get(&invite.created_by) {
                 Some(a) => *a,
                 None => {
-                    let a = self
-                        .effective_level(doc, Some(&invite.created_by))?
-                        .is_admin();
+                    let a = self.effective_level(doc, Some(&invite.created_by))?.is_admin();
                     creator_is_admin.insert(invite.created_by.clone(), a);
                     a
                 }

@@ -22,35 +22,24 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .and(with_app(app.clone()))
         .and(session(app.clone()))
         .and(body())
-        .then(
-            |app: App, s: Session, ct: Option<String>, body: Bytes| async move {
-                let result = match parse_body::<NewDocument>(ct.as_deref(), &body) {
-                    Ok(req) => {
-                        app.engine
-                            .create_document(&s.caller, req.id.as_deref())
-                            .await
-                    }
-                    Err(e) => Err(e),
-                };
-                match result {
-                    Ok(id) => reply::json(
-                        StatusCode::CREATED,
-                        &json!({"id": id, "permissions": "arw"}),
-                    ),
-                    Err(e) => reply::error(&e),
-                }
-            },
-        );
+        .then(|app: App, s: Session, ct: Option<String>, body: Bytes| async move {
+            let result = match parse_body::<NewDocument>(ct.as_deref(), &body) {
+                Ok(req) => app.engine.create_document(&s.caller, req.id.as_deref()).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(id) => reply::json(StatusCode::CREATED, &json!({"id": id, "permissions": "arw"})),
+                Err(e) => reply::error(&e),
+            }
+        });
     let list = warp::path!("api" / "documents")
         .and(warp::get())
         .and(with_app(app.clone()))
         .and(session(app.clone()))
-        .map(
-            |app: App, s: Session| match app.engine.my_documents(&s.caller) {
-                Ok(docs) => reply::json(StatusCode::OK, &docs),
-                Err(e) => reply::error(&e),
-            },
-        );
+        .map(|app: App, s: Session| match app.engine.my_documents(&s.caller) {
+            Ok(docs) => reply::json(StatusCode::OK, &docs),
+            Err(e) => reply::error(&e),
+        });
     let delete = warp::path!("api" / "documents" / String)
         .and(warp::delete())
         .and(with_app(app.clone()))

@@ -88,20 +88,13 @@ pub fn body() -> impl Filter<Extract = (Option<String>, Bytes), Error = Rejectio
 }
 
 /// Parses a JSON or form body; an empty body reads as `{}`.
-pub fn parse_body<T: DeserializeOwned>(
-    content_type: Option<&str>,
-    body: &[u8],
-) -> Result<T, Error> {
+pub fn parse_body<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> Result<T, Error> {
     let form = content_type.is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
     if form {
         return serde_urlencoded::from_bytes(body)
             .map_err(|e| Error::bad(format!("invalid form body: {e}")));
     }
-    let body = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        body
-    };
+    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
     serde_json::from_slice(body).map_err(|e| Error::bad(format!("invalid JSON body: {e}")))
 }
 
@@ -131,25 +124,13 @@ async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     let (status, text) = if rejection.is_not_found() {
         (StatusCode::NOT_FOUND, "Not found".to_string())
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
-        (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "Body larger than 64 KiB".to_string(),
-        )
+        (StatusCode::PAYLOAD_TOO_LARGE, "Body larger than 64 KiB".to_string())
     } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
-        (
-            StatusCode::LENGTH_REQUIRED,
-            "Content-Length required".to_string(),
-        )
+        (StatusCode::LENGTH_REQUIRED, "Content-Length required".to_string())
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        (
-            StatusCode::METHOD_NOT_ALLOWED,
-            "Method not allowed".to_string(),
-        )
+        (StatusCode::METHOD_NOT_ALLOWED, "Method not allowed".to_string())
     } else {
-        (
-            StatusCode::BAD_REQUEST,
-            format!("Bad request: {rejection:?}"),
-        )
+        (StatusCode::BAD_REQUEST, format!("Bad request: {rejection:?}"))
     };
     Ok(reply::json_error(status, "bad_request", &text))
 }

@@ -15,42 +15,19 @@ const LANDING_PAGE: &str = include_str!("../../static/index.html");
 
 /// Files under `/static/`, embedded so the binary runs from anywhere.
 const ASSETS: &[(&str, &str, &str)] = &[
-    (
-        "keystrate.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../static/keystrate.js"),
-    ),
-    (
-        "document.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../static/document.js"),
-    ),
-    (
-        "keys-panel.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../static/keys-panel.js"),
-    ),
-    (
-        "login.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../static/login.js"),
-    ),
-    (
-        "index.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../static/index.js"),
-    ),
-    (
-        "style.css",
-        "text/css; charset=utf-8",
-        include_str!("../../static/style.css"),
-    ),
+    ("keystrate.js", "text/javascript; charset=utf-8", include_str!("../../static/keystrate.js")),
+    ("document.js", "text/javascript; charset=utf-8", include_str!("../../static/document.js")),
+    ("keys-panel.js", "text/javascript; charset=utf-8", include_str!("../../static/keys-panel.js")),
+    ("login.js", "text/javascript; charset=utf-8", include_str!("../../static/login.js")),
+    ("index.js", "text/javascript; charset=utf-8", include_str!("../../static/index.js")),
+    ("style.css", "text/css; charset=utf-8", include_str!("../../static/style.css")),
 ];
 
 /// The query string, or `""` when there is none.
-pub(super) fn raw_query(
-) -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
-    warp::query::raw().or(warp::any().map(String::new)).unify()
+pub(super) fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
+    warp::query::raw()
+        .or(warp::any().map(String::new))
+        .unify()
 }
 
 pub fn routes(app: App) -> BoxedFilter<(Response,)> {
@@ -59,31 +36,28 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .map(|| reply::html(StatusCode::OK, LANDING_PAGE));
     let assets = warp::path!("static" / String)
         .and(warp::get())
-        .map(
-            |name: String| match ASSETS.iter().find(|(n, _, _)| *n == name) {
-                Some((_, content_type, body)) => {
-                    let r = reply::text(StatusCode::OK, *body);
-                    let r = reply::with_header(r, header::CACHE_CONTROL, "no-cache");
-                    let mut r = r;
-                    r.headers_mut()
-                        .insert(header::CONTENT_TYPE, content_type.parse().expect("static"));
-                    r
-                }
-                None => reply::text(StatusCode::NOT_FOUND, "Not found"),
-            },
-        );
-    let add_slash =
-        warp::path!(String)
-            .and(warp::get())
-            .and(raw_query())
-            .map(|doc: String, query: String| {
-                let location = if query.is_empty() {
-                    format!("/{doc}/")
-                } else {
-                    format!("/{doc}/?{query}")
-                };
-                reply::redirect(StatusCode::PERMANENT_REDIRECT, &location)
-            });
+        .map(|name: String| match ASSETS.iter().find(|(n, _, _)| *n == name) {
+            Some((_, content_type, body)) => {
+                let r = reply::text(StatusCode::OK, *body);
+                let r = reply::with_header(r, header::CACHE_CONTROL, "no-cache");
+                let mut r = r;
+                r.headers_mut()
+                    .insert(header::CONTENT_TYPE, content_type.parse().expect("static"));
+                r
+            }
+            None => reply::text(StatusCode::NOT_FOUND, "Not found"),
+        });
+    let add_slash = warp::path!(String)
+        .and(warp::get())
+        .and(raw_query())
+        .map(|doc: String, query: String| {
+            let location = if query.is_empty() {
+                format!("/{doc}/")
+            } else {
+                format!("/{doc}/?{query}")
+            };
+            reply::redirect(StatusCode::PERMANENT_REDIRECT, &location)
+        });
     let document = warp::path!(String / ..)
         .and(warp::path::end())
         .and(warp::get())
@@ -150,8 +124,7 @@ async fn document_page(
         if s.caller == Caller::Anonymous {
             return login_redirect(&here);
         }
-        let rest: Vec<&(String, String)> =
-            params.iter().filter(|(k, _)| k != "acceptInvite").collect();
+        let rest: Vec<&(String, String)> = params.iter().filter(|(k, _)| k != "acceptInvite").collect();
         return accept_by_url(&app, &s.caller, &doc, key, &rest, conn).await;
     }
     let exists = match app.engine.document_exists(&doc) {
@@ -163,11 +136,7 @@ async fn document_page(
             return login_redirect(&here);
         }
         if !app.engine.config().create_on_visit {
-            return message_page(
-                StatusCode::NOT_FOUND,
-                "No such document",
-                &format!("No such document {doc}"),
-            );
+            return message_page(StatusCode::NOT_FOUND, "No such document", &format!("No such document {doc}"));
         }
         if let Err(e) = app.engine.create_document(&s.caller, Some(&doc)).await {
             // A concurrent visit may have created it first; anything else is real.
@@ -201,11 +170,7 @@ async fn accept_by_url(
     let client = conn.map(|c| format!("ip:{}", c.peer.ip()));
     let failures = app.engine.failures();
     if client.as_deref().is_some_and(|c| failures.is_blocked(c)) {
-        return message_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many attempts",
-            "Error: Too many requests",
-        );
+        return message_page(StatusCode::TOO_MANY_REQUESTS, "Too many attempts", "Error: Too many requests");
     }
     match app.engine.accept_invite(caller, doc, key).await {
         Ok(_) => {

@@ -8,10 +8,8 @@ use warp::reply::Response;
 fn build(status: StatusCode, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
     let mut r: Response = HttpResponse::new(body.into().into());
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        content_type.parse().expect("static content type"),
-    );
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, content_type.parse().expect("static content type"));
     r
 }
 

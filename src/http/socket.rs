@@ -18,12 +18,7 @@ pub fn route(app: App) -> BoxedFilter<(Response,)> {
         .and(client_addr())
         .and(warp::ws())
         .map(
-            |doc: String,
-             origin: Option<String>,
-             app: App,
-             s: Session,
-             conn: Option<Conn>,
-             ws: warp::ws::Ws| {
+            |doc: String, origin: Option<String>, app: App, s: Session, conn: Option<Conn>, ws: warp::ws::Ws| {
                 if let Some(origin) = origin {
                     if !app.origins.iter().any(|o| o.eq_ignore_ascii_case(&origin)) {
                         tracing::info!(origin = %origin, "WebSocket refused: origin not allowed");
@@ -43,9 +38,7 @@ pub fn route(app: App) -> BoxedFilter<(Response,)> {
                 let engine = app.engine.clone();
                 ws.max_message_size(MAX_FRAME)
                     .max_frame_size(MAX_FRAME)
-                    .on_upgrade(move |socket| {
-                        serve_socket(engine, socket, doc, s.caller, level, conn)
-                    })
+                    .on_upgrade(move |socket| serve_socket(engine, socket, doc, s.caller, level, conn))
                     .into_response()
             },
         )

@@ -29,12 +29,7 @@ fn to_value<T: serde::Serialize>(v: T) -> Result<Value> {
     serde_json::to_value(v).map_err(|e| Error::Internal(e.to_string()))
 }
 
-async fn create_invite(
-    engine: &Engine,
-    caller: &Caller,
-    doc: &str,
-    options: &Value,
-) -> Result<Value> {
+async fn create_invite(engine: &Engine, caller: &Caller, doc: &str, options: &Value) -> Result<Value> {
     caller.require_user()?;
     let options = CreateOptions::from_json(options)?;
     to_value(engine.create_invite(caller, doc, &options).await?)
@@ -45,16 +40,9 @@ fn check_invite(engine: &Engine, caller: &Caller, doc: &str, options: &Value) ->
     to_value(engine.check_invite(caller, doc, &key_option(options)?)?)
 }
 
-async fn accept_invite(
-    engine: &Engine,
-    caller: &Caller,
-    doc: &str,
-    options: &Value,
-) -> Result<Value> {
+async fn accept_invite(engine: &Engine, caller: &Caller, doc: &str, options: &Value) -> Result<Value> {
     caller.require_user()?;
-    let level = engine
-        .accept_invite(caller, doc, &key_option(options)?)
-        .await?;
+    let level = engine.accept_invite(caller, doc, &key_option(options)?).await?;
     Ok(Value::String(level.as_str().to_string()))
 }
 
@@ -68,16 +56,9 @@ fn get_invites(engine: &Engine, caller: &Caller, doc: &str, options: &Value) -> 
     to_value(engine.get_invites(caller, doc, all)?)
 }
 
-async fn remove_invite(
-    engine: &Engine,
-    caller: &Caller,
-    doc: &str,
-    options: &Value,
-) -> Result<Value> {
+async fn remove_invite(engine: &Engine, caller: &Caller, doc: &str, options: &Value) -> Result<Value> {
     caller.require_user()?;
-    engine
-        .remove_invite(caller, doc, &key_option(options)?)
-        .await?;
+    engine.remove_invite(caller, doc, &key_option(options)?).await?;
     Ok(json!({"acknowledged": true, "deletedCount": 1}))
 }
 
@@ -85,12 +66,7 @@ fn get_permissions(engine: &Engine, caller: &Caller, doc: &str) -> Result<Value>
     to_value(engine.get_permissions(caller, doc)?)
 }
 
-async fn set_permissions(
-    engine: &Engine,
-    caller: &Caller,
-    doc: &str,
-    options: &Value,
-) -> Result<Value> {
+async fn set_permissions(engine: &Engine, caller: &Caller, doc: &str, options: &Value) -> Result<Value> {
     let text = |name: &str| -> Result<Option<&str>> {
         match options.get(name) {
             None | Some(Value::Null) => Ok(None),
@@ -99,8 +75,8 @@ async fn set_permissions(
         }
     };
     let username = text("username")?.ok_or_else(|| Error::bad("username is required"))?;
-    let permissions = text("permissions")?
-        .ok_or_else(|| Error::bad("permissions is required (\"\" removes the entry)"))?;
+    let permissions =
+        text("permissions")?.ok_or_else(|| Error::bad("permissions is required (\"\" removes the entry)"))?;
     let level = Level::parse(permissions).map_err(Error::BadRequest)?;
     let target = match (username, text("provider")?) {
         ("anonymous", None | Some("")) => User::anonymous(),

@@ -88,9 +88,7 @@ pub async fn serve_socket<K: Send + 'static>(
         }
         if message.is_binary() {
             let _ = tx
-                .send(Outgoing::Text(protocol::frame_error(
-                    "binary frames are not supported",
-                )))
+                .send(Outgoing::Text(protocol::frame_error("binary frames are not supported")))
                 .await;
             continue;
         }
@@ -110,10 +108,7 @@ pub async fn serve_socket<K: Send + 'static>(
         };
         if !bucket.take() {
             let _ = tx
-                .send(Outgoing::Text(protocol::reply_error(
-                    &request.token,
-                    &Error::RateLimited,
-                )))
+                .send(Outgoing::Text(protocol::reply_error(&request.token, &Error::RateLimited)))
                 .await;
             continue;
         }
@@ -125,7 +120,8 @@ pub async fn serve_socket<K: Send + 'static>(
             let target = request.d.as_deref().unwrap_or(&doc);
             let result = match crate::engine::documents::validate_doc_id(target) {
                 Ok(()) => {
-                    actions::dispatch(&engine, &caller, target, &request.wa, &request.options).await
+                    actions::dispatch(&engine, &caller, target, &request.wa, &request.options)
+                        .await
                 }
                 Err(_) => Err(Error::NoSuchDocument(target.to_string())),
             };

@@ -102,10 +102,7 @@ mod tests {
             (r#"{"token":"t"}"#, true),
             (r#"{"wa":"x","token":""}"#, false),
             (r#"{"wa":"x","token":1.5}"#, false),
-            (
-                &format!(r#"{{"wa":"x","token":"{}"}}"#, "t".repeat(65)),
-                false,
-            ),
+            (&format!(r#"{{"wa":"x","token":"{}"}}"#, "t".repeat(65)), false),
             (r#"{"wa":"x","token":"t","d":5}"#, true),
         ] {
             let err = parse(frame).unwrap_err();

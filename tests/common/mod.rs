@@ -124,9 +124,7 @@ impl User {
     }
 
     pub async fn ws(&self, doc: &str) -> Ws {
-        Ws::connect(&self.base, doc, Some(&self.cookie), None)
-            .await
-            .expect("ws connects")
+        Ws::connect(&self.base, doc, Some(&self.cookie), None).await.expect("ws connects")
     }
 }
 
@@ -194,9 +192,7 @@ impl Ws {
 
     pub async fn reply_to(&mut self, token: &str) -> Value {
         loop {
-            let v = next_json(&mut self.socket)
-                .await
-                .expect("reply before close");
+            let v = next_json(&mut self.socket).await.expect("reply before close");
             if v["wa"] == "reply" && v["token"] == token {
                 return v;
             }
@@ -227,9 +223,7 @@ impl Ws {
             return self.events.remove(i);
         }
         loop {
-            let v = next_json(&mut self.socket)
-                .await
-                .expect("event before close");
+            let v = next_json(&mut self.socket).await.expect("event before close");
             if v["wa"] == kind {
                 return v;
             }
