@@ -35,12 +35,16 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("binary starts");
-        let base = format!("http://127.0.0.1:{port}");
+        // Owned at once, so that Drop kills it if it never answers.
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
         let client = reqwest::Client::new();
         for _ in 0..200 {
-            if let Ok(r) = client.get(format!("{base}/health")).send().await {
+            if let Ok(r) = client.get(server.url("/health")).send().await {
                 if r.status() == 200 {
-                    return Server { child, base };
+                    return server;
                 }
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
