@@ -34,6 +34,25 @@ pub enum Command {
     /// Manage local users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage the API keys of documents (works with the server running or not).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; prints `<id>/<secret>` and nothing else.
+    Create {
+        doc: String,
+        name: String,
+        /// The admin of the document who owns the key (`name` or `name:provider`).
+        #[arg(long)]
+        owner: String,
+    },
+    /// List a document's keys as `<id>\t<name>` lines.
+    List { doc: String },
+    /// Delete a key.
+    Delete { doc: String, id: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -38,6 +38,9 @@ fn main() -> ExitCode {
                 .await
             }
             Some(Command::User(UserCommand::Add { name })) => user_add(cli.data, &name).await,
+            Some(Command::Keys(command)) => keystrate::cli::keys(&cli.data, command)
+                .await
+                .map(|out| print!("{out}")),
         }
     });
     match result {

@@ -104,7 +104,20 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
     tokio::spawn(expiry::run(engine.clone(), shutdown_rx.clone()));
-    let task = tokio::spawn(serve(listener, app, config.serve.clone(), shutdown_rx));
+    let admin = match crate::admin::start(engine.clone(), &config.data, shutdown_rx.clone()) {
+        Ok(task) => Some(task),
+        Err(e) => {
+            tracing::warn!(error = %e, "no admin socket; the CLI cannot reach this server");
+            None
+        }
+    };
+    let limits = config.serve.clone();
+    let task = tokio::spawn(async move {
+        serve(listener, app, limits, shutdown_rx).await;
+        if let Some(admin) = admin {
+            let _ = admin.await;
+        }
+    });
     tracing::info!(%addr, %public_url, data = %config.data.display(), "keystrate listening");
     Ok(Running {
         addr,

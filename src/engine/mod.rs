@@ -10,6 +10,8 @@ pub mod error;
 pub mod events;
 pub mod expiry;
 pub mod invites;
+pub mod jwt;
+pub mod keys;
 pub mod limits;
 pub mod perms;
 

@@ -2,10 +2,13 @@
 //! into engine calls; this file assembles them and holds the small pieces
 //! they share (the caller from the session cookie, body parsing, responses).
 
+pub mod apps;
 pub mod auth;
 pub mod directory;
 pub mod documents;
+pub mod invites_api;
 pub mod pages;
+pub mod programs;
 pub mod reply;
 pub mod socket;
 
@@ -154,6 +157,10 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .or(auth::routes(app.clone()))
         .unify()
         .or(documents::routes(app.clone()))
+        .unify()
+        .or(invites_api::routes(app.clone()))
+        .unify()
+        .or(apps::routes(app.clone()))
         .unify()
         .or(pages::routes(app.clone()))
         .unify()

@@ -41,7 +41,8 @@ const ASSETS: &[(&str, &str, &str)] = &[
 ];
 
 /// The query string, or `""` when there is none.
-fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
+pub(super) fn raw_query(
+) -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
     warp::query::raw().or(warp::any().map(String::new)).unify()
 }
 

@@ -1,0 +1,169 @@
+//! The admin socket: `admin.sock` (mode 0600) inside the data directory,
+//! through which the CLI reaches a running server. sled locks the data
+//! directory while the server runs, so the CLI cannot open the store itself
+//! then; it sends one JSON request per line and reads one JSON reply per line.
+//!
+//! Whoever can connect is the operator: the socket's mode limits that to the
+//! server's own user (and root). [`execute`] is also what the CLI runs
+//! against the store directly when no server answers, so both paths share
+//! every rule.
+
+use crate::engine::keys::{Holder, KeyDetails};
+use crate::engine::{Caller, Engine, Error, Result, User};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub const SOCKET_NAME: &str = "admin.sock";
+
+/// Longest request line accepted.
+const MAX_LINE: usize = 64 * 1024;
+
+pub fn socket_path(data: &Path) -> PathBuf {
+    data.join(SOCKET_NAME)
+}
+
+/// One operator request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    CreateKey {
+        doc: String,
+        name: String,
+        owner: User,
+    },
+    ListKeys {
+        doc: String,
+    },
+    DeleteKey {
+        doc: String,
+        id: String,
+    },
+}
+
+/// One reply line: `{"ok": …}` or `{"error", "code"}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reply {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ok: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+impl Reply {
+    pub fn from_result(result: Result<Value>) -> Reply {
+        match result {
+            Ok(v) => Reply {
+                ok: Some(v),
+                error: None,
+                code: None,
+            },
+            Err(e) => Reply {
+                ok: None,
+                error: Some(e.to_string()),
+                code: Some(e.code().to_string()),
+            },
+        }
+    }
+}
+
+/// The created key as the CLI prints it, with its recorded details.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreatedKey {
+    pub key: String,
+    pub details: KeyDetails,
+}
+
+/// Runs a request with operator rights. A key's owner must still be admin
+/// of its document: the operator picks the owner, the rules stay the same.
+pub async fn execute(engine: &Engine, request: Request) -> Result<Value> {
+    match request {
+        Request::CreateKey { doc, name, owner } => {
+            let key = engine
+                .create_app_key(&Caller::User(owner), &doc, &name)
+                .await?;
+            Ok(to_json(&CreatedKey {
+                key: key.full_key(),
+                details: key.details(),
+            }))
+        }
+        Request::ListKeys { doc } => {
+            let keys: Vec<KeyDetails> = engine
+                .keys_of(Holder::Doc(&doc))?
+                .iter()
+                .map(|k| k.details())
+                .collect();
+            Ok(to_json(&keys))
+        }
+        Request::DeleteKey { doc, id } => {
+            engine.delete_key_of(Holder::Doc(&doc), &id).await?;
+            Ok(json!({}))
+        }
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).expect("replies serialise")
+}
+
+/// Binds the socket and serves it until `shutdown`, then removes the file.
+/// The socket is created under a temporary name, restricted to 0600, and
+/// only then renamed into place, so it is never reachable with a wider mode.
+pub fn start(
+    engine: Engine,
+    data: &Path,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<JoinHandle<()>> {
+    let path = socket_path(data);
+    let staging = data.join(format!(".{SOCKET_NAME}.{}", std::process::id()));
+    // Only one server can hold the store, so a leftover file is stale.
+    let _ = std::fs::remove_file(&staging);
+    let listener = UnixListener::bind(&staging)?;
+    std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600))?;
+    std::fs::rename(&staging, &path)?;
+    tracing::info!(path = %path.display(), "admin socket listening");
+    Ok(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        tokio::spawn(serve_connection(engine.clone(), stream));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "admin socket accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
+                _ = shutdown.changed() => break,
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+    }))
+}
+
+async fn serve_connection(engine: Engine, stream: UnixStream) {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let reply = if line.len() > MAX_LINE {
+            Reply::from_result(Err(Error::bad("request line too long")))
+        } else {
+            match serde_json::from_str::<Request>(&line) {
+                Ok(request) => Reply::from_result(execute(&engine, request).await),
+                Err(e) => Reply::from_result(Err(Error::bad(format!("bad request: {e}")))),
+            }
+        };
+        let mut out = serde_json::to_vec(&reply).expect("replies serialise");
+        out.push(b'\n');
+        if write.write_all(&out).await.is_err() {
+            break;
+        }
+    }
+}

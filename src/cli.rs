@@ -1,0 +1,112 @@
+//! `keystrate keys …`: key management for operators. When a server runs on
+//! the data directory, the request goes through its admin socket (the server
+//! holds sled's lock); otherwise the CLI opens the store itself. Both paths
+//! run [`admin::execute`], so the rules are the same.
+
+use crate::admin::{self, CreatedKey, Reply, Request};
+use crate::config::KeysCommand;
+use crate::engine::keys::KeyDetails;
+use crate::engine::{Engine, User};
+use crate::store::Store;
+use serde_json::Value;
+use std::io::ErrorKind;
+use std::path::Path;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+/// Runs a keys command; `Ok` is what to print on stdout, `Err` the message
+/// for stderr.
+pub async fn keys(data: &Path, command: KeysCommand) -> Result<String, String> {
+    let request = match command {
+        KeysCommand::Create { doc, name, owner } => Request::CreateKey {
+            doc,
+            name,
+            owner: parse_owner(&owner),
+        },
+        KeysCommand::List { doc } => Request::ListKeys { doc },
+        KeysCommand::Delete { doc, id } => Request::DeleteKey { doc, id },
+    };
+    let printing = request.clone();
+    let value = run(data, request).await?;
+    let bad_reply = |e: serde_json::Error| format!("unexpected reply from the server: {e}");
+    Ok(match printing {
+        Request::CreateKey { .. } => {
+            let created: CreatedKey = serde_json::from_value(value).map_err(bad_reply)?;
+            format!("{}\n", created.key)
+        }
+        Request::ListKeys { .. } => {
+            let keys: Vec<KeyDetails> = serde_json::from_value(value).map_err(bad_reply)?;
+            keys.iter()
+                .map(|k| format!("{}\t{}\n", k.id, k.name))
+                .collect()
+        }
+        Request::DeleteKey { .. } => String::new(),
+    })
+}
+
+/// `alice` is the local user alice; `alice:provider` names a provider.
+fn parse_owner(owner: &str) -> User {
+    match owner.split_once(':') {
+        Some((username, provider)) => User {
+            username: username.to_string(),
+            provider: provider.to_string(),
+        },
+        None => User::local(owner),
+    }
+}
+
+/// Sends the request to the running server, or runs it on the store.
+async fn run(data: &Path, request: Request) -> Result<Value, String> {
+    match UnixStream::connect(admin::socket_path(data)).await {
+        Ok(stream) => through_server(stream, &request).await,
+        // No socket, or a stale one left by a killed server.
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
+            on_store(data, request).await
+        }
+        Err(e) => Err(format!(
+            "cannot reach the server's admin socket in {}: {e}",
+            data.display()
+        )),
+    }
+}
+
+async fn through_server(stream: UnixStream, request: &Request) -> Result<Value, String> {
+    let (read, mut write) = stream.into_split();
+    let mut line = serde_json::to_vec(request).expect("requests serialise");
+    line.push(b'\n');
+    write
+        .write_all(&line)
+        .await
+        .map_err(|e| format!("cannot talk to the server: {e}"))?;
+    let mut answer = String::new();
+    BufReader::new(read)
+        .read_line(&mut answer)
+        .await
+        .map_err(|e| format!("cannot read the server's reply: {e}"))?;
+    let reply: Reply = serde_json::from_str(&answer)
+        .map_err(|e| format!("unexpected reply from the server: {e}"))?;
+    match (reply.ok, reply.error) {
+        (Some(v), _) => Ok(v),
+        (None, Some(error)) => Err(error),
+        (None, None) => Err("empty reply from the server".into()),
+    }
+}
+
+async fn on_store(data: &Path, request: Request) -> Result<Value, String> {
+    if !data.is_dir() {
+        return Err(format!("no data directory at {}", data.display()));
+    }
+    let store = Store::open(data).map_err(|e| {
+        format!(
+            "cannot open {} (is a server starting?): {e}",
+            data.display()
+        )
+    })?;
+    let engine = Engine::new(store, Default::default());
+    let result = admin::execute(&engine, request).await;
+    engine
+        .store()
+        .flush_now()
+        .map_err(|e| format!("cannot flush {}: {e}", data.display()))?;
+    result.map_err(|e| e.to_string())
+}

@@ -1,0 +1,267 @@
+//! The Smooch v1-compatible REST for programs: app keys under
+//! `/v1/apps/{appId}/keys` (the app is a document), the caller's account
+//! keys under `/v1/account/keys`, and invites under `/v1/apps/{appId}/invites`.
+//!
+//! Routing is one table over the path segments so every route and its
+//! required scope reads on one line. Errors use Smooch's
+//! `{"error":{"code","description"}}` with the engine's text.
+
+use super::pages::raw_query;
+use super::programs::{authorization, optional_body, request_options};
+use super::{parse_body, reply, session, with_app, App, Session};
+use crate::engine::invites::CreateOptions;
+use crate::engine::keys::{Holder, KeyRecord};
+use crate::engine::{Caller, Error, Result, User};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use warp::filters::BoxedFilter;
+use warp::http::{Method, StatusCode};
+use warp::reply::Response;
+use warp::Filter;
+
+pub fn routes(app: App) -> BoxedFilter<(Response,)> {
+    warp::path("v1")
+        .and(warp::path::tail())
+        .and(warp::method())
+        .and(with_app(app.clone()))
+        .and(session(app))
+        .and(authorization())
+        .and(raw_query())
+        .and(optional_body())
+        .then(
+            |tail: warp::path::Tail,
+             method: Method,
+             app: App,
+             session: Session,
+             auth: Option<String>,
+             query: String,
+             ct: Option<String>,
+             body: Bytes| async move {
+                let request = Request {
+                    app: &app,
+                    session: &session,
+                    authorization: auth.as_deref(),
+                    query: &query,
+                    content_type: ct.as_deref(),
+                    body: &body,
+                };
+                let path: Vec<&str> = tail.as_str().split('/').filter(|s| !s.is_empty()).collect();
+                match dispatch(&request, &method, &path).await {
+                    Ok((status, value)) => reply::json(status, &value),
+                    Err(e) => error(&e),
+                }
+            },
+        )
+        .boxed()
+}
+
+/// Everything a handler may need from the request.
+struct Request<'a> {
+    app: &'a App,
+    session: &'a Session,
+    authorization: Option<&'a str>,
+    query: &'a str,
+    content_type: Option<&'a str>,
+    body: &'a [u8],
+}
+
+type Answer = Result<(StatusCode, Value)>;
+
+async fn dispatch(r: &Request<'_>, method: &Method, path: &[&str]) -> Answer {
+    let engine = &r.app.engine;
+    match (method.as_str(), path) {
+        ("POST", ["apps", doc, "keys"]) => {
+            let caller = r.account_caller()?;
+            let key = engine.create_app_key(&caller, doc, &r.name()?).await?;
+            Ok((
+                StatusCode::CREATED,
+                json!({"key": key.view_for(&key.owner)}),
+            ))
+        }
+        ("GET", ["apps", doc, "keys"]) => {
+            let caller = r.account_caller()?;
+            list(engine.keys_of(engine.admin_holder(&caller, doc)?)?, &caller)
+        }
+        ("GET", ["apps", doc, "keys", id]) => {
+            let caller = r.account_caller()?;
+            one(
+                engine.key_of(engine.admin_holder(&caller, doc)?, id)?,
+                &caller,
+            )
+        }
+        ("DELETE", ["apps", doc, "keys", id]) => {
+            let caller = r.account_caller()?;
+            engine
+                .delete_key_of(engine.admin_holder(&caller, doc)?, id)
+                .await?;
+            Ok((StatusCode::OK, json!({})))
+        }
+        ("GET", ["apps", doc, "keys", id, "jwt"]) => {
+            let caller = r.account_caller()?;
+            let holder = engine.admin_holder(&caller, doc)?;
+            only_owner(&engine.key_of(holder, id)?, &caller)?;
+            Ok((StatusCode::OK, json!({"jwt": engine.key_jwt(holder, id)?})))
+        }
+        ("POST", ["account", "keys"]) => {
+            let caller = r.account_caller()?;
+            let key = engine.create_account_key(&caller, &r.name()?).await?;
+            Ok((
+                StatusCode::CREATED,
+                json!({"key": key.view_for(&key.owner)}),
+            ))
+        }
+        ("GET", ["account", "keys"]) => {
+            let caller = r.account_caller()?;
+            list(engine.keys_of(account(&caller))?, &caller)
+        }
+        ("GET", ["account", "keys", id]) => {
+            let caller = r.account_caller()?;
+            one(engine.key_of(account(&caller), id)?, &caller)
+        }
+        ("DELETE", ["account", "keys", id]) => {
+            let caller = r.account_caller()?;
+            engine.delete_key_of(account(&caller), id).await?;
+            Ok((StatusCode::OK, json!({})))
+        }
+        ("GET", ["account", "keys", id, "jwt"]) => {
+            // Session only: a key must not be able to mint more credentials.
+            let caller = r.session_caller()?;
+            Ok((
+                StatusCode::OK,
+                json!({"jwt": engine.key_jwt(account(&caller), id)?}),
+            ))
+        }
+        ("POST", ["apps", doc, "invites"]) => {
+            let caller = r.invite_caller(doc)?;
+            let options = request_options(r.query, r.content_type, r.body)?;
+            let options = CreateOptions::from_json(&Value::Object(options))?;
+            let invite = engine.create_invite(&caller, doc, &options).await?;
+            Ok((
+                StatusCode::CREATED,
+                serde_json::to_value(invite).expect("serialisable"),
+            ))
+        }
+        ("GET", ["apps", doc, "invites"]) => {
+            let caller = r.invite_caller(doc)?;
+            let all = request_options(r.query, None, b"")?
+                .get("all")
+                .is_some_and(|v| v == "true" || v == "1");
+            let invites = engine.get_invites(&caller, doc, all)?;
+            Ok((StatusCode::OK, json!({"invites": invites})))
+        }
+        ("DELETE", ["apps", doc, "invites", key]) => {
+            let caller = r.invite_caller(doc)?;
+            engine.remove_invite(&caller, doc, key).await?;
+            Ok((StatusCode::OK, json!({})))
+        }
+        _ => Err(Error::NotFound(format!(
+            "No route {method} /v1/{}",
+            path.join("/")
+        ))),
+    }
+}
+
+impl Request<'_> {
+    /// Account scope: an account key (JWT or Basic) or else the session.
+    fn account_caller(&self) -> Result<Caller> {
+        match self.authorization {
+            Some(header) => {
+                let key = self.app.engine.authenticate_header(header)?;
+                if key.doc.is_some() {
+                    return Err(Error::Unauthorized(
+                        "This route needs account scope, not an app key".into(),
+                    ));
+                }
+                Ok(key.caller())
+            }
+            None => self.session_caller(),
+        }
+    }
+
+    fn session_caller(&self) -> Result<Caller> {
+        match &self.session.caller {
+            Caller::User(_) if self.authorization.is_none() => Ok(self.session.caller.clone()),
+            _ => Err(Error::Unauthorized(
+                "This route needs a logged-in session".into(),
+            )),
+        }
+    }
+
+    /// Invites accept an app key of this app as well as account scope.
+    fn invite_caller(&self, doc: &str) -> Result<Caller> {
+        match self.authorization {
+            Some(header) => {
+                let key = self.app.engine.authenticate_header(header)?;
+                match key.doc.as_deref() {
+                    Some(key_doc) if key_doc != doc => Err(Error::Unauthorized(format!(
+                        "Key {} is not a key of {doc}",
+                        key.id
+                    ))),
+                    _ => Ok(key.caller()),
+                }
+            }
+            None => self.session_caller(),
+        }
+    }
+
+    /// The `name` of a new key from the JSON or form body.
+    fn name(&self) -> Result<String> {
+        #[derive(Deserialize)]
+        struct NewKey {
+            name: String,
+        }
+        Ok(parse_body::<NewKey>(self.content_type, self.body)?.name)
+    }
+}
+
+fn account(caller: &Caller) -> Holder<'_> {
+    Holder::Account(caller.user().expect("account scope has a user"))
+}
+
+fn viewer(caller: &Caller) -> &User {
+    caller.user().expect("account scope has a user")
+}
+
+fn list(keys: Vec<KeyRecord>, caller: &Caller) -> Answer {
+    let keys: Vec<_> = keys.iter().map(|k| k.view_for(viewer(caller))).collect();
+    Ok((StatusCode::OK, json!({"keys": keys})))
+}
+
+fn one(key: KeyRecord, caller: &Caller) -> Answer {
+    Ok((StatusCode::OK, json!({"key": key.view_for(viewer(caller))})))
+}
+
+/// A JWT is as good as the secret, so only the owner may mint one.
+fn only_owner(key: &KeyRecord, caller: &Caller) -> Result<()> {
+    if &key.owner != viewer(caller) {
+        return Err(Error::Forbidden(format!(
+            "Only the owner of {} can get a JWT for it",
+            key.id
+        )));
+    }
+    Ok(())
+}
+
+/// Smooch's error envelope. Statuses are those of the engine, except that a
+/// missing invite is a plain 404 here.
+fn error(e: &Error) -> Response {
+    let status = match e {
+        Error::InvalidKey | Error::RemoveFailed => 404,
+        e => e.status(),
+    };
+    let code = match status {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        409 => "conflict",
+        429 => "too_many_requests",
+        _ => "internal_error",
+    };
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    reply::json(
+        status,
+        &json!({"error": {"code": code, "description": e.to_string()}}),
+    )
+}

@@ -1,0 +1,837 @@
+//! API keys against a real server: the Smooch-style REST (app and account
+//! keys, JWTs), the Prosody-style `/invites_api`, REST invites, and the
+//! cascades that delete keys. JWTs are also self-signed here with the hmac
+//! crate directly, as a program would, not with the server's code.
+
+mod common;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use common::*;
+use hmac::{Hmac, Mac};
+use keystrate::engine::keys::Holder;
+use serde_json::{json, Value};
+
+/// An HS256 JWT made the way a client library would.
+fn self_signed(header: Value, claims: Value, secret: &str) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(input.as_bytes());
+    format!(
+        "{input}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
+}
+
+fn app_jwt(id: &str, secret: &str) -> String {
+    self_signed(
+        json!({"alg": "HS256", "typ": "JWT", "kid": id}),
+        json!({"scope": "app"}),
+        secret,
+    )
+}
+
+fn basic(id: &str, secret: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Status and JSON body of a response.
+async fn answer(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn get(client: &reqwest::Client, url: String, auth: Option<&str>) -> (u16, Value) {
+    let mut req = client.get(url);
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    answer(req.send().await.unwrap()).await
+}
+
+/// Asserts a Smooch error envelope with its status.
+fn assert_error(got: &(u16, Value), status: u16, code: &str) {
+    assert_eq!(got.0, status, "{got:?}");
+    assert_eq!(got.1["error"]["code"], code, "{got:?}");
+    assert!(
+        got.1["error"]["description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()),
+        "{got:?}"
+    );
+}
+
+/// Creates an app key through the REST with alice's session.
+async fn new_app_key(user: &User, doc: &str, name: &str) -> (String, String) {
+    let r = user
+        .http
+        .post(user.url(&format!("/v1/apps/{doc}/keys")))
+        .json(&json!({"name": name}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = answer(r).await;
+    assert_eq!(status, 201, "{body}");
+    let key = &body["key"];
+    (
+        key["_id"].as_str().unwrap().into(),
+        key["secret"].as_str().unwrap().into(),
+    )
+}
+
+#[tokio::test]
+async fn app_key_rest_routes_and_errors() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    alice.create_doc("doc1").await;
+    let anon = server.client();
+
+    // Create: exact Smooch shape, id and secret formats.
+    let r = alice
+        .http
+        .post(alice.url("/v1/apps/doc1/keys"))
+        .json(&json!({"name": "ci"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = answer(r).await;
+    assert_eq!(status, 201);
+    let key = body["key"].as_object().unwrap();
+    let mut fields: Vec<&str> = key.keys().map(String::as_str).collect();
+    fields.sort();
+    assert_eq!(fields, ["_id", "name", "secret"]);
+    let id = key["_id"].as_str().unwrap().to_string();
+    let secret = key["secret"].as_str().unwrap().to_string();
+    assert!(
+        id.starts_with("app_")
+            && id.len() == 28
+            && id[4..]
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    );
+    assert_eq!(secret.len(), 32);
+    assert!(secret
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    assert_eq!(key["name"], "ci");
+
+    // List and get, as the owner: the secret is there.
+    let list = get(&alice.http, alice.url("/v1/apps/doc1/keys"), None).await;
+    assert_eq!(
+        list,
+        (
+            200,
+            json!({"keys": [{"secret": secret, "name": "ci", "_id": id}]})
+        )
+    );
+    let one = get(
+        &alice.http,
+        alice.url(&format!("/v1/apps/doc1/keys/{id}")),
+        None,
+    )
+    .await;
+    assert_eq!(
+        one,
+        (
+            200,
+            json!({"key": {"secret": secret, "name": "ci", "_id": id}})
+        )
+    );
+
+    // The server-minted JWT: HS256, kid = key id, payload {"scope":"app"}, verifiable with the secret.
+    let (status, body) = get(
+        &alice.http,
+        alice.url(&format!("/v1/apps/doc1/keys/{id}/jwt")),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let token = body["jwt"].as_str().unwrap();
+    let parts: Vec<&str> = token.split('.').collect();
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    assert_eq!(header, json!({"alg": "HS256", "typ": "JWT", "kid": id}));
+    assert_eq!(claims, json!({"scope": "app"}));
+    assert_eq!(
+        token,
+        app_jwt(&id, &secret),
+        "same bytes as a self-signed token"
+    );
+
+    // Errors.
+    assert_error(
+        &get(&anon, server.url("/v1/apps/doc1/keys"), None).await,
+        401,
+        "unauthorized",
+    );
+    assert_error(
+        &get(&bob.http, bob.url("/v1/apps/doc1/keys"), None).await,
+        403,
+        "forbidden",
+    );
+    assert_error(
+        &get(&alice.http, alice.url("/v1/apps/nodoc/keys"), None).await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &get(
+            &alice.http,
+            alice.url("/v1/apps/doc1/keys/app_000000000000000000000000"),
+            None,
+        )
+        .await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &get(&alice.http, alice.url("/v1/apps/doc1/nothing"), None).await,
+        404,
+        "not_found",
+    );
+    let r = alice
+        .http
+        .post(alice.url("/v1/apps/doc1/keys"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(&answer(r).await, 400, "bad_request");
+    let r = alice
+        .http
+        .post(alice.url("/v1/apps/doc1/keys"))
+        .json(&json!({"name": "a\nb"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(&answer(r).await, 400, "bad_request");
+    let r = bob
+        .http
+        .post(bob.url("/v1/apps/doc1/keys"))
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(&answer(r).await, 403, "forbidden");
+    // An app key is not account scope.
+    assert_error(
+        &get(
+            &anon,
+            server.url("/v1/apps/doc1/keys"),
+            Some(&basic(&id, &secret)),
+        )
+        .await,
+        401,
+        "unauthorized",
+    );
+    assert_error(
+        &get(
+            &anon,
+            server.url("/v1/apps/doc1/keys"),
+            Some(&format!("Bearer {}", app_jwt(&id, &secret))),
+        )
+        .await,
+        401,
+        "unauthorized",
+    );
+
+    // Another admin sees the key but neither its secret nor a JWT for it.
+    let mut a = alice.ws("doc1").await;
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "bob", "provider": "local", "permissions": "arw"}),
+    )
+    .await;
+    let list = get(&bob.http, bob.url("/v1/apps/doc1/keys"), None).await;
+    assert_eq!(
+        list,
+        (
+            200,
+            json!({"keys": [{"secret": null, "name": "ci", "_id": id}]})
+        )
+    );
+    assert_error(
+        &get(
+            &bob.http,
+            bob.url(&format!("/v1/apps/doc1/keys/{id}/jwt")),
+            None,
+        )
+        .await,
+        403,
+        "forbidden",
+    );
+
+    // Delete, then it is gone.
+    let r = alice
+        .http
+        .delete(alice.url(&format!("/v1/apps/doc1/keys/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer(r).await, (200, json!({})));
+    let r = alice
+        .http
+        .delete(alice.url(&format!("/v1/apps/doc1/keys/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_error(&answer(r).await, 404, "not_found");
+    assert_eq!(
+        get(&alice.http, alice.url("/v1/apps/doc1/keys"), None).await,
+        (200, json!({"keys": []}))
+    );
+    let r = anon
+        .get(server.url(&format!("/invites_api?key={id}/{secret}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn account_keys_basic_and_account_jwts() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    alice.create_doc("doc1").await;
+    let anon = server.client();
+
+    let r = alice
+        .http
+        .post(alice.url("/v1/account/keys"))
+        .json(&json!({"name": "laptop"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = answer(r).await;
+    assert_eq!(status, 201);
+    let act = body["key"]["_id"].as_str().unwrap().to_string();
+    let secret = body["key"]["secret"].as_str().unwrap().to_string();
+    assert!(act.starts_with("act_") && act.len() == 28);
+    assert_eq!(
+        get(&alice.http, alice.url("/v1/account/keys"), None).await,
+        (
+            200,
+            json!({"keys": [{"secret": secret, "name": "laptop", "_id": act}]})
+        )
+    );
+    assert_eq!(
+        get(&bob.http, bob.url("/v1/account/keys"), None).await,
+        (200, json!({"keys": []}))
+    );
+    assert_error(
+        &get(&bob.http, bob.url(&format!("/v1/account/keys/{act}")), None).await,
+        404,
+        "not_found",
+    );
+
+    // Basic act_id:secret is account scope: it can create app keys for alice.
+    let auth = basic(&act, &secret);
+    let r = anon
+        .post(server.url("/v1/apps/doc1/keys"))
+        .header("authorization", &auth)
+        .json(&json!({"name": "via basic"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = answer(r).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(body["key"]["_id"].as_str().unwrap().starts_with("app_"));
+    assert_error(
+        &get(
+            &anon,
+            server.url("/v1/apps/doc1/keys"),
+            Some(&basic(&act, "wrong-secret-wrong-secret-wrong-s")),
+        )
+        .await,
+        401,
+        "unauthorized",
+    );
+
+    // Account JWTs: server-minted (session only) and self-signed.
+    let (status, body) = get(
+        &alice.http,
+        alice.url(&format!("/v1/account/keys/{act}/jwt")),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let minted = format!("Bearer {}", body["jwt"].as_str().unwrap());
+    assert_eq!(
+        get(&anon, server.url("/v1/apps/doc1/keys"), Some(&minted))
+            .await
+            .0,
+        200
+    );
+    let account_header = json!({"alg": "HS256", "typ": "JWT", "kid": act});
+    let own = self_signed(
+        account_header.clone(),
+        json!({"scope": "account", "exp": now() + 60}),
+        &secret,
+    );
+    assert_eq!(
+        get(
+            &anon,
+            server.url("/v1/apps/doc1/keys"),
+            Some(&format!("Bearer {own}"))
+        )
+        .await
+        .0,
+        200
+    );
+    assert_error(
+        &get(
+            &anon,
+            server.url(&format!("/v1/account/keys/{act}/jwt")),
+            Some(&minted),
+        )
+        .await,
+        401,
+        "unauthorized",
+    );
+
+    // Rejected JWTs: expired, alg none, HS512, wrong scope, kid that did not sign.
+    let expired = self_signed(
+        account_header.clone(),
+        json!({"scope": "account", "exp": now() - 10}),
+        &secret,
+    );
+    let none = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "JWT", "kid": act}).to_string()),
+        URL_SAFE_NO_PAD.encode(json!({"scope": "account"}).to_string())
+    );
+    let hs512 = self_signed(
+        json!({"alg": "HS512", "typ": "JWT", "kid": act}),
+        json!({"scope": "account"}),
+        &secret,
+    );
+    let wrong_scope = self_signed(account_header.clone(), json!({"scope": "app"}), &secret);
+    let r = bob
+        .http
+        .post(bob.url("/v1/account/keys"))
+        .json(&json!({"name": "bob's"}))
+        .send()
+        .await
+        .unwrap();
+    let (_, body) = answer(r).await;
+    let bob_secret = body["key"]["secret"].as_str().unwrap();
+    let wrong_kid = self_signed(
+        account_header.clone(),
+        json!({"scope": "account"}),
+        bob_secret,
+    );
+    let unknown_kid = self_signed(
+        json!({"alg": "HS256", "kid": "act_000000000000000000000000"}),
+        json!({"scope": "account"}),
+        &secret,
+    );
+    for (what, token) in [
+        ("expired", &expired),
+        ("none", &none),
+        ("hs512", &hs512),
+        ("scope", &wrong_scope),
+        ("kid", &wrong_kid),
+        ("unknown kid", &unknown_kid),
+        ("garbage", &"x.y.z".to_string()),
+    ] {
+        let got = get(
+            &anon,
+            server.url("/v1/apps/doc1/keys"),
+            Some(&format!("Bearer {token}")),
+        )
+        .await;
+        assert_eq!(got.0, 401, "{what}: {got:?}");
+        assert_eq!(got.1["error"]["code"], "unauthorized", "{what}");
+    }
+
+    // Delete the account key: it stops working.
+    let r = alice
+        .http
+        .delete(alice.url(&format!("/v1/account/keys/{act}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer(r).await, (200, json!({})));
+    assert_eq!(
+        get(&anon, server.url("/v1/apps/doc1/keys"), Some(&auth))
+            .await
+            .0,
+        401
+    );
+}
+
+#[tokio::test]
+async fn invites_api_with_keys_and_jwts() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    alice.create_doc("doc1").await;
+    let (id, secret) = new_app_key(&alice, "doc1", "bot").await;
+    let anon = server.client();
+    let api = server.url("/invites_api");
+
+    // Bearer with a server-minted JWT, options in a JSON body.
+    let (_, body) = get(
+        &alice.http,
+        alice.url(&format!("/v1/apps/doc1/keys/{id}/jwt")),
+        None,
+    )
+    .await;
+    let minted = body["jwt"].as_str().unwrap().to_string();
+    let r = anon
+        .post(&api)
+        .bearer_auth(&minted)
+        .json(&json!({"permissions": "rw", "maxUses": 2, "maxAge": 120}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let invite: Value = r.json().await.unwrap();
+    assert_eq!(
+        location,
+        server.url(&format!(
+            "/doc1/?acceptInvite={}",
+            invite["key"].as_str().unwrap()
+        ))
+    );
+    assert_eq!(
+        (invite["permissions"].as_str(), invite["maxUses"].as_u64()),
+        (Some("rw"), Some(2))
+    );
+    assert_eq!(
+        invite["createdBy"],
+        json!({"username": "alice", "provider": "local"})
+    );
+
+    // Self-signed JWT, form body, and the plain key as Bearer.
+    let r = anon
+        .post(&api)
+        .bearer_auth(app_jwt(&id, &secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("maxAge=60")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = anon
+        .get(&api)
+        .bearer_auth(format!("{id}/{secret}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    // The invite link works for a second user.
+    let r = bob.http.get(&location).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/doc1/");
+    assert_eq!(
+        bob.http
+            .get(bob.url("/doc1/"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // redirect → 303 to the same kind of Location; redirect=0 does not.
+    let r = anon
+        .get(format!("{api}?key={id}/{secret}&redirect=true"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with(&server.url("/doc1/?acceptInvite=")));
+    let r = anon
+        .get(format!("{api}?key={id}/{secret}&redirect=0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    // Bad options → 400 (with CORS); bad credentials → 401 + WWW-Authenticate.
+    for bad in [
+        "maxAge=0",
+        "maxAge=x",
+        "permissions=q",
+        "maxUses=0",
+        "permissions=",
+        "colour=red",
+    ] {
+        let r = anon
+            .get(format!("{api}?key={id}/{secret}&{bad}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    }
+    let expired = self_signed(
+        json!({"alg": "HS256", "kid": id}),
+        json!({"scope": "app", "exp": now() - 1}),
+        &secret,
+    );
+    let account_scoped = self_signed(
+        json!({"alg": "HS256", "kid": id}),
+        json!({"scope": "account"}),
+        &secret,
+    );
+    let none = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(json!({"alg": "none", "kid": id}).to_string()),
+        URL_SAFE_NO_PAD.encode(json!({"scope": "app"}).to_string())
+    );
+    let unauthorised = [
+        anon.get(&api),
+        anon.get(format!("{api}?key={id}/wrong")),
+        anon.get(format!("{api}?key=nonsense")),
+        anon.get(format!("{api}?key={id}")),
+        anon.get(&api)
+            .bearer_auth(format!("{id}/{}", "A".repeat(32))),
+        anon.get(&api).bearer_auth(expired),
+        anon.get(&api).bearer_auth(account_scoped),
+        anon.get(&api).bearer_auth(none),
+        anon.get(&api).header("authorization", "Token abc"),
+    ];
+    for (i, req) in unauthorised.into_iter().enumerate() {
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 401, "case {i}");
+        assert_eq!(r.headers()["www-authenticate"], "Bearer", "case {i}");
+        assert_eq!(r.headers()["access-control-allow-origin"], "*", "case {i}");
+    }
+
+    // Preflight.
+    let r = anon
+        .request(reqwest::Method::OPTIONS, &api)
+        .header("origin", "https://example.org")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let h = r.headers();
+    assert_eq!(h["access-control-allow-origin"], "*");
+    assert_eq!(h["access-control-allow-methods"], "GET, POST, OPTIONS");
+    assert_eq!(
+        h["access-control-allow-headers"],
+        "Authorization, Content-Type"
+    );
+
+    // Uses are recorded.
+    let records = server.engine().keys_of(Holder::Doc("doc1")).unwrap();
+    assert!(records[0].last_used_at.is_some());
+}
+
+#[tokio::test]
+async fn rest_invites_for_programs() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    alice.create_doc("doc1").await;
+    alice.create_doc("doc2").await;
+    let (id, secret) = new_app_key(&alice, "doc1", "bot").await;
+    let anon = server.client();
+    let auth = basic(&id, &secret);
+
+    let r = anon
+        .post(server.url("/v1/apps/doc1/invites"))
+        .header("authorization", &auth)
+        .json(&json!({"permissions": "rw", "maxAge": "300"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, invite) = answer(r).await;
+    assert_eq!(status, 201, "{invite}");
+    assert_eq!(invite["webstrateId"], "doc1");
+    let key = invite["key"].as_str().unwrap().to_string();
+
+    let (status, body) = get(
+        &anon,
+        server.url("/v1/apps/doc1/invites"),
+        Some(&format!("Bearer {id}/{secret}")),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["invites"].as_array().unwrap().len(), 1);
+    assert_eq!(body["invites"][0]["key"], key.as_str());
+    // Account scope (the session) sees them too.
+    assert_eq!(
+        get(
+            &alice.http,
+            alice.url("/v1/apps/doc1/invites?all=true"),
+            None
+        )
+        .await
+        .1["invites"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A key of doc1 is nothing on doc2; bad options; no credentials.
+    assert_error(
+        &get(&anon, server.url("/v1/apps/doc2/invites"), Some(&auth)).await,
+        401,
+        "unauthorized",
+    );
+    assert_error(
+        &get(&anon, server.url("/v1/apps/doc1/invites"), None).await,
+        401,
+        "unauthorized",
+    );
+    let r = anon
+        .post(server.url("/v1/apps/doc1/invites"))
+        .header("authorization", &auth)
+        .json(&json!({"maxAge": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(&answer(r).await, 400, "bad_request");
+
+    let url = server.url(&format!("/v1/apps/doc1/invites/{key}"));
+    let r = anon
+        .delete(&url)
+        .header("authorization", app_jwt(&id, &secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a JWT needs the Bearer scheme");
+    let r = anon
+        .delete(&url)
+        .bearer_auth(app_jwt(&id, &secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer(r).await, (200, json!({})));
+    let r = anon
+        .delete(&url)
+        .bearer_auth(app_jwt(&id, &secret))
+        .send()
+        .await
+        .unwrap();
+    assert_error(&answer(r).await, 404, "not_found");
+    assert_eq!(
+        get(&anon, server.url("/v1/apps/doc1/invites"), Some(&auth)).await,
+        (200, json!({"invites": []}))
+    );
+}
+
+#[tokio::test]
+async fn demoting_the_owner_or_deleting_the_document_kills_keys() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    alice.create_doc("doc1").await;
+    let mut a = alice.ws("doc1").await;
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "bob", "provider": "local", "permissions": "arw"}),
+    )
+    .await;
+    let (bob_key, bob_secret) = new_app_key(&bob, "doc1", "bob's bot").await;
+    let (alice_key, _) = new_app_key(&alice, "doc1", "alice's bot").await;
+    let anon = server.client();
+    let use_bob_key = || {
+        anon.get(server.url(&format!("/invites_api?key={bob_key}/{bob_secret}")))
+            .send()
+    };
+    assert_eq!(use_bob_key().await.unwrap().status(), 201);
+
+    // Non-admins cannot manage keys.
+    let carol = server.user("carol").await;
+    assert_error(
+        &get(&carol.http, carol.url("/v1/apps/doc1/keys"), None).await,
+        403,
+        "forbidden",
+    );
+
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "bob", "provider": "local", "permissions": "rw"}),
+    )
+    .await;
+    assert_eq!(use_bob_key().await.unwrap().status(), 401);
+    let (_, list) = get(&alice.http, alice.url("/v1/apps/doc1/keys"), None).await;
+    let ids: Vec<&str> = list["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [alice_key.as_str()],
+        "bob's key is gone, alice's stays"
+    );
+    assert!(server
+        .engine()
+        .store()
+        .keys
+        .get(&bob_key)
+        .unwrap()
+        .is_none());
+
+    // Re-promoting bob does not bring the key back.
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "bob", "provider": "local", "permissions": "arw"}),
+    )
+    .await;
+    assert_eq!(use_bob_key().await.unwrap().status(), 401);
+
+    // Deleting the document deletes its keys.
+    let r = alice
+        .http
+        .delete(alice.url("/api/documents/doc1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(server
+        .engine()
+        .store()
+        .keys
+        .get(&alice_key)
+        .unwrap()
+        .is_none());
+    assert_eq!(server.engine().store().key_index.len(), 0);
+}
+
+#[tokio::test]
+async fn keys_panel_script_is_served() {
+    let server = TestServer::start().await;
+    let r = server
+        .client()
+        .get(server.url("/static/keys-panel.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    assert!(r.text().await.unwrap().contains("api-keys"));
+}
