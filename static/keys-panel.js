@@ -160,9 +160,14 @@
     list
   );
 
-  // Admin rights can change while the page is open.
-  if (window.webstrate && typeof window.webstrate.on === "function") {
-    window.webstrate.on("permissionsChanged", function () { refresh(); });
-  }
-  refresh();
+  // Only admins manage keys, and admin rights can change while the page is
+  // open: follow the live permission instead of probing the API (a refused
+  // probe would be a console error for every non-admin).
+  window.keystratePage.whenever(function () {
+    if (window.webstrate.user.permissions.indexOf("a") === -1) {
+      section.hidden = true;
+    } else {
+      refresh();
+    }
+  });
 })();
