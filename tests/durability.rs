@@ -1,8 +1,12 @@
 //! `kill -9` at random moments during bursts of acknowledged writes of every
-//! kind, over several rounds: after a restart every acknowledged change is
+//! kind (invite create / accept / remove, setPermissions, API key creation,
+//! identity registration), over several rounds: after a restart every acknowledged change is
 //! present and nothing is half-applied.
 
 mod common;
+#[path = "directory_support/mod.rs"]
+#[allow(dead_code)]
+mod directory_support;
 use common::process::{login, Proc};
 use common::*;
 use rand::Rng;
@@ -20,6 +24,20 @@ struct Ledger {
     accepts: Vec<(String, String)>,
     /// Per target user: last acknowledged level and the one in flight.
     levels: HashMap<String, (String, Option<String>)>,
+    /// API key ids acknowledged as created.
+    api_keys: Vec<String>,
+    /// Identity did:keys acknowledged as registered, with their account.
+    identities: Vec<(String, String)>,
+}
+
+impl Ledger {
+    fn absorb(&mut self, other: Ledger) {
+        self.invites.extend(other.invites);
+        self.accepts.extend(other.accepts);
+        self.levels.extend(other.levels);
+        self.api_keys.extend(other.api_keys);
+        self.identities.extend(other.identities);
+    }
 }
 
 const CYCLE: [&str; 3] = ["r", "rw", ""];
@@ -75,6 +93,51 @@ async fn writer(admin: User, guest: User, target: String) -> Ledger {
     ledger
 }
 
+/// API keys over the REST route and identity keys in the key directory,
+/// alternating, until the server dies.
+async fn program_writer(admin: User) -> Ledger {
+    use directory_support::{Identity, Wallet};
+    let mut ledger = Ledger::default();
+    let directory = directory_support::Directory {
+        base: admin.base.clone(),
+        http: reqwest::Client::new(),
+    };
+    for i in 0.. {
+        let created = admin
+            .http
+            .post(admin.url("/v1/apps/doc/keys"))
+            .json(&json!({"name": format!("key {i}")}))
+            .send()
+            .await;
+        let Ok(response) = created else { break };
+        let Ok(body) = response.json::<Value>().await else {
+            break;
+        };
+        ledger.api_keys.push(
+            body["key"]["_id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("key: {body}"))
+                .to_string(),
+        );
+        let (wallet, identity) = (Wallet::generate(), Identity::generate());
+        let request = directory
+            .http
+            .post(format!("{}/identity", admin.base))
+            .json(&json!({"cacao": wallet.cacao(&identity)}));
+        let Ok(response) = request.send().await else {
+            break;
+        };
+        let Ok(body) = response.json::<Value>().await else {
+            break;
+        };
+        assert_eq!(body["status"], "SUCCESS", "{body}");
+        ledger
+            .identities
+            .push((identity.public_key().to_string(), wallet.account()));
+    }
+    ledger
+}
+
 #[tokio::test]
 async fn kill_9_at_random_points_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
@@ -99,15 +162,20 @@ async fn kill_9_at_random_points_loses_nothing_acknowledged() {
             login(&p.base, &target).await;
             tasks.push(tokio::spawn(writer(admin, guest, target)));
         }
+        let programs = User {
+            name: "admin".into(),
+            http: admin.http.clone(),
+            cookie: admin.cookie.clone(),
+            base: p.base.clone(),
+        };
+        let programs = tokio::spawn(program_writer(programs));
         tokio::time::sleep(Duration::from_millis(rng.gen_range(150..900))).await;
         p.kill9();
-        for t in tasks {
+        for t in tasks.into_iter().chain([programs]) {
             let part = t
                 .await
                 .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-            ledger.invites.extend(part.invites);
-            ledger.accepts.extend(part.accepts);
-            ledger.levels.extend(part.levels);
+            ledger.absorb(part);
         }
     }
     assert!(
@@ -159,6 +227,29 @@ async fn kill_9_at_random_points_loses_nothing_acknowledged() {
         assert!(
             &stored == acked || Some(&stored) == in_flight.as_ref(),
             "{user}: stored {stored:?}, acknowledged {acked:?}, in flight {in_flight:?}"
+        );
+    }
+    for id in &ledger.api_keys {
+        assert!(
+            store.keys.get(id).unwrap().is_some(),
+            "acknowledged API key {id} lost"
+        );
+    }
+    let identities = store.db.open_tree("dir_identities").unwrap();
+    let accounts = store.db.open_tree("dir_accounts").unwrap();
+    for (key, account) in &ledger.identities {
+        let record = identities
+            .get(key)
+            .unwrap()
+            .or_else(|| identities.get(format!("did:key:{key}")).unwrap());
+        assert!(record.is_some(), "acknowledged identity {key} lost");
+        let listed = accounts
+            .get(account)
+            .unwrap()
+            .expect("account index written with the identity");
+        assert!(
+            String::from_utf8_lossy(&listed).contains(key.as_str()),
+            "{account} does not list {key}"
         );
     }
     // Nothing half-applied: every stored acceptor holds its permission, and
