@@ -3,78 +3,11 @@
 //! stopped (on the store directly), followed by the Prosody-style flow of
 //! using the key on `/invites_api`.
 
+mod common;
+use common::process::{login, Proc, BIN};
 use serde_json::json;
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_keystrate");
-
-/// The real binary serving a data directory on a free loopback port.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    async fn start(data: &Path) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(BIN)
-            .arg("--data")
-            .arg(data)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("binary starts");
-        // Owned at once, so that Drop kills it if it never answers.
-        let server = Server {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let client = reqwest::Client::new();
-        for _ in 0..200 {
-            if let Ok(r) = client.get(server.url("/health")).send().await {
-                if r.status() == 200 {
-                    return server;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("server did not answer /health");
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
-    /// SIGTERM and wait: the graceful path.
-    fn stop(mut self) {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let exit = self.child.wait().unwrap();
-        assert!(exit.success(), "server exits 0 on SIGTERM: {exit:?}");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::process::{Command, Output};
 
 /// Runs `keystrate <args>`.
 fn cli(args: &[&str]) -> Output {
@@ -118,41 +51,13 @@ fn assert_key_form(key: &str) {
     );
 }
 
-/// Registers `name` and returns a client holding its session cookie.
-async fn register(server: &Server, name: &str) -> reqwest::Client {
-    let http = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let r = http
-        .post(server.url("/auth/register"))
-        .json(&json!({"username": name, "password": "correct horse"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    http
-}
-
-async fn create_doc(server: &Server, http: &reqwest::Client, id: &str) {
-    let r = http
-        .post(server.url("/api/documents"))
-        .json(&json!({"id": id}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-}
-
 #[tokio::test]
 async fn prosody_flow_with_the_server_running() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    let server = Server::start(dir.path()).await;
-    let alice = register(&server, "alice").await;
-    let bob = register(&server, "bob").await;
-    create_doc(&server, &alice, "doc1").await;
+    let server = Proc::start(dir.path(), &[]).await;
+    login(&server.base, "alice").await.create_doc("doc1").await;
+    let bob = login(&server.base, "bob").await.http;
 
     let socket = dir.path().join("admin.sock");
     assert_eq!(
@@ -281,9 +186,8 @@ async fn prosody_flow_with_the_server_running() {
 async fn keys_made_while_the_server_is_stopped_work_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    let server = Server::start(dir.path()).await;
-    let alice = register(&server, "alice").await;
-    create_doc(&server, &alice, "doc1").await;
+    let server = Proc::start(dir.path(), &[]).await;
+    login(&server.base, "alice").await.create_doc("doc1").await;
     server.stop();
 
     let out = cli(&[
@@ -319,7 +223,7 @@ async fn keys_made_while_the_server_is_stopped_work_after_a_restart() {
         "no data directory",
     );
 
-    let server = Server::start(dir.path()).await;
+    let server = Proc::start(dir.path(), &[]).await;
     let anon = reqwest::Client::new();
     let r = anon
         .post(server.url("/invites_api"))

@@ -49,6 +49,16 @@ impl Proc {
         Proc { child, base }
     }
 
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// SIGTERM, and the process must exit 0 (the graceful path).
+    pub fn stop(mut self) {
+        let status = self.sigterm();
+        assert!(status.success(), "server exits 0 on SIGTERM: {status:?}");
+    }
+
     pub fn kill9(&mut self) {
         self.child.kill().unwrap(); // SIGKILL
         self.child.wait().unwrap();
@@ -75,6 +85,7 @@ impl Drop for Proc {
 pub async fn login(base: &str, name: &str) -> User {
     let http = reqwest::Client::builder()
         .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
     let mut r = http
