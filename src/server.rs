@@ -73,7 +73,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         path: config.data.display().to_string(),
         cause,
     };
-    std::fs::create_dir_all(&config.data).map_err(|e| storage_err(e.to_string()))?;
     let store = Store::open(&config.data).map_err(|e| storage_err(e.to_string()))?;
     let engine = Engine::new(
         store,

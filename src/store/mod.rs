@@ -81,6 +81,7 @@ impl Store {
     /// Opens (or creates) the data directory. Must run inside a tokio runtime
     /// because it starts the flusher task.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        create_private_dir(dir).map_err(|e| StoreError(e.to_string()))?;
         let db = sled::Config::new().path(dir).open()?;
         Self::from_db(db)
     }
@@ -152,6 +153,19 @@ impl Store {
         self.db.flush()?;
         Ok(())
     }
+}
+
+/// Creates the data directory readable by its owner only: it holds password
+/// hashes and API key secrets. An existing directory keeps its mode.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 /// Builds a composite key `a \0 b \0 …`.
