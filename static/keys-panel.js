@@ -1,10 +1,10 @@
 // The "API keys" panel of the document page. Standalone on purpose: it
 // needs only an element <section id="api-keys" hidden> on the page and talks
 // to the Smooch-style REST routes (/v1/apps/<doc>/keys) with the session
-// cookie. The section stays hidden unless the server lets the visitor list
-// keys, i.e. unless the visitor is an admin of the document. A new key's
-// secret is shown once, with a copy button; errors from the server are shown
-// in the panel, never swallowed.
+// cookie. The section is shown only while the visitor's live permission
+// includes "a" (admin of the document); losing it hides the section and
+// forgets any secret on show. A new key's secret is shown once, with a copy
+// button; errors from the server are shown in the panel, never swallowed.
 (function () {
   "use strict";
 
@@ -38,7 +38,8 @@
         var json = null;
         try { json = text ? JSON.parse(text) : {}; } catch (e) { json = null; }
         if (!response.ok) {
-          var description = json && json.error && (json.error.description || json.error);
+          var envelope = json && json.error;
+          var description = envelope && (typeof envelope === "string" ? envelope : envelope.description);
           var error = new Error(description || ("HTTP " + response.status + " " + text));
           error.status = response.status;
           throw error;
@@ -48,71 +49,85 @@
     });
   }
 
-  var status = el("p", { class: "error", role: "alert", hidden: "" });
-  var reveal = el("div", { class: "key-secret", hidden: "" });
-  var list = el("ul", { class: "key-list" });
-  var nameInput = el("input", { type: "text", name: "name", required: "", maxlength: "100", placeholder: "Key name, e.g. CI bot" });
-  var form = el("form", { class: "key-create" }, [
-    el("label", {}, [document.createTextNode("Name "), nameInput]),
+  var status = el("p", { id: "api-keys-message", role: "alert", hidden: "" });
+  var reveal = el("div", { class: "key-secret note", hidden: "" });
+  var list = el("ul", { id: "api-key-list", class: "list key-list", "aria-label": "API keys of this document" });
+  var nameInput = el("input", { id: "api-key-name", type: "text", name: "name", required: "", maxlength: "100", autocomplete: "off", placeholder: "e.g. CI bot" });
+  var form = el("form", { id: "api-key-form", class: "row key-create" }, [
+    el("label", { for: "api-key-name", text: "Key name" }),
+    nameInput,
     el("button", { type: "submit", text: "Create key" }),
   ]);
+  // Bumped whenever the panel hides, so a listing still in flight from
+  // before cannot show the section again.
+  var generation = 0;
 
-  function showError(error) {
-    status.textContent = "Error: " + error.message;
-    status.hidden = false;
+  function say(message, kind) {
+    window.keystratePage.say(status, message, kind);
   }
 
-  function clearError() {
-    status.hidden = true;
-    status.textContent = "";
+  function showError(error) {
+    say("Error: " + error.message, "error");
+  }
+
+  // Forgets the one-time secret (it must not come back later).
+  function hideSecret() {
+    reveal.hidden = true;
+    reveal.replaceChildren();
+    delete reveal.dataset.key;
   }
 
   // The full key "<id>/<secret>" once, with a copy button.
   function showSecret(key) {
     var full = key._id + "/" + key.secret;
-    var field = el("input", { type: "text", readonly: "", value: full, size: String(full.length) });
+    var field = el("input", { id: "api-key-secret", class: "invite-link", type: "text", readonly: "", value: full, "aria-label": "Full API key " + key.name + " (shown once)" });
     var copy = el("button", {
       type: "button",
-      text: "Copy",
+      class: "small copy",
+      text: "Copy key",
+      "aria-label": "Copy the full API key " + key.name,
       onclick: function () {
-        var done = function () { copy.textContent = "Copied"; };
-        if (navigator.clipboard && navigator.clipboard.writeText) {
-          navigator.clipboard.writeText(full).then(done, function (e) { showError(e); });
-        } else {
-          field.select();
-          document.execCommand("copy");
-          done();
-        }
+        // The Clipboard API can be refused (focus, permissions): page.js
+        // falls back to selecting the text.
+        window.keystratePage.copyFrom(field).then(function (copied) {
+          say(copied ? "Key copied." : "Key selected: press Ctrl+C (or long-press) to copy it.", "ok");
+        }, showError);
       },
     });
     reveal.replaceChildren(
       el("p", { text: "New key \u201c" + key.name + "\u201d. Copy it now: the full key is shown only once." }),
-      field,
-      copy,
+      el("div", { class: "row" }, [field, copy]),
       el("p", { class: "hint", text: "Use it as ?key=\u2026 or Authorization: Bearer \u2026 on /invites_api." })
     );
+    reveal.dataset.key = key._id;
     reveal.hidden = false;
   }
 
   function render(keys) {
     if (keys.length === 0) {
-      list.replaceChildren(el("li", { class: "empty", text: "No API keys yet." }));
+      list.replaceChildren(el("li", { class: "empty muted", text: "No API keys yet." }));
       return;
     }
     list.replaceChildren.apply(list, keys.map(function (key) {
       var remove = el("button", {
         type: "button",
+        class: "small danger remove",
         text: "Delete",
+        "aria-label": "Delete the API key " + key.name,
         onclick: function () {
           if (!confirm("Delete the key \u201c" + key.name + "\u201d? Programs using it will stop working.")) return;
           remove.disabled = true;
           call("DELETE", base + "/" + encodeURIComponent(key._id))
-            .then(function () { clearError(); return refresh(); })
+            .then(function () {
+              if (reveal.dataset.key === key._id) hideSecret();
+              say("Key \u201c" + key.name + "\u201d deleted.", "ok");
+              return refresh();
+            })
             .catch(function (e) { remove.disabled = false; showError(e); });
         },
       });
-      return el("li", {}, [
-        el("span", { class: "key-name", text: key.name }),
+      return el("li", { "data-key": key._id }, [
+        el("strong", { class: "key-name", text: key.name }),
         document.createTextNode(" "),
         el("code", { text: key._id }),
         document.createTextNode(" "),
@@ -121,14 +136,23 @@
     }));
   }
 
+  function hide() {
+    generation += 1;
+    section.hidden = true;
+    hideSecret();
+  }
+
   // Lists the keys; a 403/401 means "not an admin": the panel hides.
   function refresh() {
+    var asked = generation;
     return call("GET", base).then(function (body) {
+      if (asked !== generation) return;
       section.hidden = false;
       render(body.keys || []);
     }, function (e) {
+      if (asked !== generation) return;
       if (e.status === 401 || e.status === 403) {
-        section.hidden = true;
+        hide();
       } else {
         section.hidden = false;
         showError(e);
@@ -142,7 +166,7 @@
     button.disabled = true;
     call("POST", base, { name: nameInput.value })
       .then(function (body) {
-        clearError();
+        say("Key \u201c" + body.key.name + "\u201d created.", "ok");
         nameInput.value = "";
         showSecret(body.key);
         return refresh();
@@ -151,8 +175,10 @@
       .then(function () { button.disabled = false; });
   });
 
+  section.classList.add("card");
+  section.setAttribute("aria-labelledby", "api-keys-title");
   section.replaceChildren(
-    el("h2", { text: "API keys" }),
+    el("h2", { id: "api-keys-title", text: "API keys" }),
     el("p", { class: "hint", text: "Keys let programs create invites to this document as you (see /invites_api)." }),
     status,
     form,
@@ -164,8 +190,8 @@
   // open: follow the live permission instead of probing the API (a refused
   // probe would be a console error for every non-admin).
   window.keystratePage.whenever(function () {
-    if (window.webstrate.user.permissions.indexOf("a") === -1) {
-      section.hidden = true;
+    if ((window.webstrate.user.permissions || "").indexOf("a") === -1) {
+      hide();
     } else {
       refresh();
     }

@@ -476,3 +476,197 @@ async fn invites_panel_create_copy_remove_by_clicking() {
     s.assert_clean_console(&[]).await;
     s.close().await;
 }
+
+/// The paths of the `/v1/…` requests the page has made since it loaded
+/// (Resource Timing records every fetch).
+const V1_REQUESTS: &str = "performance.getEntriesByType('resource')
+    .map(e => new URL(e.name).pathname).filter(p => p.startsWith('/v1/'))";
+
+#[tokio::test]
+async fn api_keys_panel_create_copy_delete_by_clicking() {
+    if !browser_present() {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().await;
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    alice.create_doc("vault").await;
+    let mut a = alice.ws("vault").await;
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "bob", "provider": "local", "permissions": "r"}),
+    )
+    .await;
+    drop(a);
+    let page = server.url("/vault/");
+    let invites_api = |key: &str| server.url(&format!("/invites_api?key={key}"));
+
+    let driver = Driver::start().await;
+    let admin = open_doc(&driver, &server, &alice, "vault").await;
+    admin
+        .wait_for("!document.getElementById('api-keys').hidden && document.querySelector('#api-key-list li.empty')")
+        .await;
+    assert_eq!(admin.text("#api-keys-title").await, "API keys");
+    assert_eq!(admin.text("#api-key-list").await, "No API keys yet.");
+    assert_eq!(
+        admin
+            .js(
+                "return document.querySelector('label[for=api-key-name]').textContent;",
+                json!([])
+            )
+            .await,
+        "Key name"
+    );
+
+    // bob can only read: no section, and the panel never asked the API.
+    let other = open_doc(&driver, &server, &bob, "vault").await;
+    other
+        .wait_for("document.getElementById('my-permission').textContent === 'r'")
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        other
+            .js(
+                &format!("return [document.getElementById('api-keys').hidden, {V1_REQUESTS}];"),
+                json!([])
+            )
+            .await,
+        json!([true, []])
+    );
+
+    // alice makes a key: its full form is shown once, with a copy button.
+    admin.fill("#api-key-name", "CI bot").await;
+    admin.click("#api-key-form button").await;
+    let full = admin
+        .wait_for("document.getElementById('api-key-secret') && document.getElementById('api-key-secret').value")
+        .await;
+    let full = full.as_str().unwrap().to_string();
+    let (id, secret) = full.split_once('/').expect("<app_id>/<secret>");
+    assert!(
+        id.len() == 28
+            && id.starts_with("app_")
+            && id[4..]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        "{id}"
+    );
+    assert_eq!(secret.len(), 32, "{secret}");
+    let shown = admin.text("#api-keys .key-secret").await;
+    assert!(
+        shown.contains("CI bot") && shown.contains("shown only once"),
+        "{shown}"
+    );
+    assert_eq!(
+        admin.text("#api-keys-message").await,
+        "Key \u{201c}CI bot\u{201d} created."
+    );
+    assert_eq!(admin.text("#api-key-name").await, "");
+    // Listed by name and id, without the secret.
+    let row = format!("#api-key-list li[data-key='{id}']");
+    admin.find(&row).await;
+    let listed = admin.text(&row).await;
+    assert!(
+        listed.contains("CI bot") && listed.contains(id) && !listed.contains(secret),
+        "{listed}"
+    );
+    assert_eq!(
+        admin
+            .js(
+                "return document.querySelectorAll('#api-key-list li').length;",
+                json!([])
+            )
+            .await,
+        1
+    );
+    admin.click("#api-keys .copy").await;
+    let said = admin
+        .wait_for("document.getElementById('api-keys-message').textContent.startsWith('Key c') && document.getElementById('api-keys-message').textContent")
+        .await;
+    assert_eq!(said, "Key copied.");
+    admin.screenshot("document-admin-keys").await;
+
+    // The full key makes invites to this document on /invites_api.
+    let http = server.client();
+    let r = http.get(invites_api(&full)).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let invite: Value = r.json().await.unwrap();
+    assert_eq!(
+        location,
+        server.url(&format!(
+            "/vault/?acceptInvite={}",
+            invite["key"].as_str().unwrap()
+        ))
+    );
+    assert_eq!(invite["createdBy"]["username"], "alice");
+
+    // Promoted in alice's permissions panel, bob gets the section live, with
+    // alice's key listed but not its secret.
+    other.js("window.sameLoad = true;", json!([])).await;
+    admin.click(&option_of("bob:local", "arw")).await;
+    other
+        .wait_for("document.getElementById('my-permission').textContent === 'arw'")
+        .await;
+    other
+        .wait_for(&format!(
+            "!document.getElementById('api-keys').hidden && document.querySelector(\"{row}\")"
+        ))
+        .await;
+    let seen = other
+        .js(
+            "return [window.sameLoad, document.documentElement.outerHTML.includes(arguments[0]),
+                     Array.from(document.querySelectorAll('input')).some(i => i.value.includes(arguments[0]))];",
+            json!([secret]),
+        )
+        .await;
+    assert_eq!(seen, json!([true, false, false]), "no reload, no secret");
+
+    // After a reload alice sees the key, never the secret again.
+    admin.goto(&page).await;
+    admin.find(&row).await;
+    let again = admin
+        .js(
+            "return [document.querySelector('#api-keys .key-secret').hidden,
+                     document.documentElement.outerHTML.includes(arguments[0]),
+                     Array.from(document.querySelectorAll('input')).some(i => i.value.includes(arguments[0]))];",
+            json!([secret]),
+        )
+        .await;
+    assert_eq!(again, json!([true, false, false]));
+
+    // Delete asks first; once confirmed the key is gone and refused.
+    admin.click(&format!("{row} .remove")).await;
+    let question = admin.alert_text().await;
+    assert!(question.contains("CI bot"), "{question}");
+    admin.accept_alert().await;
+    admin
+        .wait_for("document.querySelector('#api-key-list li.empty') && document.getElementById('api-keys-message').textContent.includes('deleted')")
+        .await;
+    let r = http.get(invites_api(&full)).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer"));
+
+    // bob's list is now stale: deleting the key again shows the server's
+    // error in the panel instead of swallowing it.
+    other.click(&format!("{row} .remove")).await;
+    other.alert_text().await;
+    other.accept_alert().await;
+    let error = other
+        .wait_for("document.getElementById('api-keys-message').classList.contains('error') && document.getElementById('api-keys-message').textContent")
+        .await;
+    assert!(error.as_str().unwrap().starts_with("Error: "), "{error}");
+
+    admin.assert_clean_console(&[]).await;
+    other
+        .assert_clean_console(&[&format!(
+            "/v1/apps/vault/keys/{id} - Failed to load resource: the server responded with a status of 404"
+        )])
+        .await;
+    admin.close().await;
+    other.close().await;
+}

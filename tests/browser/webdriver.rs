@@ -1,7 +1,8 @@
 //! A minimal W3C WebDriver client over reqwest, driving the machine's own
 //! Chromium through /usr/bin/chromedriver. Only what the browser tests use:
 //! navigation, script execution (promises are awaited by the driver),
-//! clicks and typing, cookies, screenshots and the browser console log.
+//! clicks and typing, dialogs, cookies, screenshots and the browser console
+//! log.
 
 use serde_json::{json, Value};
 use std::path::Path;
@@ -226,6 +227,33 @@ impl Session {
             )
             .await;
         v.as_str().unwrap_or_default().to_string()
+    }
+
+    /// The text of the open `alert()`/`confirm()`/`prompt()` dialog,
+    /// waiting up to 10 s for one to open.
+    pub async fn alert_text(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r: Value = self
+                .http
+                .get(format!("{}/alert/text", self.url))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if let Some(text) = r["value"].as_str() {
+                return text.to_string();
+            }
+            assert!(Instant::now() < deadline, "no dialog opened: {r}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Accepts the open dialog (OK on a `confirm()`).
+    pub async fn accept_alert(&self) {
+        self.post("/alert/accept", json!({})).await;
     }
 
     pub async fn resize(&self, width: u32, height: u32) {
