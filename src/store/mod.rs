@@ -82,6 +82,7 @@ impl Store {
     /// because it starts the flusher task.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         create_private_dir(dir).map_err(|e| StoreError(e.to_string()))?;
+        require_free_space(dir)?;
         let db = sled::Config::new().path(dir).open()?;
         Self::from_db(db)
     }
@@ -166,6 +167,22 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
+}
+
+/// Free space below which the server refuses to start: with less, the first
+/// burst of writes would fail, so an operator is better told at once.
+pub const MIN_FREE_SPACE: u64 = 8 * 1024 * 1024;
+
+fn require_free_space(dir: &Path) -> Result<(), StoreError> {
+    let free = fs2::available_space(dir).map_err(|e| StoreError(e.to_string()))?;
+    if free < MIN_FREE_SPACE {
+        return Err(StoreError(format!(
+            "only {} KiB free on its file system; at least {} MiB are needed",
+            free / 1024,
+            MIN_FREE_SPACE / (1024 * 1024)
+        )));
+    }
+    Ok(())
 }
 
 /// Builds a composite key `a \0 b \0 …`.

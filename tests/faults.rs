@@ -1,0 +1,175 @@
+//! Faults: clients vanishing mid-request, shutdown during in-flight
+//! requests, and a data directory that is full or read-only at start.
+
+mod common;
+use common::process::{login, Proc, BIN};
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::process::Command;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn clients_that_vanish_mid_request_do_not_hurt_the_server() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    alice.create_doc("doc").await;
+    for i in 0..50 {
+        let mut ws = alice.ws("doc").await;
+        let frame = json!({"wa": "createInvite", "token": format!("t{i}"), "options": {}});
+        ws.socket
+            .send(Message::text(frame.to_string()))
+            .await
+            .unwrap();
+        drop(ws); // gone before the reply
+    }
+    // Whatever was applied is whole; the server keeps serving.
+    let mut a = alice.ws("doc").await;
+    let listed = a.ok("getInvites", None, json!({})).await;
+    let stored = server.engine().store().invites.len();
+    assert_eq!(listed.as_array().unwrap().len(), stored);
+    assert!(stored <= 50);
+    assert_eq!(server.engine().store().doc_invites.len(), stored);
+    a.ok("createInvite", None, json!({})).await;
+}
+
+#[tokio::test]
+async fn sigterm_during_in_flight_requests_replies_or_closes_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = Proc::start(dir.path(), &[]).await;
+    let alice = login(&p.base, "alice").await;
+    alice.create_doc("doc").await;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let mut ws = alice.ws("doc").await;
+        tasks.push(tokio::spawn(async move {
+            // Pipeline requests without waiting, then read until the close.
+            for i in 0..400 {
+                let frame = json!({"wa": "createInvite", "token": format!("t{i}"), "options": {}});
+                if ws
+                    .socket
+                    .send(Message::text(frame.to_string()))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let mut acked = Vec::new();
+            let close = loop {
+                match tokio::time::timeout(Duration::from_secs(15), ws.socket.next()).await {
+                    Ok(Some(Ok(Message::Text(t)))) => {
+                        let v: Value = serde_json::from_str(&t).unwrap();
+                        if let Some(key) = v["reply"]["key"].as_str() {
+                            acked.push(key.to_string());
+                        }
+                    }
+                    Ok(Some(Ok(Message::Close(frame)))) => break frame.map(|f| f.code),
+                    Ok(Some(Ok(_))) => continue,
+                    other => panic!("socket ended without a close frame: {other:?}"),
+                }
+            };
+            (acked, close)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = tokio::task::spawn_blocking(move || {
+        let status = p.sigterm();
+        drop(p);
+        status
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "exit 0 after SIGTERM");
+    let mut acked = Vec::new();
+    for t in tasks {
+        let (keys, close) = t.await.unwrap();
+        assert_eq!(close, Some(CloseCode::Away), "clean close with 1001");
+        acked.extend(keys);
+    }
+    assert!(
+        !acked.is_empty(),
+        "some requests were answered before the signal"
+    );
+    let store = keystrate::store::Store::open(dir.path()).unwrap();
+    for key in &acked {
+        assert!(
+            store.invites.get(key).unwrap().is_some(),
+            "acknowledged invite {key} lost"
+        );
+    }
+}
+
+/// Mounts a small tmpfs (root only, as on CI); `None` when not permitted.
+fn tmpfs(dir: &std::path::Path, options: &str) -> Option<Mount> {
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+        .arg(dir)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI runs as root and must be able to mount a tmpfs"
+        );
+        eprintln!("SKIP full/read-only disk test: cannot mount a tmpfs here (needs root)");
+        return None;
+    }
+    Some(Mount(dir.to_path_buf()))
+}
+
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The binary exits non-zero at once with `message` on stderr.
+fn start_fails_clearly(data: &std::path::Path, message: &str) {
+    let mut child = Command::new(BIN)
+        .arg("--data")
+        .arg(data)
+        .args(["--listen", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server started on {}", data.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot open data directory") && err.contains(message),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn full_or_read_only_disk_at_start_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    let Some(_full) = tmpfs(&full, "size=1m") else {
+        return;
+    };
+    start_fails_clearly(&full.join("data"), "KiB free on its file system");
+    let ro = dir.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    let Some(_ro) = tmpfs(&ro, "ro,size=1m") else {
+        return;
+    };
+    start_fails_clearly(&ro.join("data"), "Read-only file system");
+}
