@@ -1,0 +1,195 @@
+//! Many sockets: memory per idle socket, and event fan-out latency to the
+//! readers of one document.
+
+use crate::load::{self, Socket};
+use crate::procs::{temp_dir, Proc};
+use crate::setup::{self, World, DOC, QUIET};
+use crate::table::{mb, ms, pct, Row};
+use crate::Opts;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Opens `n` sockets with up to 100 handshakes at a time.
+async fn open_many(n: usize, open: impl Fn(usize) -> JoinSetTask) -> Vec<Socket> {
+    let mut set = JoinSet::new();
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        if set.len() >= 100 {
+            out.push(set.join_next().await.expect("task").expect("connect"));
+        }
+        set.spawn(open(i));
+    }
+    while let Some(done) = set.join_next().await {
+        out.push(done.expect("connect"));
+    }
+    out
+}
+
+type JoinSetTask = std::pin::Pin<Box<dyn std::future::Future<Output = Socket> + Send>>;
+
+/// RSS growth of a process while `n` sockets are open, per socket (KiB).
+async fn per_socket_kb(server: &Proc, n: usize, open: impl Fn(usize) -> JoinSetTask) -> f64 {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = server.rss_kb();
+    let sockets = open_many(n, open).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = server.rss_kb();
+    drop(sockets);
+    (after as f64 - before as f64) / n as f64
+}
+
+/// `o.idle` idle sockets on a fresh keystrate, against the same number on
+/// a fresh echo server. The sockets are logged in and connected to a
+/// document they cannot read, so they cause no presence traffic.
+pub async fn idle(o: &Opts, rows: &mut Vec<Row>) {
+    let n = o.idle;
+    let mut echo = Proc::spawn(&["--echo"]);
+    echo.ready(Instant::now(), false).await;
+    let base = echo.base.clone();
+    let echo_kb = per_socket_kb(&echo, n, |_| {
+        let base = base.clone();
+        Box::pin(async move { load::connect(&base, "/", None).await })
+    })
+    .await;
+    drop(echo);
+
+    let dir = temp_dir("idle");
+    let mut server = Proc::spawn(&["--serve", dir.path().to_str().expect("utf-8 path")]);
+    server.ready(Instant::now(), true).await;
+    let base = server.base.clone();
+    let host = setup::register(&base, "host").await;
+    setup::create_doc(&base, &host, QUIET).await;
+    let idler = setup::register(&base, "idler").await;
+    let ks_kb = per_socket_kb(&server, n, |_| {
+        let (base, cookie) = (base.clone(), idler.clone());
+        Box::pin(async move { load::connect_doc(&base, QUIET, &cookie).await.0 })
+    })
+    .await;
+    rows.push(Row {
+        scenario: format!("{n} idle sockets: server RSS per socket"),
+        measured: format!("{ks_kb:.1} KB (+{})", mb((ks_kb * n as f64) as i64)),
+        baseline: format!("echo {echo_kb:.1} KB"),
+        ratio: format!("{:.1}×", ks_kb / echo_kb),
+        target: "≤ 32 KB".into(),
+        pass: Some(ks_kb <= 32.0),
+    });
+}
+
+/// One event seen by one reader: kind, tag (client id or permissions) and
+/// when it arrived.
+type Seen = (String, String, Instant);
+
+/// Reads a socket until it closes, reporting every event.
+async fn reader(mut socket: Socket, seen: mpsc::UnboundedSender<Seen>) {
+    while let Some(Ok(msg)) = socket.next().await {
+        let Message::Text(text) = msg else { continue };
+        let now = Instant::now();
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        let kind = v["wa"].as_str().unwrap_or("").to_string();
+        let tag = match kind.as_str() {
+            "permissionsChanged" => v["permissions"].as_str(),
+            _ => v["clientId"].as_str(),
+        };
+        let _ = seen.send((kind, tag.unwrap_or("").to_string(), now));
+    }
+}
+
+/// Waits until `want` readers saw `(kind, tag)`; returns their delays from
+/// `t0` and how many never arrived within 5 s.
+async fn deliveries(
+    seen: &mut mpsc::UnboundedReceiver<Seen>,
+    kind: &str,
+    tag: &str,
+    t0: Instant,
+    want: usize,
+) -> (Vec<u32>, usize) {
+    let mut delays = Vec::with_capacity(want);
+    let deadline = t0 + Duration::from_secs(5);
+    while delays.len() < want {
+        match tokio::time::timeout_at(deadline.into(), seen.recv()).await {
+            Ok(Some((k, t, at))) if k == kind && t == tag => {
+                delays.push(at.duration_since(t0).as_micros() as u32)
+            }
+            Ok(Some(_)) => {}
+            _ => break,
+        }
+    }
+    let missing = want - delays.len();
+    (delays, missing)
+}
+
+/// `o.readers` sockets of user `u0` on `DOC`; the owner alternately changes
+/// u0's permission (`permissionsChanged` to all of them) and opens and
+/// closes a socket on `DOC` (`clientJoin` / `clientPart` to all of them).
+pub async fn fanout(world: &World, o: &Opts, rows: &mut Vec<Row>) {
+    let n = o.readers;
+    let mut admin = world
+        .sockets(std::slice::from_ref(&world.owner), 1)
+        .await
+        .remove(0);
+    let set = |perm: &str, token: &str| {
+        json!({"wa": "setPermissions", "token": token, "d": DOC,
+               "options": {"username": "u0", "permissions": perm}})
+    };
+    let r = load::call(&mut admin, set("r", "grant")).await;
+    assert!(r.get("error").is_none(), "grant r: {r}");
+
+    let (tx, mut seen) = mpsc::unbounded_channel();
+    let readers = open_many(n, |_| {
+        let (base, cookie) = (world.base().to_string(), world.users[0].clone());
+        Box::pin(async move { load::connect_doc(&base, DOC, &cookie).await.0 })
+    })
+    .await;
+    for socket in readers {
+        tokio::spawn(reader(socket, tx.clone()));
+    }
+    // Let the join storm of the setup drain, then forget it.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    while seen.try_recv().is_ok() {}
+
+    let mut delays = Vec::new();
+    let mut missing = 0;
+    for round in 0..o.fanout_rounds {
+        let perm = if round % 2 == 0 { "rw" } else { "r" };
+        let t0 = Instant::now();
+        let r = load::call(&mut admin, set(perm, &format!("p{round}"))).await;
+        assert!(r.get("error").is_none(), "setPermissions: {r}");
+        let (d, m) = deliveries(&mut seen, "permissionsChanged", perm, t0, n).await;
+        delays.extend(d);
+        missing += m;
+
+        let t0 = Instant::now();
+        let (mut trigger, hello) = load::connect_doc(world.base(), DOC, &world.owner).await;
+        let id = hello["clientId"].as_str().expect("clientId").to_string();
+        let (d, m) = deliveries(&mut seen, "clientJoin", &id, t0, n).await;
+        delays.extend(d);
+        missing += m;
+        let t0 = Instant::now();
+        let _ = trigger.send(Message::Close(None)).await;
+        let (d, m) = deliveries(&mut seen, "clientPart", &id, t0, n).await;
+        delays.extend(d);
+        missing += m;
+    }
+    let p50 = load::percentile(&mut delays, 0.5);
+    let p99 = load::percentile(&mut delays, 0.99);
+    let max = load::percentile(&mut delays, 1.0);
+    let total = delays.len() + missing;
+    rows.push(Row {
+        scenario: format!(
+            "event fan-out to {n} sockets on one document ({} events)",
+            o.fanout_rounds * 3
+        ),
+        measured: format!("p50 {} p99 {} max {}", ms(p50), ms(p99), ms(max)),
+        baseline: "—".into(),
+        ratio: format!("{} delivered", pct(delays.len() as f64 / total as f64)),
+        target: "p99 ≤ 50 ms".into(),
+        pass: Some(p99 <= Duration::from_millis(50) && missing == 0),
+    });
+    // Readers end when the server closes their sockets with the world.
+}
