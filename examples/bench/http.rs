@@ -125,8 +125,11 @@ async fn api_rate(o: &Opts) -> Result<Outcome, String> {
         .send()
         .await
         .map_err(|e| e.to_string())?;
-    if probe.status() == 404 {
-        return Err("route not present".into());
+    // Without the route, the request falls through to the document pages
+    // (`/<doc>`), which answer 404, 405 or a redirect.
+    let status = probe.status().as_u16();
+    if matches!(status, 404 | 405 | 308) {
+        return Err(format!("route not present: POST answered {status}"));
     }
     server.stop();
     let key = create_key(dir.path())?;
