@@ -126,8 +126,8 @@ impl Pacer {
     async fn take(&mut self) {
         loop {
             let now = Instant::now();
-            self.tokens =
-                (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+            self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate)
+                .min(self.burst);
             self.last = now;
             if self.tokens >= 1.0 {
                 self.tokens -= 1.0;

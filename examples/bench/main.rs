@@ -7,7 +7,7 @@
 //!
 //! Scenarios: check, create, accept, fanout, idle, invites, http. Servers run
 //! as child processes of this binary (it re-executes itself with a hidden
-//! `--serve`, `--echo`, `--hello` or `--populate` mode); this process is the
+//! `--serve`, `--echo`, `--echo-small`, `--hello` or `--populate` mode); this process is the
 //! load generator. See docs/benchmarks.md.
 
 mod http;
@@ -99,7 +99,8 @@ fn main() {
     let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
     match arg(0) {
         "--serve" => rt.block_on(procs::serve(Path::new(arg(1)), arg(2))),
-        "--echo" => rt.block_on(procs::echo(arg(1))),
+        "--echo" => rt.block_on(procs::echo(arg(1), false)),
+        "--echo-small" => rt.block_on(procs::echo(arg(1), true)),
         "--hello" => rt.block_on(procs::hello(arg(1))),
         "--populate" => rt.block_on(storage::populate(
             Path::new(arg(1)),

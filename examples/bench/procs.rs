@@ -139,8 +139,13 @@ pub async fn serve(data: &Path, port: &str) {
 
 /// `--echo <port>`: the transport baseline, a bare tokio-tungstenite server
 /// that sends every text frame back, one send (and flush) per frame like
-/// keystrate's writer.
-pub async fn echo(port: &str) {
+/// keystrate's writer. `small` (`--echo-small`) sets a 4 KiB read buffer
+/// instead of tungstenite's 128 KiB default, which it zero-fills on its
+/// first read: that is what an idle socket costs.
+pub async fn echo(port: &str, small: bool) {
+    let config = small.then(|| {
+        tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096)
+    });
     let listener = tokio::net::TcpListener::bind(listen(port))
         .await
         .expect("bind");
@@ -150,7 +155,8 @@ pub async fn echo(port: &str) {
             continue;
         };
         tokio::spawn(async move {
-            let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+            let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(stream, config).await
+            else {
                 return;
             };
             while let Some(Ok(msg)) = ws.next().await {

@@ -128,9 +128,8 @@ pub async fn accept(world: &World, o: &Opts, mut pool: Vec<String>, rows: &mut V
     let pool = Arc::new(pool);
     let make: MakeFrame = Arc::new(move |socket, seq, token| {
         let seq = seq as usize;
-        (seq < per_user).then(|| {
-            setup::key_frame("acceptInvite", token, &pool[socket * per_user + seq])
-        })
+        (seq < per_user)
+            .then(|| setup::key_frame("acceptInvite", token, &pool[socket * per_user + seq]))
     });
     let mut sled = storage::sled_baseline(users, o.warmup, o.duration, false).await;
     let sockets = world.sockets(&world.users, users).await;

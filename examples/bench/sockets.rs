@@ -47,15 +47,8 @@ async fn per_socket_kb(server: &Proc, n: usize, open: impl Fn(usize) -> JoinSetT
 /// document they cannot read, so they cause no presence traffic.
 pub async fn idle(o: &Opts, rows: &mut Vec<Row>) {
     let n = o.idle;
-    let mut echo = Proc::spawn(&["--echo"]);
-    echo.ready(Instant::now(), false).await;
-    let base = echo.base.clone();
-    let echo_kb = per_socket_kb(&echo, n, |_| {
-        let base = base.clone();
-        Box::pin(async move { load::connect(&base, "/", None).await })
-    })
-    .await;
-    drop(echo);
+    let echo_kb = echo_per_socket_kb("--echo", n).await;
+    let small_kb = echo_per_socket_kb("--echo-small", n).await;
 
     let dir = temp_dir("idle");
     let mut server = Proc::spawn(&["--serve", dir.path().to_str().expect("utf-8 path")]);
@@ -77,6 +70,22 @@ pub async fn idle(o: &Opts, rows: &mut Vec<Row>) {
         target: "≤ 32 KB".into(),
         pass: Some(ks_kb <= 32.0),
     });
+    rows.push(Row::info(
+        format!("{n} idle sockets: echo with a 4 KiB read buffer (reference)"),
+        format!("{small_kb:.1} KB per socket"),
+    ));
+}
+
+/// Per-socket RSS of a fresh echo server in `mode`.
+async fn echo_per_socket_kb(mode: &str, n: usize) -> f64 {
+    let mut echo = Proc::spawn(&[mode]);
+    echo.ready(Instant::now(), false).await;
+    let base = echo.base.clone();
+    per_socket_kb(&echo, n, |_| {
+        let base = base.clone();
+        Box::pin(async move { load::connect(&base, "/", None).await })
+    })
+    .await
 }
 
 /// One event seen by one reader: kind, tag (client id or permissions) and
