@@ -1,0 +1,145 @@
+//! Request/reply scenarios over WebSockets: checkInvite against the echo
+//! baseline, createInvite and acceptInvite against sled's own durable
+//! write rate.
+
+use crate::load::{self, MakeFrame, Outcome, Shape};
+use crate::procs::Proc;
+use crate::setup::{self, World};
+use crate::storage;
+use crate::table::{ms, pct, per_s, Row};
+use crate::Opts;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const P99_LIMIT: Duration = Duration::from_millis(20);
+
+fn shape(o: &Opts, in_flight: usize, paced: bool) -> Shape {
+    Shape {
+        in_flight,
+        warmup: o.warmup,
+        duration: o.duration,
+        paced,
+    }
+}
+
+/// `rate/s, p50, p99` plus any errors.
+fn describe(out: &mut Outcome) -> String {
+    let mut s = format!(
+        "{} p50 {} p99 {}",
+        per_s(out.rate()),
+        ms(out.p(0.50)),
+        ms(out.p(0.99))
+    );
+    if !out.errors.is_empty() {
+        s.push_str(&format!(" errors: {}", out.error_summary()));
+    }
+    if out.pacer_waits > 0 {
+        s.push_str(" (paced at 95 req/s/socket)");
+    }
+    s
+}
+
+/// checkInvite: 64 × 8 = 512 requests in flight. keystrate allows each
+/// socket 100 requests/s, so the 512 are spread over `check_sockets`
+/// sockets; the echo server gets exactly the same sockets and frames.
+pub async fn check(world: &World, o: &Opts, rows: &mut Vec<Row>) {
+    let owner = world.sockets(std::slice::from_ref(&world.owner), 8).await;
+    let (keys, _) = world.create_invites(owner, 256, 3600).await;
+    let keys = Arc::new(keys);
+    let make: MakeFrame = Arc::new(move |socket, seq, token| {
+        let key = &keys[(socket * 7 + seq as usize) % keys.len()];
+        Some(setup::key_frame("checkInvite", token, key))
+    });
+    let (sockets, depth) = (o.check_sockets, o.check_depth);
+
+    let mut echo = Proc::spawn(&["--echo"]);
+    echo.ready(Instant::now(), false).await;
+    let echo_sockets = connect_many(&echo.base, sockets).await;
+    let (mut base, _) = load::run(echo_sockets, shape(o, depth, false), make.clone(), None).await;
+    drop(echo);
+
+    let ks_sockets = world.sockets(&world.users, sockets).await;
+    let (mut out, _) = load::run(ks_sockets, shape(o, depth, true), make, None).await;
+    let ratio = out.rate() / base.rate();
+    rows.push(Row {
+        scenario: format!("checkInvite, {sockets} sockets × {depth} in flight"),
+        measured: describe(&mut out),
+        baseline: format!("echo {}", describe(&mut base)),
+        ratio: pct(ratio),
+        target: "≥ 50% of echo, p99 ≤ 20 ms".into(),
+        pass: Some(ratio >= 0.5 && out.p(0.99) <= P99_LIMIT && out.errors.is_empty()),
+    });
+}
+
+async fn connect_many(base: &str, n: usize) -> Vec<load::Socket> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(load::connect(base, "/", None).await);
+    }
+    out
+}
+
+/// createInvite over 64 owner sockets, one in flight each, against 64
+/// tasks doing sled insert + blocking flush. Returns the created keys.
+pub async fn create(world: &World, o: &Opts, rows: &mut Vec<Row>) -> Vec<String> {
+    let mut plain = storage::sled_baseline(64, o.warmup, o.duration, false).await;
+    let mut group = storage::sled_baseline(64, o.warmup, o.duration, true).await;
+
+    let sockets = world.sockets(std::slice::from_ref(&world.owner), 64).await;
+    let make: MakeFrame = Arc::new(|_, _, token| Some(setup::create_frame(token, 3600)));
+    let (keys, on_reply) = load::collector();
+    let (mut out, _) = load::run(sockets, shape(o, 1, true), make, Some(on_reply)).await;
+    let ratio = out.rate() / plain.rate();
+    rows.push(Row {
+        scenario: "createInvite (durable), 64 sockets × 1".into(),
+        measured: describe(&mut out),
+        baseline: format!("sled insert+flush ×64: {}", describe(&mut plain)),
+        ratio: pct(ratio),
+        target: "≥ 5,000/s, ≥ 50% of sled, p99 ≤ 20 ms".into(),
+        pass: Some(
+            out.rate() >= 5000.0
+                && ratio >= 0.5
+                && out.p(0.99) <= P99_LIMIT
+                && out.errors.is_empty(),
+        ),
+    });
+    rows.push(Row::info(
+        "sled insert + group-commit flush ×64 (reference)",
+        describe(&mut group),
+    ));
+    let keys = std::mem::take(&mut *keys.lock().expect("keys"));
+    keys
+}
+
+/// acceptInvite: every user accepts invites nobody accepted before, so each
+/// accept writes a use count and a permission entry in one transaction.
+pub async fn accept(world: &World, o: &Opts, mut pool: Vec<String>, rows: &mut Vec<Row>) {
+    let users = world.users.len();
+    // The pacer caps a socket at 95/s after a burst of 150.
+    let per_user = (95.0 * (o.warmup + o.duration).as_secs_f64()) as usize + 160;
+    let needed = users * per_user;
+    if pool.len() < needed {
+        let owner = world.sockets(std::slice::from_ref(&world.owner), 64).await;
+        let (more, _) = world
+            .create_invites(owner, (needed - pool.len()) as u64, 3600)
+            .await;
+        pool.extend(more);
+    }
+    let pool = Arc::new(pool);
+    let make: MakeFrame = Arc::new(move |socket, seq, token| {
+        let seq = seq as usize;
+        (seq < per_user)
+            .then(|| setup::key_frame("acceptInvite", token, &pool[socket * per_user + seq]))
+    });
+    let mut sled = storage::sled_baseline(users, o.warmup, o.duration, false).await;
+    let sockets = world.sockets(&world.users, users).await;
+    let (mut out, _) = load::run(sockets, shape(o, 1, true), make, None).await;
+    rows.push(Row {
+        scenario: format!("acceptInvite (durable) by {users} distinct users × 1"),
+        measured: describe(&mut out),
+        baseline: format!("sled insert+flush ×{users}: {}", describe(&mut sled)),
+        ratio: pct(out.rate() / sled.rate()),
+        target: "≥ 2,000/s".into(),
+        pass: Some(out.rate() >= 2000.0 && out.errors.is_empty()),
+    });
+}

@@ -1,0 +1,252 @@
+//! Storage: sled's own durable write rate (the baseline for createInvite
+//! and acceptInvite), and a server started on a store of a million invites.
+
+use crate::load::Outcome;
+use crate::procs::{temp_dir, Proc};
+use crate::setup::DOC;
+use crate::table::{mb, ms, thousands, Row};
+use crate::Opts;
+use keystrate::engine::invites::CreateOptions;
+use keystrate::engine::{Caller, Engine, Level};
+use keystrate::store::{Flusher, Store};
+use serde_json::json;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A record shaped like a stored invite, about 400 bytes of JSON.
+fn record() -> (String, Vec<u8>) {
+    let key = hex::encode(keystrate::engine::random_bytes::<32>());
+    let value = json!({
+        "key": key, "doc": DOC, "permissions": "r",
+        "created_at": 1_795_000_000_000i64, "expires_at": 1_795_000_600_000i64,
+        "created_by": {"username": "owner", "provider": "local"},
+        "max_uses": null, "accepted_by": [],
+        "pad": "x".repeat(150),
+    });
+    (key, serde_json::to_vec(&value).expect("json"))
+}
+
+/// `concurrency` tasks each inserting a record then waiting for it to be
+/// flushed: with `group` through keystrate's group-commit flusher, without
+/// it by calling the blocking `flush()` on the blocking pool themselves
+/// (sled 0.34's `flush_async` hangs under concurrency).
+pub async fn sled_baseline(
+    concurrency: usize,
+    warmup: Duration,
+    duration: Duration,
+    group: bool,
+) -> Outcome {
+    let dir = temp_dir("sled");
+    let db = sled::open(dir.path()).expect("sled opens");
+    let flusher = group.then(|| Flusher::start(db.clone()));
+    let start = Instant::now();
+    let (from, until) = (start + warmup, start + warmup + duration);
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (db, flusher) = (db.clone(), flusher.clone());
+            tokio::spawn(async move {
+                let mut out = Outcome::default();
+                while Instant::now() < until {
+                    let (key, value) = record();
+                    let sent = Instant::now();
+                    db.insert(key, value).expect("insert");
+                    match &flusher {
+                        Some(f) => f.wait().await.expect("flush"),
+                        None => {
+                            let db = db.clone();
+                            tokio::task::spawn_blocking(move || db.flush())
+                                .await
+                                .expect("join")
+                                .expect("flush");
+                        }
+                    }
+                    let now = Instant::now();
+                    if now >= from && now <= until {
+                        out.ok += 1;
+                        out.latencies
+                            .push(now.duration_since(sent).as_micros() as u32);
+                    }
+                }
+                out
+            })
+        })
+        .collect();
+    let mut total = Outcome {
+        window: duration,
+        ..Outcome::default()
+    };
+    for t in tasks {
+        let o = t.await.expect("sled task");
+        total.ok += o.ok;
+        total.latencies.extend(o.latencies);
+    }
+    total
+}
+
+/// `--populate <dir> <count> <expiring>` (child process): fills a data
+/// directory through the engine, as `createInvite` would, `count` invites
+/// valid for a week and then `expiring` that expire 8–12 s later.
+pub async fn populate(dir: &Path, count: u64, expiring: u64) {
+    let store = Store::open(dir).expect("store opens");
+    let engine = Engine::new(store, Default::default());
+    let user = engine
+        .create_user("owner", "correct horse battery")
+        .await
+        .expect("owner");
+    let caller = Caller::User(user);
+    engine
+        .create_document(&caller, Some(DOC))
+        .await
+        .expect("document");
+    let t = Instant::now();
+    create_many(&engine, &caller, count, |_| 7 * 24 * 3600).await;
+    let bulk = t.elapsed();
+    create_many(&engine, &caller, expiring, |i| 8 + (i % 5) as i64).await;
+    engine.store().flush_now().expect("flush");
+    println!(
+        "populated {} invites in {:.1} s ({:.0}/s), then {} expiring",
+        count,
+        bulk.as_secs_f64(),
+        count as f64 / bulk.as_secs_f64(),
+        expiring
+    );
+}
+
+/// Creates `n` invites with 512 concurrent creators (they share flushes).
+async fn create_many(
+    engine: &Engine,
+    caller: &Caller,
+    n: u64,
+    max_age: impl Fn(u64) -> i64 + Send + Sync + 'static,
+) {
+    let next = Arc::new(AtomicU64::new(0));
+    let max_age = Arc::new(max_age);
+    let workers: Vec<_> = (0..512)
+        .map(|_| {
+            let (engine, caller) = (engine.clone(), caller.clone());
+            let (next, max_age) = (next.clone(), max_age.clone());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    let options = CreateOptions {
+                        permissions: Level::Read,
+                        max_age: max_age(i),
+                        max_uses: None,
+                    };
+                    engine
+                        .create_invite(&caller, DOC, &options)
+                        .await
+                        .expect("create invite");
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.expect("creator");
+    }
+}
+
+/// What a server start on one data directory looked like.
+struct Start {
+    ready: Duration,
+    rss_kb: u64,
+    /// RSS samples (KiB) taken every 250 ms after `rss_kb`.
+    samples: Vec<u64>,
+}
+
+/// Starts keystrate on `dir`, times `/health`, reads RSS a second later,
+/// then samples RSS for `watch`.
+async fn start_on(dir: &Path, watch: Duration) -> Start {
+    let t = Instant::now();
+    let mut server = Proc::spawn(&["--serve", dir.to_str().expect("utf-8 path")]);
+    let ready = server.ready(t, true).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_kb = server.rss_kb();
+    let mut samples = Vec::new();
+    let until = Instant::now() + watch;
+    while Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        samples.push(server.rss_kb());
+    }
+    server.stop();
+    Start {
+        ready,
+        rss_kb,
+        samples,
+    }
+}
+
+/// Start time and memory with `o.invites` stored invites against an empty
+/// store, and memory while a slice of them expires.
+pub async fn invites(o: &Opts, rows: &mut Vec<Row>) {
+    let empty_dir = temp_dir("empty");
+    let empty = start_on(empty_dir.path(), Duration::ZERO).await;
+
+    let full_dir = temp_dir("full");
+    let expiring = (o.invites / 50).max(1000);
+    let out = std::process::Command::new(std::env::current_exe().expect("own path"))
+        .args(["--populate", full_dir.path().to_str().expect("utf-8 path")])
+        .args([o.invites.to_string(), expiring.to_string()])
+        .output()
+        .expect("populate");
+    assert!(out.status.success(), "populate failed: {out:?}");
+    let note = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    println!("{note}");
+    // The expiring slice is due 8–12 s after it was made: watch 14 s.
+    let full = start_on(full_dir.path(), Duration::from_secs(14)).await;
+    // sled 0.34 writes its snapshot only while recovering, so the first
+    // start replays all the log written since the previous start; the
+    // second start has the snapshot.
+    let again = start_on(full_dir.path(), Duration::ZERO).await;
+
+    let n = thousands(o.invites);
+    for (when, start) in [
+        ("first start after writing", &full),
+        ("restart with", &again),
+    ] {
+        rows.push(Row {
+            scenario: format!("server {when} {n} stored invites"),
+            measured: format!("{} to /health", ms(start.ready)),
+            baseline: format!("empty store {}", ms(empty.ready)),
+            ratio: format!(
+                "{:.1}×",
+                start.ready.as_secs_f64() / empty.ready.as_secs_f64()
+            ),
+            target: "≤ 1 s".into(),
+            pass: Some(start.ready <= Duration::from_secs(1)),
+        });
+    }
+    let growth = full.rss_kb as i64 - empty.rss_kb as i64;
+    rows.push(Row {
+        scenario: format!("server RSS with {n} stored invites"),
+        measured: format!("{} (+{})", mb(full.rss_kb as i64), mb(growth)),
+        baseline: format!("empty store {}", mb(empty.rss_kb as i64)),
+        ratio: format!("{:.2}×", full.rss_kb as f64 / empty.rss_kb as f64),
+        target: "growth ≤ 64 MB".into(),
+        pass: Some(growth <= 64 * 1024),
+    });
+    let high = full.samples.iter().copied().max().unwrap_or(0) as i64;
+    let over_empty = high - empty.rss_kb as i64;
+    rows.push(Row {
+        scenario: format!(
+            "server RSS while {} invites expire (14 s, 250 ms samples)",
+            thousands(expiring)
+        ),
+        measured: format!(
+            "{} → peak {} (+{} over empty)",
+            mb(full.rss_kb as i64),
+            mb(high),
+            mb(over_empty)
+        ),
+        baseline: format!("empty store {}", mb(empty.rss_kb as i64)),
+        ratio: format!("{:.2}×", high as f64 / empty.rss_kb as f64),
+        target: "stays within the 64 MB budget".into(),
+        pass: Some(over_empty <= 64 * 1024),
+    });
+    rows.push(Row::info("populating the store (library, 512 tasks)", note));
+}
