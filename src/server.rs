@@ -195,6 +195,11 @@ async fn serve(
         let svc =
             hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(conn.clone());
+                if req.headers().contains_key(hyper::header::UPGRADE) {
+                    let upgrade = hyper::upgrade::on(&mut req);
+                    req.extensions_mut()
+                        .insert(http::PendingUpgrade::new(upgrade));
+                }
                 svc.clone().call(req)
             });
         let connection = builder

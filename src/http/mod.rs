@@ -55,6 +55,22 @@ pub struct Conn {
     pub slot: Arc<dyn Send + Sync>,
 }
 
+/// The connection's upgrade, taken out of the request by the accept loop so
+/// that the WebSocket route can finish the handshake itself (with a small
+/// read buffer: see `socket.rs`).
+#[derive(Clone)]
+pub struct PendingUpgrade(Arc<std::sync::Mutex<Option<hyper::upgrade::OnUpgrade>>>);
+
+impl PendingUpgrade {
+    pub fn new(upgrade: hyper::upgrade::OnUpgrade) -> PendingUpgrade {
+        PendingUpgrade(Arc::new(std::sync::Mutex::new(Some(upgrade))))
+    }
+
+    pub fn take(&self) -> Option<hyper::upgrade::OnUpgrade> {
+        self.0.lock().ok()?.take()
+    }
+}
+
 /// The caller behind the request's session cookie, with the raw token
 /// (needed to log out).
 #[derive(Clone)]

@@ -1,14 +1,51 @@
 //! `GET /<doc>/ws`: the checks made before a WebSocket upgrade (Origin,
-//! document, access), then hand-over to the socket loop in `ws`.
+//! document, access), the handshake, then hand-over to the socket loop in
+//! `ws`.
+//!
+//! The handshake is done here rather than with warp's `ws()` filter because
+//! warp gives every socket tungstenite's default 128 KiB read buffer, which
+//! is most of an idle socket's memory; frames are at most 64 KiB anyway and
+//! a 4 KiB buffer grows when a large one arrives.
 
-use super::{client_addr, reply, session, with_app, App, Conn, Session};
+use super::{client_addr, reply, session, with_app, App, Conn, PendingUpgrade, Session};
 use crate::engine::documents::validate_doc_id;
 use crate::engine::Caller;
 use crate::ws::{serve_socket, MAX_FRAME};
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
 use warp::filters::BoxedFilter;
-use warp::http::StatusCode;
-use warp::reply::{Reply, Response};
+use warp::http::{header, StatusCode};
+use warp::reply::Response;
 use warp::Filter;
+
+/// Initial read buffer of a socket.
+const READ_BUFFER: usize = 4 * 1024;
+
+/// The handshake headers of a WebSocket upgrade request.
+struct Handshake {
+    key: String,
+    upgrade: PendingUpgrade,
+}
+
+/// Matches only WebSocket upgrade requests, so a plain GET of `/<doc>/ws`
+/// falls through to the other routes.
+fn handshake() -> impl Filter<Extract = (Handshake,), Error = warp::Rejection> + Clone {
+    warp::get()
+        .and(warp::header::<String>("upgrade"))
+        .and(warp::header::optional::<String>("sec-websocket-version"))
+        .and(warp::header::<String>("sec-websocket-key"))
+        .and(warp::ext::get::<PendingUpgrade>())
+        .and_then(
+            |upgrade: String, version: Option<String>, key: String, pending: PendingUpgrade| async move {
+                if !upgrade.eq_ignore_ascii_case("websocket") || version.as_deref() != Some("13") {
+                    return Err(warp::reject());
+                }
+                Ok(Handshake { key, upgrade: pending })
+            },
+        )
+}
 
 pub fn route(app: App) -> BoxedFilter<(Response,)> {
     warp::path!(String / "ws")
@@ -16,14 +53,14 @@ pub fn route(app: App) -> BoxedFilter<(Response,)> {
         .and(with_app(app.clone()))
         .and(session(app))
         .and(client_addr())
-        .and(warp::ws())
+        .and(handshake())
         .map(
             |doc: String,
              origin: Option<String>,
              app: App,
              s: Session,
              conn: Option<Conn>,
-             ws: warp::ws::Ws| {
+             hs: Handshake| {
                 if let Some(origin) = origin {
                     if !app.origins.iter().any(|o| o.eq_ignore_ascii_case(&origin)) {
                         tracing::info!(origin = %origin, "WebSocket refused: origin not allowed");
@@ -40,15 +77,48 @@ pub fn route(app: App) -> BoxedFilter<(Response,)> {
                 if s.caller == Caller::Anonymous && !level.can_read() {
                     return reply::text(StatusCode::FORBIDDEN, "Log in or get read access first");
                 }
+                let Some(upgrade) = hs.upgrade.take() else {
+                    return reply::text(StatusCode::BAD_REQUEST, "Upgrade already taken");
+                };
                 let engine = app.engine.clone();
                 let ping = app.ws_ping_interval;
-                ws.max_message_size(MAX_FRAME)
-                    .max_frame_size(MAX_FRAME)
-                    .on_upgrade(move |socket| {
-                        serve_socket(engine, socket, doc, s.caller, level, ping, conn)
-                    })
-                    .into_response()
+                tokio::spawn(async move {
+                    let upgraded = match upgrade.await {
+                        Ok(u) => u,
+                        Err(e) => return tracing::debug!(error = %e, "WebSocket upgrade failed"),
+                    };
+                    let config = WebSocketConfig::default()
+                        .read_buffer_size(READ_BUFFER)
+                        .max_message_size(Some(MAX_FRAME))
+                        .max_frame_size(Some(MAX_FRAME));
+                    let socket = WebSocketStream::from_raw_socket(
+                        TokioIo::new(upgraded),
+                        Role::Server,
+                        Some(config),
+                    )
+                    .await;
+                    serve_socket(engine, socket, doc, s.caller, level, ping, conn).await;
+                });
+                switching_protocols(&hs.key)
             },
         )
         .boxed()
+}
+
+fn switching_protocols(key: &str) -> Response {
+    let mut r = reply::text(StatusCode::SWITCHING_PROTOCOLS, "");
+    let headers = r.headers_mut();
+    headers.remove(header::CONTENT_TYPE);
+    headers.insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("upgrade"),
+    );
+    headers.insert(
+        header::UPGRADE,
+        header::HeaderValue::from_static("websocket"),
+    );
+    if let Ok(accept) = derive_accept_key(key.as_bytes()).parse() {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    r
 }

@@ -10,10 +10,18 @@ use crate::engine::events::{ClientHandle, Outgoing, QUEUE};
 use crate::engine::limits::TokenBucket;
 use crate::engine::{random_bytes, Caller, Engine, Error, Level};
 use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify, Semaphore};
-use warp::ws::{Message, WebSocket};
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+/// An upgraded connection.
+pub type WebSocket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
 /// Largest frame or message accepted (SPEC section 4).
 pub const MAX_FRAME: usize = 64 * 1024;
@@ -55,9 +63,13 @@ pub async fn serve_socket<K: Send + 'static>(
         while let Some(out) = rx.recv().await {
             let sent = match out {
                 Outgoing::Text(text) => sink.send(Message::text(text)).await,
-                Outgoing::Ping => sink.send(Message::ping(Vec::new())).await,
+                Outgoing::Ping => sink.send(Message::Ping(Default::default())).await,
                 Outgoing::Close(code, reason) => {
-                    let _ = sink.send(Message::close_with(code, reason)).await;
+                    let frame = CloseFrame {
+                        code: CloseCode::from(code),
+                        reason: reason.into(),
+                    };
+                    let _ = sink.send(Message::Close(Some(frame))).await;
                     break;
                 }
             };
@@ -95,27 +107,23 @@ pub async fn serve_socket<K: Send + 'static>(
                 m
             }
             Some(Err(e)) => {
-                let text = e.to_string();
-                if text.contains("too long") || text.contains("Space limit") {
+                if let WsError::Capacity(CapacityError::MessageTooLong { .. }) = e {
                     let _ = tx.send(Outgoing::Close(1009, "frame too large")).await;
                 }
-                tracing::debug!(client = %client_id, error = %text, "socket read failed");
+                tracing::debug!(client = %client_id, error = %e, "socket read failed");
                 break;
             }
         };
-        if message.is_close() {
-            break;
-        }
-        if message.is_binary() {
-            let _ = tx
-                .send(Outgoing::Text(protocol::frame_error(
-                    "binary frames are not supported",
-                )))
-                .await;
-            continue;
-        }
-        let Ok(text) = message.to_str() else {
-            continue; // ping / pong: answered by the library
+        let text = match &message {
+            Message::Text(text) => text.as_str(),
+            Message::Close(_) => break,
+            Message::Binary(_) => {
+                let error = protocol::frame_error("binary frames are not supported");
+                let _ = tx.send(Outgoing::Text(error)).await;
+                continue;
+            }
+            // Pings are answered by the library.
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
         };
         let request = match protocol::parse(text) {
             Ok(r) => r,
