@@ -15,7 +15,7 @@
 
 use super::jwt;
 use super::{now_ms, random_bytes, timestamp, Caller, Engine, Error, Result, User};
-use crate::store::{get_json, key, last_part, prefix, tx_get_json, tx_put_json};
+use crate::store::{get_json, key, last_part, prefix, tx_put_json};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -379,17 +379,21 @@ impl Engine {
             return Err(unauthorized());
         }
         let now = now_ms();
-        record.last_used_at = Some(now);
-        let _guard = self.lock_doc(record.doc.as_deref().unwrap_or(""));
-        // Only if it still exists: a use must never resurrect a deleted key.
-        // Not awaited for durability: losing a last-use time is harmless.
-        self.store().write(|tx| {
-            let current: Option<KeyRecord> = tx_get_json(tx.keys, record.id.as_bytes())?;
-            if current.is_some() {
-                tx_put_json(tx.keys, record.id.as_bytes(), &record)?;
-            }
-            Ok::<_, sled::transaction::ConflictableTransactionError<Error>>(())
-        })?;
+        // Best effort and cheap: at most one write a second per key, as a
+        // single-key compare-and-swap (no transaction, no lock, not awaited
+        // for durability), so a busy key does not serialise its users. The
+        // swap only replaces the record read here: a use never resurrects a
+        // deleted key, and a lost race just skips one timestamp.
+        if record.last_used_at.is_none_or(|t| now - t >= 1000) {
+            let before = serde_json::to_vec(&record).map_err(|e| Error::Internal(e.to_string()))?;
+            record.last_used_at = Some(now);
+            let after = serde_json::to_vec(&record).map_err(|e| Error::Internal(e.to_string()))?;
+            let _ = self.store().keys.compare_and_swap(
+                record.id.as_bytes(),
+                Some(before),
+                Some(after),
+            )?;
+        }
         Ok(record)
     }
 }
