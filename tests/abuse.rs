@@ -80,8 +80,8 @@ async fn half_open_websockets_are_dropped() {
         .await
         .expect("silent socket dropped within three ping intervals");
     assert_eq!(part["clientId"], silent_id);
-    // The watcher itself answers pings (it reads) and stays.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // The watcher itself reads (so it answers pings) and stays.
+    watcher.drain(Duration::from_millis(2500)).await;
     assert_eq!(
         watcher
             .ok("getPermissions", None, serde_json::json!({}))
