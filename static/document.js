@@ -11,8 +11,6 @@
     rw: 'read and write',
     arw: 'admin: read, write, invite and manage permissions',
   };
-  // Users learned from clientJoin; hello only lists ids.
-  const usersById = new Map();
 
   $('doc-id').textContent = ws.webstrateId;
   document.title = ws.webstrateId + ' — keystrate';
@@ -31,9 +29,9 @@
 
   function describe(id) {
     if (id === ws.clientId) return 'you (' + ws.user.username + ')';
-    const u = usersById.get(id);
-    // Clients already here when we arrived are known by id only.
-    return u ? u.username + (u.provider && u.provider !== 'local' ? ' (' + u.provider + ')' : '') : 'another reader';
+    const u = ws.users[id];
+    if (!u) return id in ws.users ? 'anonymous visitor' : 'another reader';
+    return u.username + (u.provider && u.provider !== 'local' ? ' (' + u.provider + ')' : '');
   }
 
   function showClients() {
@@ -49,9 +47,12 @@
     $('connection').classList.toggle('ok', ok);
   }
 
-  ws.on('clientJoin', (id, user) => { usersById.set(id, user); showClients(); });
-  ws.on('clientPart', (id) => { usersById.delete(id); showClients(); });
-  ws.on('ready', () => setConnection('connected', true));
+  ws.on('clientJoin', showClients);
+  ws.on('clientPart', showClients);
+  ws.on('ready', () => {
+    setConnection('connected', true);
+    showClients();
+  });
   ws.on('disconnected', () => setConnection('reconnecting…', false));
   whenever(() => { showPermission(); showClients(); });
   if (ws.connected) setConnection('connected', true);

@@ -7,6 +7,8 @@
  *   webstrate.webstrateId        the page's document id (from the path)
  *   webstrate.clientId           this socket's id (set when `hello` arrives)
  *   webstrate.clients            live array of connected client ids (readers)
+ *   webstrate.users              live {clientId: {username, provider} | null}
+ *                                of those clients (null: anonymous)
  *   webstrate.connected          true while the socket is open and greeted
  *   webstrate.ready              Promise resolved by the first `hello`
  *   webstrate.user               {username, provider, userId, permissions (live),
@@ -95,6 +97,7 @@
     webstrateId: pageDoc,
     clientId: null,
     clients: [],
+    users: {},
     connected: false,
     ready,
     user,
@@ -163,9 +166,11 @@
     fn(entry);
   }
 
-  function setClients(ids) {
+  function setClients(ids, users) {
     // Mutate in place so references held by page code stay live.
     webstrate.clients.splice(0, webstrate.clients.length, ...ids);
+    for (const id of Object.keys(webstrate.users)) delete webstrate.users[id];
+    Object.assign(webstrate.users, users || {});
   }
 
   function onHello(msg) {
@@ -175,7 +180,7 @@
     user.userId = u.username + ':' + u.provider;
     user.permissions = msg.permissions;
     webstrate.clientId = msg.clientId;
-    setClients(msg.clients || []);
+    setClients(msg.clients || [], msg.users);
     greeted = true;
     webstrate.connected = true;
     attempt = 0;
@@ -192,7 +197,10 @@
     // Presence is only told to readers: losing r makes the list unknowable,
     // gaining r brings a clientJoin for everyone already here.
     if (couldRead && !canRead) setClients([]);
-    if (!couldRead && canRead) setClients([webstrate.clientId]);
+    if (!couldRead && canRead) {
+      const me = user.username === 'anonymous' ? null : { username: user.username, provider: user.provider };
+      setClients([webstrate.clientId], { [webstrate.clientId]: me });
+    }
     emit('permissionsChanged', msg.permissions, msg);
   }
 
@@ -200,6 +208,8 @@
     const i = webstrate.clients.indexOf(msg.clientId);
     if (msg.wa === 'clientJoin' && i < 0) webstrate.clients.push(msg.clientId);
     if (msg.wa === 'clientPart' && i >= 0) webstrate.clients.splice(i, 1);
+    if (msg.wa === 'clientJoin') webstrate.users[msg.clientId] = msg.user;
+    else delete webstrate.users[msg.clientId];
     emit(msg.wa, msg.clientId, msg.user, msg);
   }
 

@@ -340,7 +340,8 @@ async fn admin_changes_anothers_permission_live() {
     );
     // Each sees the other connected.
     admin.wait_for("webstrate.clients.length === 2 && document.querySelector('#clients').textContent.includes('bob')").await;
-    other.wait_for("webstrate.clients.length === 2").await;
+    // bob's page opened after alice's, and still names her (from hello).
+    other.wait_for("webstrate.clients.length === 2 && document.querySelector('#clients').textContent.includes('alice')").await;
     admin
         .wait_for("document.querySelector(\"#permission-list li[data-user='bob:local']\")")
         .await;

@@ -43,6 +43,17 @@ async fn connection_rules() {
         json!([a.hello["clientId"]]),
         "invisible bob not listed"
     );
+    let mut users = serde_json::Map::new();
+    users.insert(
+        a.hello["clientId"].as_str().unwrap().to_string(),
+        json!({"username": "alice", "provider": "local"}),
+    );
+    assert_eq!(
+        a.hello["users"],
+        Value::Object(users),
+        "who each listed client is"
+    );
+    assert_eq!(b.hello["users"], json!({}));
 }
 
 #[tokio::test]

@@ -60,15 +60,22 @@ impl Hub {
     pub fn join(&self, doc: &str, client_id: &str, client: ClientHandle) {
         let mut room = self.rooms.entry(doc.to_string()).or_default();
         let visible = client.level.can_read();
-        let clients: Vec<&str> = if visible {
+        // Readers present, with their users: `clients` is the SPEC's list of
+        // ids; `users` (an extension) lets a page name them at once.
+        let present: Vec<(&str, &Option<User>)> = if visible {
             room.iter()
                 .filter(|(_, c)| c.level.can_read())
-                .map(|(id, _)| id.as_str())
-                .chain(std::iter::once(client_id))
+                .map(|(id, c)| (id.as_str(), &c.user))
+                .chain(std::iter::once((client_id, &client.user)))
                 .collect()
         } else {
             Vec::new()
         };
+        let clients: Vec<&str> = present.iter().map(|(id, _)| *id).collect();
+        let users: serde_json::Map<String, serde_json::Value> = present
+            .iter()
+            .map(|(id, user)| (id.to_string(), user_json(user)))
+            .collect();
         let hello = json!({
             "wa": "hello",
             "d": doc,
@@ -76,6 +83,7 @@ impl Hub {
             "user": user_json(&client.user),
             "permissions": client.level.as_str(),
             "clients": clients,
+            "users": users,
         })
         .to_string();
         if visible {
