@@ -25,6 +25,14 @@ async fn clients_that_vanish_mid_request_do_not_hurt_the_server() {
             .unwrap();
         drop(ws); // gone before the reply
     }
+    // Requests already read keep running after their socket is gone: wait
+    // until the store is quiet.
+    let store = server.engine().store();
+    let mut last = usize::MAX;
+    while store.invites.len() != last {
+        last = store.invites.len();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     // Whatever was applied is whole; the server keeps serving.
     let mut a = alice.ws("doc").await;
     let listed = a.ok("getInvites", None, json!({})).await;

@@ -164,7 +164,7 @@ impl Engine {
             created_by: user.clone(),
         };
         {
-            let _guard = self.lock_doc(&id);
+            let _guard = self.lock_doc(&id).await;
             self.store().write(|tx| {
                 if tx.docs.get(id.as_bytes())?.is_some() {
                     return Err(Abort(Error::Conflict(format!(
@@ -184,7 +184,7 @@ impl Engine {
     pub async fn delete_document(&self, caller: &Caller, doc: &str) -> Result<()> {
         self.require_admin(caller, doc)?;
         {
-            let _guard = self.lock_doc(doc);
+            let _guard = self.lock_doc(doc).await;
             let store = self.store();
             let entries = scan_keys(&store.perms, &prefix(&[doc.as_bytes()]))?;
             let invites = scan_keys(&store.doc_invites, &prefix(&[doc.as_bytes()]))?;
@@ -272,7 +272,7 @@ impl Engine {
             }
         }
         {
-            let _guard = self.lock_doc(doc);
+            let _guard = self.lock_doc(doc).await;
             let store = self.store();
             let was_admin = store
                 .perms

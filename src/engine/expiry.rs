@@ -22,13 +22,13 @@ impl Engine {
     }
 
     /// Deletes every invite due now; returns the next deadline.
-    pub fn purge_expired(&self) -> Option<i64> {
+    pub async fn purge_expired(&self) -> Option<i64> {
         loop {
             let (deadline, index_key) = self.next_expiry()?;
             if deadline > now_ms() {
                 return Some(deadline);
             }
-            if let Err(e) = self.expire_invite(last_part(&index_key), &index_key) {
+            if let Err(e) = self.expire_invite(last_part(&index_key), &index_key).await {
                 tracing::error!(error = %e, "expiring an invite failed");
                 return Some(now_ms() + 1000);
             }
@@ -39,7 +39,7 @@ impl Engine {
 /// Runs until `shutdown` turns true.
 pub async fn run(engine: Engine, mut shutdown: watch::Receiver<bool>) {
     loop {
-        let next = engine.purge_expired();
+        let next = engine.purge_expired().await;
         let until_next = async {
             match next {
                 Some(deadline) => {

@@ -8,6 +8,7 @@ use super::{now_ms, random_bytes, timestamp, Caller, Engine, Error, Level, Resul
 use crate::store::{get_json, key, prefix, tx_get_json, tx_put_json, Tx, TxResult};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use sled::transaction::UnabortableTransactionError;
 
 pub const DEFAULT_MAX_AGE: i64 = 604_800;
 pub const MAX_MAX_AGE: i64 = 2_592_000;
@@ -234,7 +235,10 @@ fn doc_invite_key(doc: &str, creator: &User, invite_key: &str) -> Vec<u8> {
     ])
 }
 
-fn tx_put_invite<E>(tx: &Tx, invite: &InviteRecord) -> TxResult<(), E> {
+fn tx_put_invite(
+    tx: &Tx,
+    invite: &InviteRecord,
+) -> std::result::Result<(), UnabortableTransactionError> {
     tx_put_json(tx.invites, invite.key.as_bytes(), invite)?;
     tx.doc_invites.insert(
         doc_invite_key(&invite.doc, &invite.created_by, &invite.key),
@@ -299,40 +303,46 @@ impl Engine {
             accepted_by: Vec::new(),
         };
         {
-            let _guard = self.lock_doc(doc);
+            let _shared = self.share_doc(doc).await;
             // Re-check under the lock: a concurrent demotion must not leave
             // an invite behind whose creator is no longer admin.
             self.require_admin(caller, doc)?;
+            let record = invite.clone();
             self.store()
-                .write(|tx| tx_put_invite::<Error>(tx, &invite))?;
+                .write_combined(Box::new(move |tx| tx_put_invite(tx, &record)))
+                .await?;
         }
         self.durable().await?;
         self.expiry_changed();
         Ok(invite.view(false))
     }
 
-    /// Runs a check/accept under the caller's failure budget.
-    fn guarded<T>(&self, user: &User, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        let id = user.id();
-        if self.failures().is_blocked(&id) {
+    /// Refuses a check/accept while the caller's failure budget is spent.
+    fn not_blocked(&self, user: &User) -> Result<()> {
+        if self.failures().is_blocked(&user.id()) {
             return Err(Error::RateLimited);
         }
-        let result = f();
+        Ok(())
+    }
+
+    /// Counts a failed check/accept against the caller's budget.
+    fn count_failure<T>(&self, user: &User, result: Result<T>) -> Result<T> {
         if matches!(
             result,
             Err(Error::InvalidKey | Error::InviterNotAdmin | Error::UsedUp | Error::BadRequest(_))
         ) {
-            self.failures().record(&id);
+            self.failures().record(&user.id());
         }
         result
     }
 
     pub fn check_invite(&self, caller: &Caller, doc: &str, invite_key: &str) -> Result<Invite> {
         let user = caller.require_user()?;
-        self.guarded(user, || {
-            self.caller_level(caller, doc)?;
-            Ok(self.valid_invite(doc, invite_key, user)?.view(false))
-        })
+        self.not_blocked(user)?;
+        let result = self
+            .caller_level(caller, doc)
+            .and_then(|_| self.valid_invite(doc, invite_key, user));
+        Ok(self.count_failure(user, result)?.view(false))
     }
 
     /// Accepts an invite; returns the caller's new effective permission.
@@ -343,32 +353,44 @@ impl Engine {
         invite_key: &str,
     ) -> Result<Level> {
         let user = caller.require_user()?;
-        let (before, after) = self.guarded(user, || {
-            self.caller_level(caller, doc)?;
-            let _guard = self.lock_doc(doc);
-            let mut invite = self.valid_invite(doc, invite_key, user)?;
-            let before = self.effective_level(doc, Some(user))?;
-            let after = before.merge(invite.level());
-            let first_time = !invite.accepted(user);
-            if first_time {
-                invite.accepted_by.push(Acceptance {
-                    user: user.clone(),
-                    at: now_ms(),
-                });
-            }
-            self.store().write(|tx| {
-                if first_time {
-                    tx_put_json(tx.invites, invite.key.as_bytes(), &invite)?;
-                }
-                tx_set_entry::<Error>(tx, doc, user, after)
-            })?;
-            Ok((before, after))
-        })?;
+        self.not_blocked(user)?;
+        let result = self.accept_under_lock(caller, doc, invite_key, user).await;
+        let (before, after) = self.count_failure(user, result)?;
         self.durable().await?;
         if after != before {
             self.refresh_user(doc, user);
         }
         Ok(after)
+    }
+
+    /// The read-then-write part of an accept: validity, merge, one
+    /// transaction for the use count and the permission entry.
+    async fn accept_under_lock(
+        &self,
+        caller: &Caller,
+        doc: &str,
+        invite_key: &str,
+        user: &User,
+    ) -> Result<(Level, Level)> {
+        self.caller_level(caller, doc)?;
+        let _guard = self.lock_doc(doc).await;
+        let mut invite = self.valid_invite(doc, invite_key, user)?;
+        let before = self.effective_level(doc, Some(user))?;
+        let after = before.merge(invite.level());
+        let first_time = !invite.accepted(user);
+        if first_time {
+            invite.accepted_by.push(Acceptance {
+                user: user.clone(),
+                at: now_ms(),
+            });
+        }
+        self.store().write(|tx| {
+            if first_time {
+                tx_put_json(tx.invites, invite.key.as_bytes(), &invite)?;
+            }
+            tx_set_entry::<Error>(tx, doc, user, after)
+        })?;
+        Ok((before, after))
     }
 
     /// Valid invites of the document: the caller's own, or all of them.
@@ -409,7 +431,7 @@ impl Engine {
     pub async fn remove_invite(&self, caller: &Caller, doc: &str, invite_key: &str) -> Result<()> {
         self.require_admin(caller, doc)?;
         {
-            let _guard = self.lock_doc(doc);
+            let _guard = self.lock_doc(doc).await;
             let invite = self
                 .load_invite(invite_key)?
                 .filter(|i| i.doc == doc)
@@ -421,14 +443,18 @@ impl Engine {
     }
 
     /// Deletes one expired invite (the expiry task's job).
-    pub(crate) fn expire_invite(&self, invite_key: &[u8], expiry_index_key: &[u8]) -> Result<()> {
+    pub(crate) async fn expire_invite(
+        &self,
+        invite_key: &[u8],
+        expiry_index_key: &[u8],
+    ) -> Result<()> {
         let record: Option<InviteRecord> = get_json(&self.store().invites, invite_key)?;
         let Some(record) = record else {
             // Stale index entry: nothing to lock for.
             self.store().expiry.remove(expiry_index_key)?;
             return Ok(());
         };
-        let _guard = self.lock_doc(&record.doc);
+        let _guard = self.lock_doc(&record.doc).await;
         self.store().write(|tx| {
             tx_delete_invite::<Error>(tx, invite_key)?;
             tx.expiry.remove(expiry_index_key)?;

@@ -216,7 +216,7 @@ impl Engine {
             last_used_at: None,
         };
         {
-            let _guard = self.lock_doc(holder.lock_name());
+            let _guard = self.lock_doc(holder.lock_name()).await;
             if let Holder::Doc(doc) = holder {
                 // Re-check under the lock: a concurrent demotion must not
                 // leave a key behind whose owner is no longer admin.
@@ -269,7 +269,7 @@ impl Engine {
     /// Deletes one key of a holder (no permission check, see [`Engine::keys_of`]).
     pub async fn delete_key_of(&self, holder: Holder<'_>, id: &str) -> Result<()> {
         {
-            let _guard = self.lock_doc(holder.lock_name());
+            let _guard = self.lock_doc(holder.lock_name()).await;
             let record = self.key_of(holder, id)?;
             self.store().write(|tx| {
                 tx.keys.remove(record.id.as_bytes())?;

@@ -17,8 +17,8 @@ pub mod perms;
 
 use crate::store::Store;
 use serde::{Deserialize, Serialize};
-use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::Notify;
+use std::sync::Arc;
+use tokio::sync::{Notify, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use error::{Error, Result};
 pub use events::Hub;
@@ -141,12 +141,19 @@ impl Engine {
         &self.inner.config
     }
 
-    /// Serialises changes to one document. Held only around a synchronous
-    /// sled transaction (never across an await), it makes read-then-write
-    /// rules such as "exactly k users accept" and "demotion drops every
-    /// invite of the demoted admin" hold without retries.
-    fn lock_doc(&self, doc: &str) -> MutexGuard<'_, ()> {
-        self.inner.locks.lock(doc)
+    /// Serialises changes to one document. It makes read-then-write rules
+    /// such as "exactly k users accept" and "demotion drops every invite of
+    /// the demoted admin" hold without retries.
+    async fn lock_doc(&self, doc: &str) -> RwLockWriteGuard<'_, ()> {
+        self.inner.locks.get(doc).write().await
+    }
+
+    /// Shares a document among changes that only add new records (invites):
+    /// they cannot conflict with one another, only with the exclusive changes
+    /// above (a demotion must not miss one), so they are written together in
+    /// one combined transaction instead of queueing one by one.
+    async fn share_doc(&self, doc: &str) -> RwLockReadGuard<'_, ()> {
+        self.inner.locks.get(doc).read().await
     }
 
     /// Waits until the last change is on disk; replies are sent after this.
@@ -155,20 +162,19 @@ impl Engine {
     }
 }
 
-/// A fixed set of striped mutexes: memory does not grow with documents.
-struct DocLocks(Vec<Mutex<()>>);
+/// A fixed set of striped locks: memory does not grow with documents.
+struct DocLocks(Vec<RwLock<()>>);
 
 impl DocLocks {
     fn new() -> DocLocks {
-        DocLocks((0..256).map(|_| Mutex::new(())).collect())
+        DocLocks((0..256).map(|_| RwLock::new(())).collect())
     }
 
-    fn lock(&self, doc: &str) -> MutexGuard<'_, ()> {
+    fn get(&self, doc: &str) -> &RwLock<()> {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         doc.hash(&mut h);
-        let slot = (h.finish() as usize) % self.0.len();
-        self.0[slot].lock().unwrap_or_else(|p| p.into_inner())
+        &self.0[(h.finish() as usize) % self.0.len()]
     }
 }
 
