@@ -186,9 +186,9 @@ impl Engine {
         {
             let _guard = self.lock_doc(doc).await;
             let store = self.store();
-            let entries = scan_keys(&store.perms, &prefix(&[doc.as_bytes()]))?;
-            let invites = scan_keys(&store.doc_invites, &prefix(&[doc.as_bytes()]))?;
-            let keys = scan_keys(&store.key_index, &prefix(&[doc.as_bytes()]))?;
+            let everything = prefix(&[doc.as_bytes()]);
+            let entries = scan_keys(&store.perms, &everything)?;
+            let leftovers = self.leftovers_under(&everything)?;
             store.write(|tx| {
                 tx.docs.remove(doc.as_bytes())?;
                 for k in &entries {
@@ -196,14 +196,7 @@ impl Engine {
                         tx_set_entry::<Error>(tx, doc, &user, Level::None)?;
                     }
                 }
-                for k in &invites {
-                    tx_delete_invite::<Error>(tx, last_part(k))?;
-                }
-                for k in &keys {
-                    tx.keys.remove(last_part(k))?;
-                    tx.key_index.remove(k.as_slice())?;
-                }
-                Ok(())
+                leftovers.delete::<Error>(tx)
             })?;
         }
         self.durable().await?;
@@ -317,10 +310,14 @@ impl Engine {
 
     /// What an admin leaves behind on a document: their invites and keys.
     fn admin_leftovers(&self, doc: &str, admin: &User) -> Result<Leftovers> {
-        let p = prefix(&[doc.as_bytes(), admin.id().as_bytes()]);
+        self.leftovers_under(&prefix(&[doc.as_bytes(), admin.id().as_bytes()]))
+    }
+
+    /// Invites and API keys indexed under `p` (`doc \0` or `doc \0 user \0`).
+    fn leftovers_under(&self, p: &[u8]) -> Result<Leftovers> {
         Ok(Leftovers {
-            invites: scan_keys(&self.store().doc_invites, &p)?,
-            keys: scan_keys(&self.store().key_index, &p)?,
+            invites: scan_keys(&self.store().doc_invites, p)?,
+            keys: scan_keys(&self.store().key_index, p)?,
         })
     }
 
@@ -334,7 +331,8 @@ impl Engine {
     }
 }
 
-/// Index keys of invites and API keys to delete with a demotion.
+/// Index keys of invites and API keys to delete with a demotion or with
+/// their document.
 #[derive(Default)]
 struct Leftovers {
     invites: Vec<Vec<u8>>,
