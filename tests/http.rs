@@ -287,7 +287,6 @@ async fn deleting_a_document_drops_everything() {
         ("perms", &store.perms),
         ("user_docs", &store.user_docs),
         ("invites", &store.invites),
-        ("doc_invites", &store.doc_invites),
         ("expiry", &store.expiry),
     ] {
         assert!(tree.is_empty(), "{name} still holds records");

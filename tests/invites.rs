@@ -257,7 +257,7 @@ async fn check_accept_and_distinct_use_counting() {
         .engine()
         .store()
         .invites
-        .get(key.as_str().unwrap())
+        .get(format!("doc\0{}", key.as_str().unwrap()))
         .unwrap()
         .unwrap();
     let record: Value = serde_json::from_slice(&record).unwrap();
@@ -463,6 +463,43 @@ async fn cross_document_requests_follow_the_same_rules() {
 }
 
 #[tokio::test]
+async fn a_burst_of_expiries_on_two_documents_is_purged_completely() {
+    let (server, alice, _bob) = setup().await;
+    alice.create_doc("doc2").await;
+    let engine = server.engine();
+    let user = engine.session_user(&alice.cookie).unwrap().unwrap();
+    let caller = keystrate::engine::Caller::User(user);
+    let short = keystrate::engine::invites::CreateOptions {
+        max_age: 1,
+        ..Default::default()
+    };
+    // More than one purge batch, spread over two documents.
+    let mut creations = Vec::new();
+    for i in 0..600 {
+        let (engine, caller, short) = (engine.clone(), caller.clone(), short.clone());
+        let doc = if i % 2 == 0 { "doc" } else { "doc2" };
+        creations.push(tokio::spawn(async move {
+            engine.create_invite(&caller, doc, &short).await.unwrap()
+        }));
+    }
+    for c in creations {
+        c.await.unwrap();
+    }
+    let mut a = alice.ws("doc").await;
+    let kept = a.ok("createInvite", None, json!({"maxAge": 600})).await;
+    let store = engine.store();
+    assert_eq!(store.invites.len(), 601);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.invites.len() != 1 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(store.invites.len(), 1, "every expired invite deleted");
+    assert_eq!(store.expiry.len(), 1, "with its expiry entry");
+    let at = format!("doc\0{}", kept["key"].as_str().unwrap());
+    assert!(store.invites.get(at).unwrap().is_some());
+}
+
+#[tokio::test]
 async fn expired_invites_are_rejected_and_deleted_from_storage() {
     let (server, alice, bob) = setup().await;
     let mut a = alice.ws("doc").await;
@@ -487,18 +524,13 @@ async fn expired_invites_are_rejected_and_deleted_from_storage() {
     while store.invites.len() != 1 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(store
-        .invites
-        .get(short["key"].as_str().unwrap())
-        .unwrap()
-        .is_none());
-    assert!(store
-        .invites
-        .get(long["key"].as_str().unwrap())
-        .unwrap()
-        .is_some());
+    let stored = |invite: &Value| {
+        let at = format!("doc\0{}", invite["key"].as_str().unwrap());
+        store.invites.get(at).unwrap().is_some()
+    };
+    assert!(!stored(&short));
+    assert!(stored(&long));
     assert_eq!(store.expiry.len(), 1);
-    assert_eq!(store.doc_invites.len(), 1);
     assert_eq!(
         a.ok("getInvites", None, json!({}))
             .await
@@ -533,18 +565,15 @@ async fn demoting_the_creator_drops_their_invites_at_once() {
     )
     .await;
     let store = server.engine().store();
-    for key in [&bobs["key"], &bobs2["key"]] {
-        assert!(
-            store.invites.get(key.as_str().unwrap()).unwrap().is_none(),
-            "dropped in the same change"
-        );
+    let stored = |invite: &Value| {
+        let at = format!("doc\0{}", invite["key"].as_str().unwrap());
+        store.invites.get(at).unwrap().is_some()
+    };
+    for invite in [&bobs, &bobs2] {
+        assert!(!stored(invite), "dropped in the same change");
     }
-    assert!(store
-        .invites
-        .get(alices["key"].as_str().unwrap())
-        .unwrap()
-        .is_some());
-    assert_eq!(store.doc_invites.len(), 1);
+    assert!(stored(&alices));
+    assert_eq!(store.invites.len(), 1);
     assert_eq!(store.expiry.len(), 1);
     let mut c = carol.ws("doc").await;
     assert_eq!(
@@ -635,7 +664,7 @@ async fn concurrent_accepts_grant_exactly_max_uses() {
             .engine()
             .store()
             .invites
-            .get(key.as_str().unwrap())
+            .get(format!("doc\0{}", key.as_str().unwrap()))
             .unwrap()
             .unwrap(),
     )

@@ -201,3 +201,29 @@ async fn unusable_data_directory_is_a_clear_error() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn a_data_directory_with_another_storage_layout_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    // The first layout kept invites under their bare key, with no marker.
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("invites").unwrap().insert("k", "{}").unwrap();
+        db.flush().unwrap();
+    }
+    let out = Command::new(BIN)
+        .arg("--data")
+        .arg(dir.path())
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("storage layout 1") && stderr.contains("reads layout 2"),
+        "{stderr}"
+    );
+    let db = sled::open(dir.path()).unwrap();
+    assert!(db.get("keystrate-layout").unwrap().is_none(), "not stamped");
+    assert!(db.open_tree("invites").unwrap().get("k").unwrap().is_some());
+}

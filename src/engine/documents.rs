@@ -2,7 +2,7 @@
 //! effective-permission rule, the last-admin rule, and the cascade that drops
 //! a demoted admin's invites and API keys in the same transaction.
 
-use super::invites::tx_delete_invite;
+use super::invites::{record_key, tx_delete_invite};
 use super::{now_ms, random_bytes, Caller, Engine, Error, Level, Result, User};
 use crate::store::{key, last_part, prefix, tx_put_json, Tx, TxResult};
 use serde::{Deserialize, Serialize};
@@ -186,9 +186,8 @@ impl Engine {
         {
             let _guard = self.lock_doc(doc).await;
             let store = self.store();
-            let everything = prefix(&[doc.as_bytes()]);
-            let entries = scan_keys(&store.perms, &everything)?;
-            let leftovers = self.leftovers_under(&everything)?;
+            let entries = scan_keys(&store.perms, &prefix(&[doc.as_bytes()]))?;
+            let leftovers = self.leftovers(doc, None)?;
             store.write(|tx| {
                 tx.docs.remove(doc.as_bytes())?;
                 for k in &entries {
@@ -279,7 +278,7 @@ impl Engine {
                 }
             }
             let victims = if demoted {
-                self.admin_leftovers(doc, target)?
+                self.leftovers(doc, Some(target))?
             } else {
                 Leftovers::default()
             };
@@ -308,16 +307,23 @@ impl Engine {
         Ok(out)
     }
 
-    /// What an admin leaves behind on a document: their invites and keys.
-    fn admin_leftovers(&self, doc: &str, admin: &User) -> Result<Leftovers> {
-        self.leftovers_under(&prefix(&[doc.as_bytes(), admin.id().as_bytes()]))
-    }
-
-    /// Invites and API keys indexed under `p` (`doc \0` or `doc \0 user \0`).
-    fn leftovers_under(&self, p: &[u8]) -> Result<Leftovers> {
+    /// What `admin` leaves behind on a document when demoted (their
+    /// invites and API keys), or with `None` everything a deleted document
+    /// leaves.
+    fn leftovers(&self, doc: &str, admin: Option<&User>) -> Result<Leftovers> {
+        let keys_prefix = match admin {
+            Some(admin) => prefix(&[doc.as_bytes(), admin.id().as_bytes()]),
+            None => prefix(&[doc.as_bytes()]),
+        };
+        let invites = self
+            .stored_invites(doc)?
+            .into_iter()
+            .filter(|invite| admin.is_none_or(|a| &invite.created_by == a))
+            .map(|invite| record_key(doc, &invite.key))
+            .collect();
         Ok(Leftovers {
-            invites: scan_keys(&self.store().doc_invites, p)?,
-            keys: scan_keys(&self.store().key_index, p)?,
+            invites,
+            keys: scan_keys(&self.store().key_index, &keys_prefix)?,
         })
     }
 
@@ -331,8 +337,8 @@ impl Engine {
     }
 }
 
-/// Index keys of invites and API keys to delete with a demotion or with
-/// their document.
+/// Stored invites (their record keys) and API key index entries to delete
+/// with a demotion or with their document.
 #[derive(Default)]
 struct Leftovers {
     invites: Vec<Vec<u8>>,
@@ -342,7 +348,7 @@ struct Leftovers {
 impl Leftovers {
     fn delete<E: From<crate::store::StoreError>>(&self, tx: &Tx) -> TxResult<(), E> {
         for k in &self.invites {
-            tx_delete_invite(tx, last_part(k))?;
+            tx_delete_invite(tx, k)?;
         }
         for k in &self.keys {
             tx.keys.remove(last_part(k))?;

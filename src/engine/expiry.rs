@@ -4,8 +4,32 @@
 //! when an invite is created.
 
 use super::{now_ms, Engine};
-use crate::store::last_part;
+use crate::store::SEP;
 use std::time::Duration;
+
+/// Most invites deleted in one transaction: a burst of expiries costs one
+/// sled transaction per batch and document, not one per invite.
+const BATCH: usize = 256;
+
+/// An expiry index entry: `deadline (8 bytes) \0 doc \0 invite key`.
+struct Due {
+    deadline: i64,
+    doc: String,
+    index_key: Vec<u8>,
+}
+
+impl Due {
+    fn parse(index_key: &[u8]) -> Option<Due> {
+        let deadline = i64::from_be_bytes(index_key.get(..8)?.try_into().ok()?);
+        let rest = index_key.get(9..)?;
+        let doc_end = rest.iter().rposition(|b| *b == SEP)?;
+        Some(Due {
+            deadline,
+            doc: String::from_utf8(rest[..doc_end].to_vec()).ok()?,
+            index_key: index_key.to_vec(),
+        })
+    }
+}
 use tokio::sync::watch;
 
 impl Engine {
@@ -14,23 +38,58 @@ impl Engine {
         self.inner.expiry_changed.notify_one();
     }
 
-    /// The earliest `(deadline ms, index key)`, if any invite is stored.
-    fn next_expiry(&self) -> Option<(i64, Vec<u8>)> {
-        let (k, _) = self.store().expiry.first().ok()??;
-        let deadline = i64::from_be_bytes(k.get(..8)?.try_into().ok()?);
-        Some((deadline, k.to_vec()))
+    /// Up to `BATCH` index entries in deadline order, and the deadline of
+    /// the first entry not due yet.
+    fn due_now(&self) -> crate::engine::Result<(Vec<Due>, Option<i64>)> {
+        let now = now_ms();
+        let mut due = Vec::new();
+        for item in self.store().expiry.iter().keys() {
+            let k = item.map_err(crate::store::StoreError::from)?;
+            let Some(entry) = Due::parse(&k) else {
+                tracing::error!("malformed expiry index entry dropped");
+                self.store()
+                    .expiry
+                    .remove(&k)
+                    .map_err(crate::store::StoreError::from)?;
+                continue;
+            };
+            if entry.deadline > now {
+                return Ok((due, Some(entry.deadline)));
+            }
+            due.push(entry);
+            if due.len() == BATCH {
+                return Ok((due, Some(now)));
+            }
+        }
+        Ok((due, None))
     }
 
     /// Deletes every invite due now; returns the next deadline.
     pub async fn purge_expired(&self) -> Option<i64> {
         loop {
-            let (deadline, index_key) = self.next_expiry()?;
-            if deadline > now_ms() {
-                return Some(deadline);
+            let (due, next) = match self.due_now() {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the expiry index failed");
+                    return Some(now_ms() + 1000);
+                }
+            };
+            let mut by_doc: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
+            for entry in due {
+                match by_doc.iter_mut().find(|(doc, _)| *doc == entry.doc) {
+                    Some((_, keys)) => keys.push(entry.index_key),
+                    None => by_doc.push((entry.doc, vec![entry.index_key])),
+                }
             }
-            if let Err(e) = self.expire_invite(last_part(&index_key), &index_key).await {
-                tracing::error!(error = %e, "expiring an invite failed");
-                return Some(now_ms() + 1000);
+            for (doc, keys) in &by_doc {
+                if let Err(e) = self.expire_invites(doc, keys).await {
+                    tracing::error!(error = %e, "expiring invites failed");
+                    return Some(now_ms() + 1000);
+                }
+            }
+            match next {
+                Some(deadline) if deadline <= now_ms() => continue,
+                other => return other,
             }
         }
     }

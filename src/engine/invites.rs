@@ -5,7 +5,7 @@
 
 use super::documents::tx_set_entry;
 use super::{now_ms, random_bytes, timestamp, Caller, Engine, Error, Level, Result, User};
-use crate::store::{get_json, key, prefix, tx_get_json, tx_put_json, Tx, TxResult};
+use crate::store::{get_json, key, last_part, prefix, tx_get_json, tx_put_json, Tx, TxResult};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sled::transaction::UnabortableTransactionError;
@@ -220,18 +220,18 @@ fn well_formed_key(key: &str) -> bool {
     key.len() == 64 && key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-pub(crate) fn expiry_key(expires_at: i64, invite_key: &str) -> Vec<u8> {
-    key(&[
-        &(expires_at.max(0) as u64).to_be_bytes(),
-        invite_key.as_bytes(),
-    ])
+/// Where an invite is stored: under its document, so that listing a
+/// document's invites is a prefix scan.
+pub(crate) fn record_key(doc: &str, invite_key: &str) -> Vec<u8> {
+    key(&[doc.as_bytes(), invite_key.as_bytes()])
 }
 
-fn doc_invite_key(doc: &str, creator: &User, invite_key: &str) -> Vec<u8> {
+/// The expiry index entry, `deadline \0 doc \0 invite key`.
+fn expiry_key(invite: &InviteRecord) -> Vec<u8> {
     key(&[
-        doc.as_bytes(),
-        creator.id().as_bytes(),
-        invite_key.as_bytes(),
+        &(invite.expires_at.max(0) as u64).to_be_bytes(),
+        invite.doc.as_bytes(),
+        invite.key.as_bytes(),
     ])
 }
 
@@ -239,44 +239,42 @@ fn tx_put_invite(
     tx: &Tx,
     invite: &InviteRecord,
 ) -> std::result::Result<(), UnabortableTransactionError> {
-    tx_put_json(tx.invites, invite.key.as_bytes(), invite)?;
-    tx.doc_invites.insert(
-        doc_invite_key(&invite.doc, &invite.created_by, &invite.key),
-        &[],
-    )?;
-    tx.expiry
-        .insert(expiry_key(invite.expires_at, &invite.key), &[])?;
+    tx_put_json(tx.invites, &record_key(&invite.doc, &invite.key), invite)?;
+    tx.expiry.insert(expiry_key(invite), &[])?;
     Ok(())
 }
 
-/// Deletes an invite and its index entries; a missing invite is a no-op.
+/// Deletes the invite stored at `record_key` and its expiry entry; a
+/// missing invite is a no-op.
 pub(crate) fn tx_delete_invite<E: From<crate::store::StoreError>>(
     tx: &Tx,
-    invite_key: &[u8],
+    record_key: &[u8],
 ) -> TxResult<bool, E> {
-    let invite: Option<InviteRecord> = tx_get_json(tx.invites, invite_key)?;
+    let invite: Option<InviteRecord> = tx_get_json(tx.invites, record_key)?;
     let Some(invite) = invite else {
         return Ok(false);
     };
-    tx.invites.remove(invite_key)?;
-    tx.doc_invites
-        .remove(doc_invite_key(&invite.doc, &invite.created_by, &invite.key))?;
-    tx.expiry
-        .remove(expiry_key(invite.expires_at, &invite.key))?;
+    tx.invites.remove(record_key)?;
+    tx.expiry.remove(expiry_key(&invite))?;
     Ok(true)
 }
 
 impl Engine {
-    fn load_invite(&self, invite_key: &str) -> Result<Option<InviteRecord>> {
+    fn load_invite(&self, doc: &str, invite_key: &str) -> Result<Option<InviteRecord>> {
         if !well_formed_key(invite_key) {
             return Ok(None);
         }
-        Ok(get_json(&self.store().invites, invite_key.as_bytes())?)
+        Ok(get_json(
+            &self.store().invites,
+            &record_key(doc, invite_key),
+        )?)
     }
 
     /// The invite if it is valid for `user` on `doc` now (SPEC section 3).
     fn valid_invite(&self, doc: &str, invite_key: &str, user: &User) -> Result<InviteRecord> {
-        let invite = self.load_invite(invite_key)?.ok_or(Error::InvalidKey)?;
+        let invite = self
+            .load_invite(doc, invite_key)?
+            .ok_or(Error::InvalidKey)?;
         let creator_is_admin = self
             .effective_level(doc, Some(&invite.created_by))?
             .is_admin();
@@ -386,7 +384,7 @@ impl Engine {
         }
         self.store().write(|tx| {
             if first_time {
-                tx_put_json(tx.invites, invite.key.as_bytes(), &invite)?;
+                tx_put_json(tx.invites, &record_key(doc, &invite.key), &invite)?;
             }
             tx_set_entry::<Error>(tx, doc, user, after)
         })?;
@@ -396,19 +394,13 @@ impl Engine {
     /// Valid invites of the document: the caller's own, or all of them.
     pub fn get_invites(&self, caller: &Caller, doc: &str, all: bool) -> Result<Vec<Invite>> {
         let me = self.require_admin(caller, doc)?;
-        let scan = if all {
-            prefix(&[doc.as_bytes()])
-        } else {
-            prefix(&[doc.as_bytes(), me.id().as_bytes()])
-        };
         let now = now_ms();
         let mut out = Vec::new();
         let mut creator_is_admin = std::collections::HashMap::new();
-        for k in super::documents::scan_keys(&self.store().doc_invites, &scan)? {
-            let invite_key = String::from_utf8_lossy(crate::store::last_part(&k)).into_owned();
-            let Some(invite) = self.load_invite(&invite_key)? else {
+        for invite in self.stored_invites(doc)? {
+            if !all && &invite.created_by != me {
                 continue;
-            };
+            }
             let admin = match creator_is_admin.get(&invite.created_by) {
                 Some(a) => *a,
                 None => {
@@ -427,37 +419,43 @@ impl Engine {
         Ok(out)
     }
 
+    /// Every invite stored for `doc`, valid or not.
+    pub(crate) fn stored_invites(&self, doc: &str) -> Result<Vec<InviteRecord>> {
+        let mut out = Vec::new();
+        for item in self.store().invites.scan_prefix(prefix(&[doc.as_bytes()])) {
+            let (_, v) = item.map_err(crate::store::StoreError::from)?;
+            out.push(crate::store::decode(&v)?);
+        }
+        Ok(out)
+    }
+
     /// Deletes an invite; its creator or any admin may.
     pub async fn remove_invite(&self, caller: &Caller, doc: &str, invite_key: &str) -> Result<()> {
         self.require_admin(caller, doc)?;
         {
             let _guard = self.lock_doc(doc).await;
-            let invite = self
-                .load_invite(invite_key)?
-                .filter(|i| i.doc == doc)
-                .ok_or(Error::RemoveFailed)?;
+            let found = self.load_invite(doc, invite_key)?.is_some();
+            if !found {
+                return Err(Error::RemoveFailed);
+            }
+            let stored_at = record_key(doc, invite_key);
             self.store()
-                .write(|tx| tx_delete_invite::<Error>(tx, invite.key.as_bytes()))?;
+                .write(|tx| tx_delete_invite::<Error>(tx, &stored_at))?;
         }
         self.durable().await
     }
 
-    /// Deletes one expired invite (the expiry task's job).
-    pub(crate) async fn expire_invite(
-        &self,
-        invite_key: &[u8],
-        expiry_index_key: &[u8],
-    ) -> Result<()> {
-        let record: Option<InviteRecord> = get_json(&self.store().invites, invite_key)?;
-        let Some(record) = record else {
-            // Stale index entry: nothing to lock for.
-            self.store().expiry.remove(expiry_index_key)?;
-            return Ok(());
-        };
-        let _guard = self.lock_doc(&record.doc).await;
+    /// Deletes expired invites of one document (the expiry task's job),
+    /// given their expiry index entries, in one transaction.
+    pub(crate) async fn expire_invites(&self, doc: &str, due: &[Vec<u8>]) -> Result<()> {
+        let _guard = self.lock_doc(doc).await;
         self.store().write(|tx| {
-            tx_delete_invite::<Error>(tx, invite_key)?;
-            tx.expiry.remove(expiry_index_key)?;
+            for index_key in due {
+                let invite_key = String::from_utf8_lossy(last_part(index_key));
+                tx_delete_invite::<Error>(tx, &record_key(doc, &invite_key))?;
+                // A stale entry (its invite already gone) goes too.
+                tx.expiry.remove(index_key.as_slice())?;
+            }
             Ok(())
         })
     }

@@ -49,11 +49,13 @@ pub struct Store {
     pub perms: sled::Tree,
     /// `user id \0 doc` → permission level (index for "my documents").
     pub user_docs: sled::Tree,
-    /// `invite key` → invite record.
+    /// `doc \0 invite key` → invite record. Every lookup of an invite
+    /// names its document, so the document's invites are a prefix scan and
+    /// no separate index is stored: sled 0.34 keeps tens of bytes in memory
+    /// per stored key (see docs/benchmarks.md).
     pub invites: sled::Tree,
-    /// `doc \0 creator id \0 invite key` → empty (listing and cascades).
-    pub doc_invites: sled::Tree,
-    /// `expiry ms (big endian) \0 invite key` → empty, ordered by deadline.
+    /// `expiry ms (big endian) \0 doc \0 invite key` → empty, ordered by
+    /// deadline.
     pub expiry: sled::Tree,
     /// `key id` → API key record (app and account keys).
     pub keys: sled::Tree,
@@ -73,7 +75,6 @@ pub struct Tx<'a> {
     pub perms: &'a TransactionalTree,
     pub user_docs: &'a TransactionalTree,
     pub invites: &'a TransactionalTree,
-    pub doc_invites: &'a TransactionalTree,
     pub expiry: &'a TransactionalTree,
     pub keys: &'a TransactionalTree,
     pub key_index: &'a TransactionalTree,
@@ -89,6 +90,7 @@ impl Store {
         create_private_dir(dir).map_err(|e| StoreError(e.to_string()))?;
         require_free_space(dir)?;
         let db = sled::Config::new().path(dir).open()?;
+        check_layout(&db)?;
         Self::from_db(db)
     }
 
@@ -101,12 +103,11 @@ impl Store {
             tree("perms")?,
             tree("user_docs")?,
             tree("invites")?,
-            tree("doc_invites")?,
             tree("expiry")?,
             tree("keys")?,
             tree("key_index")?,
         ]);
-        let [users, sessions, docs, perms, user_docs, invites, doc_invites, expiry, keys, key_index] =
+        let [users, sessions, docs, perms, user_docs, invites, expiry, keys, key_index] =
             trees.0.clone();
         Ok(Store {
             users,
@@ -115,7 +116,6 @@ impl Store {
             perms,
             user_docs,
             invites,
-            doc_invites,
             expiry,
             keys,
             key_index,
@@ -158,7 +158,7 @@ impl Store {
 
 /// The trees in the order of [`Tx`]'s fields.
 #[derive(Clone)]
-pub(crate) struct AllTrees([sled::Tree; 10]);
+pub(crate) struct AllTrees([sled::Tree; 9]);
 
 impl AllTrees {
     pub(crate) fn write<T, E>(&self, f: impl Fn(&Tx) -> TxResult<T, E>) -> Result<T, E>
@@ -174,10 +174,9 @@ impl AllTrees {
                 perms: &t[3],
                 user_docs: &t[4],
                 invites: &t[5],
-                doc_invites: &t[6],
-                expiry: &t[7],
-                keys: &t[8],
-                key_index: &t[9],
+                expiry: &t[6],
+                keys: &t[7],
+                key_index: &t[8],
             })
         });
         match result {
@@ -185,6 +184,29 @@ impl AllTrees {
             Err(TransactionError::Abort(e)) => Err(e),
             Err(TransactionError::Storage(e)) => Err(StoreError::from(e).into()),
         }
+    }
+}
+
+/// The on-disk layout this build reads, kept in the default tree so that a
+/// data directory written with another layout is refused, not misread.
+const LAYOUT: &[u8] = b"2";
+const LAYOUT_KEY: &[u8] = b"keystrate-layout";
+
+fn check_layout(db: &sled::Db) -> Result<(), StoreError> {
+    match db.get(LAYOUT_KEY)? {
+        Some(found) if found == LAYOUT => Ok(()),
+        // Only sled's default tree: a new data directory.
+        None if db.tree_names().len() == 1 => {
+            db.insert(LAYOUT_KEY, LAYOUT)?;
+            db.flush()?;
+            Ok(())
+        }
+        found => Err(StoreError(format!(
+            "the data directory uses storage layout {} but this build reads layout {}; \
+             start with a new --data directory",
+            found.map_or("1".into(), |v| String::from_utf8_lossy(&v).into_owned()),
+            String::from_utf8_lossy(LAYOUT)
+        ))),
     }
 }
 
@@ -279,6 +301,6 @@ pub fn tx_put_json<T: Serialize>(
     Ok(())
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError(format!("corrupt record: {e}")))
 }
