@@ -93,6 +93,16 @@ pub struct ServeArgs {
     /// is dropped (half-open connections).
     #[arg(long, env = "KEYSTRATE_WS_PING_INTERVAL", default_value_t = 30)]
     pub ws_ping_interval: u64,
+    /// Requests a second each WebSocket may send (bursts of twice as many);
+    /// more are answered `rate_limited`.
+    #[arg(long, env = "KEYSTRATE_WS_RATE_LIMIT", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub ws_rate_limit: u32,
+    /// MiB of storage page cache. Bounds memory on large stores; resident
+    /// memory runs to about twice this (sled counts pages as stored).
+    #[arg(long, env = "KEYSTRATE_CACHE_MB", default_value_t = crate::store::DEFAULT_CACHE_MB,
+          value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    pub cache_mb: u64,
 }
 
 impl Default for ServeArgs {
@@ -106,6 +116,8 @@ impl Default for ServeArgs {
             max_connections: 10_000,
             header_read_timeout: 10,
             ws_ping_interval: 30,
+            ws_rate_limit: 100,
+            cache_mb: crate::store::DEFAULT_CACHE_MB,
         }
     }
 }

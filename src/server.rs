@@ -7,6 +7,7 @@ use crate::engine::directory::Directory;
 use crate::engine::{expiry, Engine, EngineConfig};
 use crate::http::{self, App, Conn};
 use crate::store::Store;
+use crate::ws::SocketPolicy;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use std::net::SocketAddr;
@@ -73,7 +74,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         path: config.data.display().to_string(),
         cause,
     };
-    let store = Store::open(&config.data).map_err(|e| storage_err(e.to_string()))?;
+    let store = Store::open_with_cache(&config.data, config.serve.cache_mb)
+        .map_err(|e| storage_err(e.to_string()))?;
     let engine = Engine::new(
         store,
         EngineConfig {
@@ -98,7 +100,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         engine: engine.clone(),
         public_url: public_url.clone().into(),
         origins: Arc::new(allowed_origins(&config, addr, &public_url)),
-        ws_ping_interval: Duration::from_secs(config.serve.ws_ping_interval.max(1)),
+        socket_policy: SocketPolicy {
+            ping: Duration::from_secs(config.serve.ws_ping_interval.max(1)),
+            requests_per_s: config.serve.ws_rate_limit,
+        },
         directory: Arc::new(directory),
     };
     let (shutdown, shutdown_rx) = watch::channel(false);

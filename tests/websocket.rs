@@ -180,14 +180,9 @@ async fn frames_over_64_kib_close_with_1009() {
     assert!(alice.ws("doc").await.hello["permissions"] == "arw");
 }
 
-#[tokio::test]
-async fn socket_token_bucket_answers_rate_limited() {
-    let server = TestServer::start().await;
-    let alice = server.user("alice").await;
-    alice.create_doc("doc").await;
-    let mut a = alice.ws("doc").await;
-    // Send far more than the burst without waiting for replies.
-    let n = 400;
+/// Sends `n` requests without waiting, then counts the `rate_limited`
+/// replies.
+async fn flood(a: &mut Ws, n: usize) -> usize {
     for i in 0..n {
         a.socket
             .feed(Message::text(
@@ -210,6 +205,29 @@ async fn socket_token_bucket_answers_rate_limited() {
             limited += 1;
         }
     }
+    limited
+}
+
+#[tokio::test]
+async fn the_socket_rate_limit_is_the_operators_setting() {
+    let server = TestServer::start_with(|s| s.ws_rate_limit = 10).await;
+    let alice = server.user("alice").await;
+    alice.create_doc("doc").await;
+    let mut a = alice.ws("doc").await;
+    // A burst of 20 passes, the rest of 100 sent at once mostly does not.
+    let limited = flood(&mut a, 100).await;
+    assert!((60..=80).contains(&limited), "{limited} of 100 limited");
+}
+
+#[tokio::test]
+async fn socket_token_bucket_answers_rate_limited() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    alice.create_doc("doc").await;
+    let mut a = alice.ws("doc").await;
+    // Far more than the burst of 200 (twice the default 100/s).
+    let n = 400;
+    let limited = flood(&mut a, n).await;
     assert!(limited >= 100, "only {limited} of {n} limited");
     assert!(
         limited <= n - 200,

@@ -102,44 +102,6 @@ pub async fn call(socket: &mut Socket, frame: Value) -> Value {
     }
 }
 
-/// Client-side copy of the server's per-socket token bucket (100/s, burst
-/// 200), set a little lower so that clock jitter never trips the server's.
-pub struct Pacer {
-    rate: f64,
-    tokens: f64,
-    burst: f64,
-    last: Instant,
-    pub waits: u64,
-}
-
-impl Pacer {
-    pub fn policy() -> Pacer {
-        Pacer {
-            rate: 95.0,
-            tokens: 150.0,
-            burst: 150.0,
-            last: Instant::now(),
-            waits: 0,
-        }
-    }
-
-    async fn take(&mut self) {
-        loop {
-            let now = Instant::now();
-            self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate)
-                .min(self.burst);
-            self.last = now;
-            if self.tokens >= 1.0 {
-                self.tokens -= 1.0;
-                return;
-            }
-            self.waits += 1;
-            let wait = (1.0 - self.tokens) / self.rate;
-            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
-        }
-    }
-}
-
 /// Builds request number `seq` of socket `socket` with `token`; `None` when
 /// that socket has no more work.
 pub type MakeFrame = Arc<dyn Fn(usize, u64, &str) -> Option<String> + Send + Sync>;
@@ -152,8 +114,6 @@ pub struct Shape {
     pub in_flight: usize,
     pub warmup: Duration,
     pub duration: Duration,
-    /// Respect keystrate's per-socket rate limit.
-    pub paced: bool,
 }
 
 /// What a run measured inside its window.
@@ -164,8 +124,6 @@ pub struct Outcome {
     /// Microseconds, successful requests only.
     pub latencies: Vec<u32>,
     pub window: Duration,
-    /// Times a socket had to wait for the pacer.
-    pub pacer_waits: u64,
 }
 
 impl Outcome {
@@ -193,7 +151,6 @@ impl Outcome {
             *self.errors.entry(code).or_default() += n;
         }
         self.latencies.extend(other.latencies);
-        self.pacer_waits += other.pacer_waits;
     }
 }
 
@@ -248,7 +205,6 @@ async fn drive(
     on_reply: Option<OnReply>,
 ) -> (Outcome, Option<Socket>) {
     let mut out = Outcome::default();
-    let mut pacer = shape.paced.then(Pacer::policy);
     let mut pending: HashMap<String, Instant> = HashMap::new();
     let mut seq = 0u64;
     let mut exhausted = false;
@@ -260,9 +216,6 @@ async fn drive(
                 break;
             };
             seq += 1;
-            if let Some(p) = pacer.as_mut() {
-                p.take().await;
-            }
             pending.insert(token, Instant::now());
             if socket.send(Message::text(frame)).await.is_err() {
                 return (out, None);
@@ -295,7 +248,6 @@ async fn drive(
             }
         }
     }
-    out.pacer_waits = pacer.map_or(0, |p| p.waits);
     (out, Some(socket))
 }
 

@@ -122,6 +122,9 @@ pub async fn serve(data: &Path, port: &str) {
         serve: ServeArgs {
             listen: listen(port),
             max_connections: 30_000,
+            // The per-socket request rate is a policy (tested in
+            // tests/websocket.rs); the bench measures capacity.
+            ws_rate_limit: 1_000_000,
             ..ServeArgs::default()
         },
     })

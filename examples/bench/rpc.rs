@@ -13,12 +13,11 @@ use std::time::{Duration, Instant};
 
 const P99_LIMIT: Duration = Duration::from_millis(20);
 
-fn shape(o: &Opts, in_flight: usize, paced: bool) -> Shape {
+fn shape(o: &Opts, in_flight: usize) -> Shape {
     Shape {
         in_flight,
         warmup: o.warmup,
         duration: o.duration,
-        paced,
     }
 }
 
@@ -33,15 +32,11 @@ fn describe(out: &mut Outcome) -> String {
     if !out.errors.is_empty() {
         s.push_str(&format!(" errors: {}", out.error_summary()));
     }
-    if out.pacer_waits > 0 {
-        s.push_str(" (paced at 95 req/s/socket)");
-    }
     s
 }
 
-/// checkInvite: 64 × 8 = 512 requests in flight. keystrate allows each
-/// socket 100 requests/s, so the 512 are spread over `check_sockets`
-/// sockets; the echo server gets exactly the same sockets and frames.
+/// checkInvite: `check_sockets` × `check_depth` (64 × 8) requests in
+/// flight; the echo server gets exactly the same sockets and frames.
 pub async fn check(world: &World, o: &Opts, rows: &mut Vec<Row>) {
     let owner = world.sockets(std::slice::from_ref(&world.owner), 8).await;
     let (keys, _) = world.create_invites(owner, 256, 3600).await;
@@ -55,11 +50,11 @@ pub async fn check(world: &World, o: &Opts, rows: &mut Vec<Row>) {
     let mut echo = Proc::spawn(&["--echo"]);
     echo.ready(Instant::now(), false).await;
     let echo_sockets = connect_many(&echo.base, sockets).await;
-    let (mut base, _) = load::run(echo_sockets, shape(o, depth, false), make.clone(), None).await;
+    let (mut base, _) = load::run(echo_sockets, shape(o, depth), make.clone(), None).await;
     drop(echo);
 
     let ks_sockets = world.sockets(&world.users, sockets).await;
-    let (mut out, _) = load::run(ks_sockets, shape(o, depth, true), make, None).await;
+    let (mut out, _) = load::run(ks_sockets, shape(o, depth), make, None).await;
     let ratio = out.rate() / base.rate();
     rows.push(Row {
         scenario: format!("checkInvite, {sockets} sockets × {depth} in flight"),
@@ -88,7 +83,7 @@ pub async fn create(world: &World, o: &Opts, rows: &mut Vec<Row>) -> Vec<String>
     let sockets = world.sockets(std::slice::from_ref(&world.owner), 64).await;
     let make: MakeFrame = Arc::new(|_, _, token| Some(setup::create_frame(token, 3600)));
     let (keys, on_reply) = load::collector();
-    let (mut out, _) = load::run(sockets, shape(o, 1, true), make, Some(on_reply)).await;
+    let (mut out, _) = load::run(sockets, shape(o, 1), make, Some(on_reply)).await;
     let ratio = out.rate() / plain.rate();
     rows.push(Row {
         scenario: "createInvite (durable), 64 sockets × 1".into(),
@@ -115,8 +110,8 @@ pub async fn create(world: &World, o: &Opts, rows: &mut Vec<Row>) -> Vec<String>
 /// accept writes a use count and a permission entry in one transaction.
 pub async fn accept(world: &World, o: &Opts, mut pool: Vec<String>, rows: &mut Vec<Row>) {
     let users = world.users.len();
-    // The pacer caps a socket at 95/s after a burst of 150.
-    let per_user = (95.0 * (o.warmup + o.duration).as_secs_f64()) as usize + 160;
+    // Enough fresh invites for each user to accept 300 a second.
+    let per_user = (300.0 * (o.warmup + o.duration).as_secs_f64()) as usize;
     let needed = users * per_user;
     if pool.len() < needed {
         let owner = world.sockets(std::slice::from_ref(&world.owner), 64).await;
@@ -133,7 +128,7 @@ pub async fn accept(world: &World, o: &Opts, mut pool: Vec<String>, rows: &mut V
     });
     let mut sled = storage::sled_baseline(users, o.warmup, o.duration, false).await;
     let sockets = world.sockets(&world.users, users).await;
-    let (mut out, _) = load::run(sockets, shape(o, 1, true), make, None).await;
+    let (mut out, _) = load::run(sockets, shape(o, 1), make, None).await;
     rows.push(Row {
         scenario: format!("acceptInvite (durable) by {users} distinct users × 1"),
         measured: describe(&mut out),

@@ -123,7 +123,6 @@ impl World {
             in_flight: 1,
             warmup: Duration::ZERO,
             duration: Duration::from_secs(3600),
-            paced: true,
         };
         let (_, sockets) = load::run(sockets, shape, make, Some(on_reply)).await;
         let keys = std::mem::take(&mut *keys.lock().expect("keys"));

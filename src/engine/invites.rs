@@ -5,19 +5,24 @@
 
 use super::documents::tx_set_entry;
 use super::{now_ms, random_bytes, timestamp, Caller, Engine, Error, Level, Result, User};
-use crate::store::{get_json, key, last_part, prefix, tx_get_json, tx_put_json, Tx, TxResult};
+use crate::store::{decode, key, last_part, prefix, tx_put_json, StoreError, Tx, TxResult, SEP};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use sled::transaction::ConflictableTransactionError;
 use sled::transaction::UnabortableTransactionError;
 
 pub const DEFAULT_MAX_AGE: i64 = 604_800;
 pub const MAX_MAX_AGE: i64 = 2_592_000;
 pub const MAX_MAX_USES: u64 = 1_000_000;
 
-/// An invite as stored.
+/// An invite as stored. Its key and document are in the record's sled key
+/// (`doc \0 key`), not repeated in the stored JSON: smaller records keep
+/// sled's log, replay and page cache smaller (docs/benchmarks.md).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InviteRecord {
+    #[serde(skip)]
     pub key: String,
+    #[serde(skip)]
     pub doc: String,
     pub permissions: String,
     pub created_at: i64,
@@ -226,6 +231,19 @@ pub(crate) fn record_key(doc: &str, invite_key: &str) -> Vec<u8> {
     key(&[doc.as_bytes(), invite_key.as_bytes()])
 }
 
+/// Decodes the invite stored at `record_key`, filling in the document and
+/// key that the sled key holds.
+fn read_record(record_key: &[u8], bytes: &[u8]) -> std::result::Result<InviteRecord, StoreError> {
+    let split = record_key
+        .iter()
+        .rposition(|b| *b == SEP)
+        .ok_or_else(|| StoreError("invite stored under a malformed key".into()))?;
+    let mut invite: InviteRecord = decode(bytes)?;
+    invite.doc = String::from_utf8_lossy(&record_key[..split]).into_owned();
+    invite.key = String::from_utf8_lossy(&record_key[split + 1..]).into_owned();
+    Ok(invite)
+}
+
 /// The expiry index entry, `deadline \0 doc \0 invite key`.
 fn expiry_key(invite: &InviteRecord) -> Vec<u8> {
     key(&[
@@ -250,10 +268,11 @@ pub(crate) fn tx_delete_invite<E: From<crate::store::StoreError>>(
     tx: &Tx,
     record_key: &[u8],
 ) -> TxResult<bool, E> {
-    let invite: Option<InviteRecord> = tx_get_json(tx.invites, record_key)?;
-    let Some(invite) = invite else {
+    let Some(bytes) = tx.invites.get(record_key)? else {
         return Ok(false);
     };
+    let invite = read_record(record_key, &bytes)
+        .map_err(|e| ConflictableTransactionError::Abort(e.into()))?;
     tx.invites.remove(record_key)?;
     tx.expiry.remove(expiry_key(&invite))?;
     Ok(true)
@@ -264,10 +283,11 @@ impl Engine {
         if !well_formed_key(invite_key) {
             return Ok(None);
         }
-        Ok(get_json(
-            &self.store().invites,
-            &record_key(doc, invite_key),
-        )?)
+        let at = record_key(doc, invite_key);
+        match self.store().invites.get(&at).map_err(StoreError::from)? {
+            Some(bytes) => Ok(Some(read_record(&at, &bytes)?)),
+            None => Ok(None),
+        }
     }
 
     /// The invite if it is valid for `user` on `doc` now (SPEC section 3).
@@ -423,8 +443,8 @@ impl Engine {
     pub(crate) fn stored_invites(&self, doc: &str) -> Result<Vec<InviteRecord>> {
         let mut out = Vec::new();
         for item in self.store().invites.scan_prefix(prefix(&[doc.as_bytes()])) {
-            let (_, v) = item.map_err(crate::store::StoreError::from)?;
-            out.push(crate::store::decode(&v)?);
+            let (k, v) = item.map_err(StoreError::from)?;
+            out.push(read_record(&k, &v)?);
         }
         Ok(out)
     }

@@ -35,8 +35,8 @@ pub struct App {
     pub public_url: Arc<str>,
     /// Origins allowed to open WebSockets.
     pub origins: Arc<Vec<String>>,
-    /// Interval of WebSocket pings (half-open detection).
-    pub ws_ping_interval: std::time::Duration,
+    /// Pings and request rate of every WebSocket.
+    pub socket_policy: crate::ws::SocketPolicy,
     /// The key directory (SPEC section 8).
     pub directory: Arc<crate::engine::directory::Directory>,
 }

@@ -81,7 +81,7 @@ pub fn route(app: App) -> BoxedFilter<(Response,)> {
                     return reply::text(StatusCode::BAD_REQUEST, "Upgrade already taken");
                 };
                 let engine = app.engine.clone();
-                let ping = app.ws_ping_interval;
+                let policy = app.socket_policy;
                 tokio::spawn(async move {
                     let upgraded = match upgrade.await {
                         Ok(u) => u,
@@ -97,7 +97,7 @@ pub fn route(app: App) -> BoxedFilter<(Response,)> {
                         Some(config),
                     )
                     .await;
-                    serve_socket(engine, socket, doc, s.caller, level, ping, conn).await;
+                    serve_socket(engine, socket, doc, s.caller, level, policy, conn).await;
                 });
                 switching_protocols(&hs.key)
             },

@@ -84,12 +84,21 @@ pub struct Tx<'a> {
 pub type TxResult<T, E> = Result<T, ConflictableTransactionError<E>>;
 
 impl Store {
-    /// Opens (or creates) the data directory. Must run inside a tokio runtime
-    /// because it starts the flusher task.
+    /// Opens (or creates) the data directory with the default page cache.
+    /// Must run inside a tokio runtime because it starts the flusher task.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Self::open_with_cache(dir, DEFAULT_CACHE_MB)
+    }
+
+    /// Opens the data directory with a page cache of `cache_mb` MiB.
+    pub fn open_with_cache(dir: &Path, cache_mb: u64) -> Result<Store, StoreError> {
         create_private_dir(dir).map_err(|e| StoreError(e.to_string()))?;
         require_free_space(dir)?;
-        let db = sled::Config::new().path(dir).open()?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_mb.saturating_mul(1024 * 1024))
+            .open()?;
+        release_freed_memory();
         check_layout(&db)?;
         Self::from_db(db)
     }
@@ -187,6 +196,23 @@ impl AllTrees {
     }
 }
 
+/// sled's page cache, in MiB. sled's default (1 GiB) lets memory grow with
+/// the stored invites as they are touched, against SPEC section 3; a small
+/// cache bounds it and costs write speed only on very large stores
+/// (docs/benchmarks.md).
+pub const DEFAULT_CACHE_MB: u64 = 64;
+
+/// Opening a store replays sled's log, which allocates and frees a great
+/// deal; glibc keeps freed memory inside its heap unless asked to return it.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap pages; it has no
+    // preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// The on-disk layout this build reads, kept in the default tree so that a
 /// data directory written with another layout is refused, not misread.
 const LAYOUT: &[u8] = b"2";
@@ -270,22 +296,6 @@ pub fn last_part(key: &[u8]) -> &[u8] {
 pub fn get_json<T: DeserializeOwned>(tree: &sled::Tree, k: &[u8]) -> Result<Option<T>, StoreError> {
     match tree.get(k)? {
         Some(bytes) => decode(&bytes).map(Some),
-        None => Ok(None),
-    }
-}
-
-/// Reads a JSON record inside a transaction.
-pub fn tx_get_json<T: DeserializeOwned, E>(
-    tree: &TransactionalTree,
-    k: &[u8],
-) -> TxResult<Option<T>, E>
-where
-    E: From<StoreError>,
-{
-    match tree.get(k)? {
-        Some(bytes) => decode(&bytes)
-            .map(Some)
-            .map_err(|e| ConflictableTransactionError::Abort(e.into())),
         None => Ok(None),
     }
 }

@@ -28,22 +28,73 @@ pub const MAX_FRAME: usize = 64 * 1024;
 /// Requests of one socket being worked on at once; further frames wait.
 const IN_FLIGHT: usize = 32;
 
+/// Most frames written before one flush: replies and events that queue up
+/// while the socket is busy leave in one write, not one system call each.
+const WRITE_BATCH: usize = 64;
+
+/// Writes queued frames until the queue closes or a close frame is sent.
+async fn write_frames<S>(mut sink: S, mut rx: mpsc::Receiver<Outgoing>)
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    'queue: while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        let mut fed = 0;
+        while let Some(out) = next.take() {
+            let message = match out {
+                Outgoing::Text(text) => Message::text(text),
+                Outgoing::Ping => Message::Ping(Default::default()),
+                Outgoing::Close(code, reason) => {
+                    let frame = CloseFrame {
+                        code: CloseCode::from(code),
+                        reason: reason.into(),
+                    };
+                    // `send` flushes what was fed before it too.
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    break 'queue;
+                }
+            };
+            if sink.feed(message).await.is_err() {
+                break 'queue;
+            }
+            fed += 1;
+            if fed < WRITE_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if sink.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = sink.close().await;
+}
+
+/// What the operator sets for every socket.
+#[derive(Debug, Clone, Copy)]
+pub struct SocketPolicy {
+    /// The server pings this often; a peer silent for two intervals is gone
+    /// (a half-open connection) and is dropped.
+    pub ping: Duration,
+    /// Requests a second a socket may send, with bursts of twice as many;
+    /// more get `rate_limited`.
+    pub requests_per_s: u32,
+}
+
 /// Serves one upgraded socket until it closes. `keep` is held for the
 /// socket's lifetime (the connection slot that counts against the cap).
-/// Every `ping` the server pings; a peer silent for two intervals is gone
-/// (a half-open connection) and is dropped.
 pub async fn serve_socket<K: Send + 'static>(
     engine: Engine,
     socket: WebSocket,
     doc: String,
     caller: Caller,
     level: Level,
-    ping: Duration,
+    policy: SocketPolicy,
     keep: K,
 ) {
+    let ping = policy.ping;
     let client_id = hex::encode(random_bytes::<8>());
-    let (mut sink, mut stream) = socket.split();
-    let (tx, mut rx) = mpsc::channel::<Outgoing>(QUEUE);
+    let (sink, mut stream) = socket.split();
+    let (tx, rx) = mpsc::channel::<Outgoing>(QUEUE);
     let kick = Arc::new(Notify::new());
     // Re-read: the permission may have changed during the upgrade.
     let level = engine.effective_level(&doc, caller.user()).unwrap_or(level);
@@ -59,28 +110,10 @@ pub async fn serve_socket<K: Send + 'static>(
     );
     tracing::debug!(doc = %doc, client = %client_id, "socket joined");
 
-    let writer = tokio::spawn(async move {
-        while let Some(out) = rx.recv().await {
-            let sent = match out {
-                Outgoing::Text(text) => sink.send(Message::text(text)).await,
-                Outgoing::Ping => sink.send(Message::Ping(Default::default())).await,
-                Outgoing::Close(code, reason) => {
-                    let frame = CloseFrame {
-                        code: CloseCode::from(code),
-                        reason: reason.into(),
-                    };
-                    let _ = sink.send(Message::Close(Some(frame))).await;
-                    break;
-                }
-            };
-            if sent.is_err() {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
+    let writer = tokio::spawn(write_frames(sink, rx));
 
-    let mut bucket = TokenBucket::new(100.0, 200.0);
+    let rate = f64::from(policy.requests_per_s);
+    let mut bucket = TokenBucket::new(rate, 2.0 * rate);
     let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + ping, ping);
     let mut last_heard = Instant::now();
