@@ -5,7 +5,7 @@
 
 use futures_util::{SinkExt, StreamExt};
 use keystrate::config::{Config, ServeArgs};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -125,6 +125,7 @@ pub async fn serve(data: &Path, port: &str) {
             // The per-socket request rate is a policy (tested in
             // tests/websocket.rs); the bench measures capacity.
             ws_rate_limit: 1_000_000,
+            cache_mb: cache_mb(),
             ..ServeArgs::default()
         },
     })
@@ -138,6 +139,15 @@ pub async fn serve(data: &Path, port: &str) {
         let _ = stop.send(true);
     });
     running.wait().await;
+}
+
+/// The page cache the bench's servers use: `KEYSTRATE_CACHE_MB`, as for the
+/// real binary, or the default.
+pub fn cache_mb() -> u64 {
+    std::env::var("KEYSTRATE_CACHE_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(keystrate::store::DEFAULT_CACHE_MB)
 }
 
 /// `--echo <port>`: the transport baseline, a bare tokio-tungstenite server
@@ -184,11 +194,4 @@ pub fn temp_dir(name: &str) -> tempfile::TempDir {
         .prefix(&format!("keystrate-bench-{name}-"))
         .tempdir()
         .expect("temp dir")
-}
-
-/// The `keystrate` binary next to this example, for `keys create`.
-pub fn keystrate_binary() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let path = exe.parent()?.parent()?.join("keystrate");
-    path.exists().then_some(path)
 }

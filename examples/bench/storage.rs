@@ -89,7 +89,7 @@ pub async fn sled_baseline(
 /// directory through the engine, as `createInvite` would, `count` invites
 /// valid for a week and then `expiring` that expire 8–12 s later.
 pub async fn populate(dir: &Path, count: u64, expiring: u64) {
-    let store = Store::open(dir).expect("store opens");
+    let store = Store::open_with_cache(dir, crate::procs::cache_mb()).expect("store opens");
     let engine = Engine::new(store, Default::default());
     let user = engine
         .create_user("owner", "correct horse battery")
