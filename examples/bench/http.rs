@@ -102,16 +102,38 @@ pub async fn invites_api(o: &Opts, rows: &mut Vec<Row>) {
         target: "≥ 50% of hello world".into(),
         pass: None,
     };
+    let mut ours = None;
     match api_rate(o).await {
         Ok(mut out) => {
             let ratio = out.rate() / base.rate();
             row.measured = describe(&mut out);
             row.ratio = pct(ratio);
             row.pass = Some(ratio >= 0.5 && out.errors.is_empty());
+            ours = Some(out.rate());
         }
         Err(why) => row.measured = format!("n/a ({why})"),
     }
     rows.push(row);
+    rows.push(peer_row(o, ours).await);
+}
+
+/// Prosody's `GET /invites_api` with the same clients, as the peer.
+async fn peer_row(o: &Opts, ours: Option<f64>) -> Row {
+    let scenario = "Prosody mod_invites_api, GET /invites_api (peer; default file storage, no fsync)";
+    let prosody = match crate::prosody::start().await {
+        Ok(p) => p,
+        Err(why) => return Row::info(scenario, format!("not run ({why})")),
+    };
+    let url = prosody.url.clone();
+    // Prosody routes by virtual host.
+    let mut out = http_load(o, 201, move |c| c.get(&url).header("host", "localhost")).await;
+    drop(prosody);
+    let mut row = Row::info(scenario, describe(&mut out));
+    if let Some(ours) = ours {
+        row.baseline = format!("keystrate {}", per_s(ours));
+        row.ratio = format!("keystrate {:.1}×", ours / out.rate());
+    }
+    row
 }
 
 /// The invites API rate, or why it could not be measured.

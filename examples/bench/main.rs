@@ -13,6 +13,7 @@
 mod http;
 mod load;
 mod procs;
+mod prosody;
 mod rpc;
 mod setup;
 mod sockets;
