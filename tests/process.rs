@@ -227,3 +227,27 @@ async fn a_data_directory_with_another_storage_layout_is_refused_untouched() {
     assert!(db.get("keystrate-layout").unwrap().is_none(), "not stamped");
     assert!(db.open_tree("invites").unwrap().get("k").unwrap().is_some());
 }
+
+#[tokio::test]
+async fn out_of_range_limits_are_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for (flag, value) in [("--cache-mb", "0"), ("--ws-rate-limit", "0")] {
+        let out = Command::new(BIN)
+            .arg("--data")
+            .arg(dir.path())
+            .args(["--listen", "127.0.0.1:0", flag, value])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{flag} {value} accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(flag), "{stderr}");
+    }
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "nothing written"
+    );
+    // The smallest values are usable.
+    let p = Proc::start(dir.path(), &["--cache-mb", "1", "--ws-rate-limit", "1"]).await;
+    let health = reqwest::get(format!("{}/health", p.base)).await.unwrap();
+    assert_eq!(health.status(), 200);
+}

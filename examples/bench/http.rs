@@ -119,7 +119,8 @@ pub async fn invites_api(o: &Opts, rows: &mut Vec<Row>) {
 
 /// Prosody's `GET /invites_api` with the same clients, as the peer.
 async fn peer_row(o: &Opts, ours: Option<f64>) -> Row {
-    let scenario = "Prosody mod_invites_api, GET /invites_api (peer; default file storage, no fsync)";
+    let scenario =
+        "Prosody mod_invites_api, GET /invites_api (peer; default file storage, no fsync)";
     let prosody = match crate::prosody::start().await {
         Ok(p) => p,
         Err(why) => return Row::info(scenario, format!("not run ({why})")),
