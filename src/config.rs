@@ -98,8 +98,8 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYSTRATE_WS_RATE_LIMIT", default_value_t = 100,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub ws_rate_limit: u32,
-    /// MiB of storage page cache. Bounds memory on large stores; resident
-    /// memory runs to about twice this (sled counts pages as stored).
+    /// MiB of storage page cache. sled's own default, 1 GiB, fills as
+    /// requests read stored invites; this bounds it.
     #[arg(long, env = "KEYSTRATE_CACHE_MB", default_value_t = crate::store::DEFAULT_CACHE_MB,
           value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
     pub cache_mb: u64,

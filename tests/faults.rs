@@ -105,7 +105,11 @@ async fn sigterm_during_in_flight_requests_replies_or_closes_cleanly() {
     let store = keystrate::store::Store::open(dir.path()).unwrap();
     for key in &acked {
         assert!(
-            store.invites.get(format!("doc\0{key}")).unwrap().is_some(),
+            store
+                .invites
+                .get(keystrate::engine::invites::record_key("doc", key))
+                .unwrap()
+                .is_some(),
             "acknowledged invite {key} lost"
         );
     }

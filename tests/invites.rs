@@ -4,6 +4,7 @@
 
 mod common;
 use common::*;
+use keystrate::engine::invites::record_key;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -257,7 +258,7 @@ async fn check_accept_and_distinct_use_counting() {
         .engine()
         .store()
         .invites
-        .get(format!("doc\0{}", key.as_str().unwrap()))
+        .get(record_key("doc", key.as_str().unwrap()))
         .unwrap()
         .unwrap();
     let record: Value = serde_json::from_slice(&record).unwrap();
@@ -495,7 +496,7 @@ async fn a_burst_of_expiries_on_two_documents_is_purged_completely() {
     }
     assert_eq!(store.invites.len(), 1, "every expired invite deleted");
     assert_eq!(store.expiry.len(), 1, "with its expiry entry");
-    let at = format!("doc\0{}", kept["key"].as_str().unwrap());
+    let at = record_key("doc", kept["key"].as_str().unwrap());
     assert!(store.invites.get(at).unwrap().is_some());
 }
 
@@ -525,7 +526,7 @@ async fn expired_invites_are_rejected_and_deleted_from_storage() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let stored = |invite: &Value| {
-        let at = format!("doc\0{}", invite["key"].as_str().unwrap());
+        let at = record_key("doc", invite["key"].as_str().unwrap());
         store.invites.get(at).unwrap().is_some()
     };
     assert!(!stored(&short));
@@ -566,7 +567,7 @@ async fn demoting_the_creator_drops_their_invites_at_once() {
     .await;
     let store = server.engine().store();
     let stored = |invite: &Value| {
-        let at = format!("doc\0{}", invite["key"].as_str().unwrap());
+        let at = record_key("doc", invite["key"].as_str().unwrap());
         store.invites.get(at).unwrap().is_some()
     };
     for invite in [&bobs, &bobs2] {
@@ -664,7 +665,7 @@ async fn concurrent_accepts_grant_exactly_max_uses() {
             .engine()
             .store()
             .invites
-            .get(format!("doc\0{}", key.as_str().unwrap()))
+            .get(record_key("doc", key.as_str().unwrap()))
             .unwrap()
             .unwrap(),
     )

@@ -3,29 +3,30 @@
 //! ordered `expiry` index, so nothing is held in memory) and is woken early
 //! when an invite is created.
 
+use super::invites::{split_doc_key, DueInvite};
 use super::{now_ms, Engine};
-use crate::store::SEP;
 use std::time::Duration;
 
 /// Most invites deleted in one transaction: a burst of expiries costs one
 /// sled transaction per batch and document, not one per invite.
 const BATCH: usize = 256;
 
-/// An expiry index entry: `deadline (8 bytes) \0 doc \0 invite key`.
+/// An expiry index entry: `deadline (8 bytes) \0 doc \0 <key bytes>`.
 struct Due {
     deadline: i64,
     doc: String,
+    invite_key: String,
     index_key: Vec<u8>,
 }
 
 impl Due {
     fn parse(index_key: &[u8]) -> Option<Due> {
         let deadline = i64::from_be_bytes(index_key.get(..8)?.try_into().ok()?);
-        let rest = index_key.get(9..)?;
-        let doc_end = rest.iter().rposition(|b| *b == SEP)?;
+        let (doc, invite_key) = split_doc_key(index_key.get(9..)?)?;
         Some(Due {
             deadline,
-            doc: String::from_utf8(rest[..doc_end].to_vec()).ok()?,
+            doc,
+            invite_key,
             index_key: index_key.to_vec(),
         })
     }
@@ -74,11 +75,12 @@ impl Engine {
                     return Some(now_ms() + 1000);
                 }
             };
-            let mut by_doc: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
+            let mut by_doc: Vec<(String, Vec<DueInvite>)> = Vec::new();
             for entry in due {
+                let item = (entry.invite_key, entry.index_key);
                 match by_doc.iter_mut().find(|(doc, _)| *doc == entry.doc) {
-                    Some((_, keys)) => keys.push(entry.index_key),
-                    None => by_doc.push((entry.doc, vec![entry.index_key])),
+                    Some((_, items)) => items.push(item),
+                    None => by_doc.push((entry.doc, vec![item])),
                 }
             }
             for (doc, keys) in &by_doc {

@@ -5,7 +5,7 @@
 
 use super::documents::tx_set_entry;
 use super::{now_ms, random_bytes, timestamp, Caller, Engine, Error, Level, Result, User};
-use crate::store::{decode, key, last_part, prefix, tx_put_json, StoreError, Tx, TxResult, SEP};
+use crate::store::{decode, prefix, tx_put_json, StoreError, Tx, TxResult, SEP};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sled::transaction::ConflictableTransactionError;
@@ -225,32 +225,53 @@ fn well_formed_key(key: &str) -> bool {
     key.len() == 64 && key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// Where an invite is stored: under its document, so that listing a
-/// document's invites is a prefix scan.
-pub(crate) fn record_key(doc: &str, invite_key: &str) -> Vec<u8> {
-    key(&[doc.as_bytes(), invite_key.as_bytes()])
+/// Bytes of an invite key as stored: its 32 bytes, not its 64 hex
+/// characters, which keeps sled's log (replayed at start) and pages small.
+const KEY_BYTES: usize = 32;
+
+/// `prefix` followed by the raw bytes of a well-formed (64 hex) invite key.
+/// Every caller passes a key that was generated, read from storage, or
+/// checked by `well_formed_key`.
+fn with_raw_key(mut prefix: Vec<u8>, invite_key: &str) -> Vec<u8> {
+    prefix.extend(hex::decode(invite_key).expect("invite keys are checked before use"));
+    prefix
+}
+
+/// Where an invite is stored: `doc \0 <key bytes>`, under its document, so
+/// that listing a document's invites is a prefix scan.
+pub fn record_key(doc: &str, invite_key: &str) -> Vec<u8> {
+    with_raw_key(prefix(&[doc.as_bytes()]), invite_key)
+}
+
+/// Splits `doc \0 <key bytes>` (the tail of a record or expiry key) into
+/// the document and the hex key.
+pub(crate) fn split_doc_key(tail: &[u8]) -> Option<(String, String)> {
+    let doc_len = tail.len().checked_sub(KEY_BYTES + 1)?;
+    if tail[doc_len] != SEP {
+        return None;
+    }
+    let doc = String::from_utf8(tail[..doc_len].to_vec()).ok()?;
+    Some((doc, hex::encode(&tail[doc_len + 1..])))
 }
 
 /// Decodes the invite stored at `record_key`, filling in the document and
 /// key that the sled key holds.
 fn read_record(record_key: &[u8], bytes: &[u8]) -> std::result::Result<InviteRecord, StoreError> {
-    let split = record_key
-        .iter()
-        .rposition(|b| *b == SEP)
+    let (doc, key) = split_doc_key(record_key)
         .ok_or_else(|| StoreError("invite stored under a malformed key".into()))?;
     let mut invite: InviteRecord = decode(bytes)?;
-    invite.doc = String::from_utf8_lossy(&record_key[..split]).into_owned();
-    invite.key = String::from_utf8_lossy(&record_key[split + 1..]).into_owned();
+    invite.doc = doc;
+    invite.key = key;
     Ok(invite)
 }
 
-/// The expiry index entry, `deadline \0 doc \0 invite key`.
-fn expiry_key(invite: &InviteRecord) -> Vec<u8> {
-    key(&[
-        &(invite.expires_at.max(0) as u64).to_be_bytes(),
-        invite.doc.as_bytes(),
-        invite.key.as_bytes(),
-    ])
+/// An expired invite's key and its expiry index entry.
+pub(crate) type DueInvite = (String, Vec<u8>);
+
+/// The expiry index entry, `deadline \0 doc \0 <key bytes>`.
+pub(crate) fn expiry_key(expires_at: i64, doc: &str, invite_key: &str) -> Vec<u8> {
+    let deadline = (expires_at.max(0) as u64).to_be_bytes();
+    with_raw_key(prefix(&[&deadline, doc.as_bytes()]), invite_key)
 }
 
 fn tx_put_invite(
@@ -258,7 +279,8 @@ fn tx_put_invite(
     invite: &InviteRecord,
 ) -> std::result::Result<(), UnabortableTransactionError> {
     tx_put_json(tx.invites, &record_key(&invite.doc, &invite.key), invite)?;
-    tx.expiry.insert(expiry_key(invite), &[])?;
+    tx.expiry
+        .insert(expiry_key(invite.expires_at, &invite.doc, &invite.key), &[])?;
     Ok(())
 }
 
@@ -274,7 +296,8 @@ pub(crate) fn tx_delete_invite<E: From<crate::store::StoreError>>(
     let invite = read_record(record_key, &bytes)
         .map_err(|e| ConflictableTransactionError::Abort(e.into()))?;
     tx.invites.remove(record_key)?;
-    tx.expiry.remove(expiry_key(&invite))?;
+    tx.expiry
+        .remove(expiry_key(invite.expires_at, &invite.doc, &invite.key))?;
     Ok(true)
 }
 
@@ -465,14 +488,13 @@ impl Engine {
         self.durable().await
     }
 
-    /// Deletes expired invites of one document (the expiry task's job),
-    /// given their expiry index entries, in one transaction.
-    pub(crate) async fn expire_invites(&self, doc: &str, due: &[Vec<u8>]) -> Result<()> {
+    /// Deletes expired invites of one document (the expiry task's job) in
+    /// one transaction.
+    pub(crate) async fn expire_invites(&self, doc: &str, due: &[DueInvite]) -> Result<()> {
         let _guard = self.lock_doc(doc).await;
         self.store().write(|tx| {
-            for index_key in due {
-                let invite_key = String::from_utf8_lossy(last_part(index_key));
-                tx_delete_invite::<Error>(tx, &record_key(doc, &invite_key))?;
+            for (invite_key, index_key) in due {
+                tx_delete_invite::<Error>(tx, &record_key(doc, invite_key))?;
                 // A stale entry (its invite already gone) goes too.
                 tx.expiry.remove(index_key.as_slice())?;
             }

@@ -49,13 +49,13 @@ pub struct Store {
     pub perms: sled::Tree,
     /// `user id \0 doc` → permission level (index for "my documents").
     pub user_docs: sled::Tree,
-    /// `doc \0 invite key` → invite record. Every lookup of an invite
+    /// `doc \0 <invite key's 32 bytes>` → invite record. Every lookup of an invite
     /// names its document, so the document's invites are a prefix scan and
     /// no separate index is stored: sled 0.34 keeps tens of bytes in memory
     /// per stored key (see docs/benchmarks.md).
     pub invites: sled::Tree,
-    /// `expiry ms (big endian) \0 doc \0 invite key` → empty, ordered by
-    /// deadline.
+    /// `expiry ms (big endian) \0 doc \0 <invite key's 32 bytes>` → empty,
+    /// ordered by deadline.
     pub expiry: sled::Tree,
     /// `key id` → API key record (app and account keys).
     pub keys: sled::Tree,
@@ -222,7 +222,7 @@ fn release_freed_memory() {
 
 /// The on-disk layout this build reads, kept in the default tree so that a
 /// data directory written with another layout is refused, not misread.
-const LAYOUT: &[u8] = b"2";
+const LAYOUT: &[u8] = b"3";
 const LAYOUT_KEY: &[u8] = b"keystrate-layout";
 
 fn check_layout(db: &sled::Db) -> Result<(), StoreError> {
