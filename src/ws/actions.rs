@@ -1,5 +1,7 @@
 //! `wa` → engine call: one small function per action. Each reads its
-//! options, calls the engine and shapes the reply value.
+//! options, calls the engine and serialises the reply value; the frame is
+//! assembled around that text (`protocol::reply`) without building a
+//! `serde_json::Value` tree first.
 
 use crate::engine::invites::{key_option, CreateOptions};
 use crate::engine::{Caller, Engine, Error, Level, Result, User};
@@ -12,7 +14,7 @@ pub async fn dispatch(
     doc: &str,
     wa: &str,
     options: &Value,
-) -> Result<Value> {
+) -> Result<ReplyJson> {
     // Anonymous callers never handle invites: say so before judging options.
     let handles_invites = matches!(
         wa,
@@ -33,8 +35,11 @@ pub async fn dispatch(
     }
 }
 
-fn to_value<T: serde::Serialize>(v: T) -> Result<Value> {
-    serde_json::to_value(v).map_err(|e| Error::Internal(e.to_string()))
+/// A reply value as JSON text.
+pub type ReplyJson = String;
+
+fn to_json<T: serde::Serialize>(v: T) -> Result<ReplyJson> {
+    serde_json::to_string(&v).map_err(|e| Error::Internal(e.to_string()))
 }
 
 async fn create_invite(
@@ -42,13 +47,13 @@ async fn create_invite(
     caller: &Caller,
     doc: &str,
     options: &Value,
-) -> Result<Value> {
+) -> Result<ReplyJson> {
     let options = CreateOptions::from_json(options)?;
-    to_value(engine.create_invite(caller, doc, &options).await?)
+    to_json(engine.create_invite(caller, doc, &options).await?)
 }
 
-fn check_invite(engine: &Engine, caller: &Caller, doc: &str, options: &Value) -> Result<Value> {
-    to_value(engine.check_invite(caller, doc, &key_option(options)?)?)
+fn check_invite(engine: &Engine, caller: &Caller, doc: &str, options: &Value) -> Result<ReplyJson> {
+    to_json(engine.check_invite(caller, doc, &key_option(options)?)?)
 }
 
 async fn accept_invite(
@@ -56,20 +61,20 @@ async fn accept_invite(
     caller: &Caller,
     doc: &str,
     options: &Value,
-) -> Result<Value> {
+) -> Result<ReplyJson> {
     let level = engine
         .accept_invite(caller, doc, &key_option(options)?)
         .await?;
-    Ok(Value::String(level.as_str().to_string()))
+    to_json(level.as_str())
 }
 
-fn get_invites(engine: &Engine, caller: &Caller, doc: &str, options: &Value) -> Result<Value> {
+fn get_invites(engine: &Engine, caller: &Caller, doc: &str, options: &Value) -> Result<ReplyJson> {
     let all = match options.get("all") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(Error::bad("all must be true or false")),
     };
-    to_value(engine.get_invites(caller, doc, all)?)
+    to_json(engine.get_invites(caller, doc, all)?)
 }
 
 async fn remove_invite(
@@ -77,15 +82,15 @@ async fn remove_invite(
     caller: &Caller,
     doc: &str,
     options: &Value,
-) -> Result<Value> {
+) -> Result<ReplyJson> {
     engine
         .remove_invite(caller, doc, &key_option(options)?)
         .await?;
-    Ok(json!({"acknowledged": true, "deletedCount": 1}))
+    Ok(json!({"acknowledged": true, "deletedCount": 1}).to_string())
 }
 
-fn get_permissions(engine: &Engine, caller: &Caller, doc: &str) -> Result<Value> {
-    to_value(engine.get_permissions(caller, doc)?)
+fn get_permissions(engine: &Engine, caller: &Caller, doc: &str) -> Result<ReplyJson> {
+    to_json(engine.get_permissions(caller, doc)?)
 }
 
 async fn set_permissions(
@@ -93,7 +98,7 @@ async fn set_permissions(
     caller: &Caller,
     doc: &str,
     options: &Value,
-) -> Result<Value> {
+) -> Result<ReplyJson> {
     let text = |name: &str| -> Result<Option<&str>> {
         match options.get(name) {
             None | Some(Value::Null) => Ok(None),
@@ -112,5 +117,5 @@ async fn set_permissions(
             provider: provider.unwrap_or("local").to_string(),
         },
     };
-    to_value(engine.set_permissions(caller, doc, &target, level).await?)
+    to_json(engine.set_permissions(caller, doc, &target, level).await?)
 }

@@ -191,7 +191,7 @@ pub async fn serve_socket<K: Send + 'static>(
                 Err(_) => Err(Error::NoSuchDocument(target.to_string())),
             };
             let frame = match result {
-                Ok(value) => protocol::reply(&request.token, value),
+                Ok(value) => protocol::reply(&request.token, &value),
                 Err(e) => protocol::reply_error(&request.token, &e),
             };
             let _ = tx.send(Outgoing::Text(frame)).await;

@@ -60,8 +60,9 @@ pub fn parse(text: &str) -> Result<Request, BadFrame> {
     })
 }
 
-pub fn reply(token: &Value, reply: Value) -> String {
-    json!({"wa": "reply", "token": token, "reply": reply}).to_string()
+/// A reply frame around `reply`, a value already serialised as JSON.
+pub fn reply(token: &Value, reply: &str) -> String {
+    format!(r#"{{"wa":"reply","token":{token},"reply":{reply}}}"#)
 }
 
 pub fn reply_error(token: &Value, error: &Error) -> String {
@@ -86,6 +87,18 @@ mod tests {
         assert_eq!(r.token, json!("k3"));
         assert_eq!(r.d.as_deref(), Some("doc"));
         assert_eq!(r.options, json!({"maxAge": 3}));
+    }
+
+    #[test]
+    fn reply_frames_carry_the_serialised_value() {
+        let frame = reply(&json!("t\"1"), r#"{"uses":0}"#);
+        let v: Value = serde_json::from_str(&frame).unwrap();
+        assert_eq!(
+            v,
+            json!({"wa": "reply", "token": "t\"1", "reply": {"uses": 0}})
+        );
+        let v: Value = serde_json::from_str(&reply(&json!(7), "\"rw\"")).unwrap();
+        assert_eq!(v, json!({"wa": "reply", "token": 7, "reply": "rw"}));
     }
 
     #[test]
