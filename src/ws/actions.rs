@@ -7,6 +7,11 @@ use crate::engine::invites::{key_option, CreateOptions};
 use crate::engine::{Caller, Engine, Error, Level, Result, User};
 use serde_json::{json, Value};
 
+/// Actions that only read storage and never wait for a flush.
+pub fn reads_only(wa: &str) -> bool {
+    matches!(wa, "checkInvite" | "getInvites" | "getPermissions")
+}
+
 /// Runs one request against `doc` (already resolved from `d`).
 pub async fn dispatch(
     engine: &Engine,

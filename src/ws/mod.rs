@@ -69,6 +69,20 @@ where
     let _ = sink.close().await;
 }
 
+/// Runs one request on its target document (`d`, else the socket's) and
+/// returns the reply frame.
+async fn answer(engine: &Engine, caller: &Caller, doc: &str, request: protocol::Request) -> String {
+    let target = request.d.as_deref().unwrap_or(doc);
+    let result = match crate::engine::documents::validate_doc_id(target) {
+        Ok(()) => actions::dispatch(engine, caller, target, &request.wa, &request.options).await,
+        Err(_) => Err(Error::NoSuchDocument(target.to_string())),
+    };
+    match result {
+        Ok(value) => protocol::reply(&request.token, &value),
+        Err(e) => protocol::reply_error(&request.token, &e),
+    }
+}
+
 /// What the operator sets for every socket.
 #[derive(Debug, Clone, Copy)]
 pub struct SocketPolicy {
@@ -178,22 +192,22 @@ pub async fn serve_socket<K: Send + 'static>(
                 .await;
             continue;
         }
+        // Reads answer at once from storage: they are served here, in
+        // order, without a task of their own. Writes wait for a flush, so
+        // each runs in its own task while the socket reads on.
+        if actions::reads_only(&request.wa) {
+            let frame = answer(&engine, &caller, &doc, request).await;
+            if tx.send(Outgoing::Text(frame)).await.is_err() {
+                break;
+            }
+            continue;
+        }
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             break;
         };
         let (engine, caller, doc, tx) = (engine.clone(), caller.clone(), doc.clone(), tx.clone());
         tokio::spawn(async move {
-            let target = request.d.as_deref().unwrap_or(&doc);
-            let result = match crate::engine::documents::validate_doc_id(target) {
-                Ok(()) => {
-                    actions::dispatch(&engine, &caller, target, &request.wa, &request.options).await
-                }
-                Err(_) => Err(Error::NoSuchDocument(target.to_string())),
-            };
-            let frame = match result {
-                Ok(value) => protocol::reply(&request.token, &value),
-                Err(e) => protocol::reply_error(&request.token, &e),
-            };
+            let frame = answer(&engine, &caller, &doc, request).await;
             let _ = tx.send(Outgoing::Text(frame)).await;
             drop(permit);
         });
