@@ -16,7 +16,7 @@ pub const MAX_MAX_AGE: i64 = 2_592_000;
 pub const MAX_MAX_USES: u64 = 1_000_000;
 
 /// An invite as stored. Its key and document are in the record's sled key
-/// (`doc \0 key`), not repeated in the stored JSON: smaller records keep
+/// (`doc \0 <key bytes>`), not repeated in the stored JSON: smaller records keep
 /// sled's log, replay and page cache smaller (docs/benchmarks.md).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InviteRecord {
