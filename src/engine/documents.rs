@@ -2,7 +2,7 @@
 //! effective-permission rule, the last-admin rule, and the cascade that drops
 //! a demoted admin's invites and API keys in the same transaction.
 
-use super::invites::{record_key, tx_delete_invite};
+use super::invites::tx_drop_invite;
 use super::{now_ms, random_bytes, Caller, Engine, Error, Level, Result, User};
 use crate::store::{key, last_part, prefix, tx_put_json, Tx, TxResult};
 use serde::{Deserialize, Serialize};
@@ -319,7 +319,7 @@ impl Engine {
             .stored_invites(doc)?
             .into_iter()
             .filter(|invite| admin.is_none_or(|a| &invite.created_by == a))
-            .map(|invite| record_key(doc, &invite.key))
+            .map(|invite| invite.storage_keys())
             .collect();
         Ok(Leftovers {
             invites,
@@ -337,18 +337,18 @@ impl Engine {
     }
 }
 
-/// Stored invites (their record keys) and API key index entries to delete
-/// with a demotion or with their document.
+/// Stored invites (record and expiry keys) and API key index entries to
+/// delete with a demotion or with their document.
 #[derive(Default)]
 struct Leftovers {
-    invites: Vec<Vec<u8>>,
+    invites: Vec<(Vec<u8>, Vec<u8>)>,
     keys: Vec<Vec<u8>>,
 }
 
 impl Leftovers {
     fn delete<E: From<crate::store::StoreError>>(&self, tx: &Tx) -> TxResult<(), E> {
-        for k in &self.invites {
-            tx_delete_invite(tx, k)?;
+        for (record, expiry) in &self.invites {
+            tx_drop_invite(tx, record, expiry)?;
         }
         for k in &self.keys {
             tx.keys.remove(last_part(k))?;

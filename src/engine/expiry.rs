@@ -6,6 +6,7 @@
 use super::invites::{split_doc_key, DueInvite};
 use super::{now_ms, Engine};
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// Most invites deleted in one transaction: a burst of expiries costs one
 /// sled transaction per batch and document, not one per invite.
@@ -31,7 +32,6 @@ impl Due {
         })
     }
 }
-use tokio::sync::watch;
 
 impl Engine {
     /// Wakes the expiry task to recompute its next deadline.

@@ -5,10 +5,9 @@
 
 use super::documents::tx_set_entry;
 use super::{now_ms, random_bytes, timestamp, Caller, Engine, Error, Level, Result, User};
-use crate::store::{decode, prefix, tx_put_json, StoreError, Tx, TxResult, SEP};
+use crate::store::{decode, prefix, tx_put_json, StoreError, Tx, SEP};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sled::transaction::ConflictableTransactionError;
 use sled::transaction::UnabortableTransactionError;
 
 pub const DEFAULT_MAX_AGE: i64 = 604_800;
@@ -284,21 +283,28 @@ fn tx_put_invite(
     Ok(())
 }
 
-/// Deletes the invite stored at `record_key` and its expiry entry; a
-/// missing invite is a no-op.
-pub(crate) fn tx_delete_invite<E: From<crate::store::StoreError>>(
+/// Deletes an invite's record and its expiry entry. Callers hold the
+/// document's lock and already know both keys (from the record or from the
+/// expiry index), so nothing is read again here; deleting what is already
+/// gone is a no-op.
+pub(crate) fn tx_drop_invite(
     tx: &Tx,
     record_key: &[u8],
-) -> TxResult<bool, E> {
-    let Some(bytes) = tx.invites.get(record_key)? else {
-        return Ok(false);
-    };
-    let invite = read_record(record_key, &bytes)
-        .map_err(|e| ConflictableTransactionError::Abort(e.into()))?;
+    expiry_key: &[u8],
+) -> std::result::Result<(), UnabortableTransactionError> {
     tx.invites.remove(record_key)?;
-    tx.expiry
-        .remove(expiry_key(invite.expires_at, &invite.doc, &invite.key))?;
-    Ok(true)
+    tx.expiry.remove(expiry_key)?;
+    Ok(())
+}
+
+impl InviteRecord {
+    /// Where this invite and its expiry entry are stored.
+    pub(crate) fn storage_keys(&self) -> (Vec<u8>, Vec<u8>) {
+        (
+            record_key(&self.doc, &self.key),
+            expiry_key(self.expires_at, &self.doc, &self.key),
+        )
+    }
 }
 
 impl Engine {
@@ -477,13 +483,14 @@ impl Engine {
         self.require_admin(caller, doc)?;
         {
             let _guard = self.lock_doc(doc).await;
-            let found = self.load_invite(doc, invite_key)?.is_some();
-            if !found {
-                return Err(Error::RemoveFailed);
-            }
-            let stored_at = record_key(doc, invite_key);
-            self.store()
-                .write(|tx| tx_delete_invite::<Error>(tx, &stored_at))?;
+            let invite = self
+                .load_invite(doc, invite_key)?
+                .ok_or(Error::RemoveFailed)?;
+            let (record, expiry) = invite.storage_keys();
+            self.store().write::<(), Error>(|tx| {
+                tx_drop_invite(tx, &record, &expiry)?;
+                Ok(())
+            })?;
         }
         self.durable().await
     }
@@ -492,11 +499,11 @@ impl Engine {
     /// one transaction.
     pub(crate) async fn expire_invites(&self, doc: &str, due: &[DueInvite]) -> Result<()> {
         let _guard = self.lock_doc(doc).await;
-        self.store().write(|tx| {
+        self.store().write::<(), Error>(|tx| {
+            // An index entry names its invite exactly; a stale one (its
+            // invite already gone) goes too.
             for (invite_key, index_key) in due {
-                tx_delete_invite::<Error>(tx, &record_key(doc, invite_key))?;
-                // A stale entry (its invite already gone) goes too.
-                tx.expiry.remove(index_key.as_slice())?;
+                tx_drop_invite(tx, &record_key(doc, invite_key), index_key)?;
             }
             Ok(())
         })
