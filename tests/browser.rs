@@ -373,8 +373,9 @@ async fn admin_changes_anothers_permission_live() {
 
     // The last admin cannot demote herself; the panel says why.
     admin.click(&option_of("alice:local", "rw")).await;
+    // The message still says "Saved." from the removal until the answer comes.
     let shown = admin
-        .wait_for("document.getElementById('permissions-message').textContent")
+        .wait_for("document.getElementById('permissions-message').classList.contains('error') && document.getElementById('permissions-message').textContent")
         .await;
     assert!(shown.as_str().unwrap().contains("last_admin"), "{shown}");
 
@@ -458,8 +459,9 @@ async fn invites_panel_create_copy_remove_by_clicking() {
     assert_eq!(s.text("#invite-list .uses").await, "used 0 / 3");
 
     s.click("#invite-list .copy").await;
+    // The message says "Invite created." until the clipboard answers.
     let said = s
-        .wait_for("document.getElementById('invites-message').textContent")
+        .wait_for("document.getElementById('invites-message').textContent.startsWith('Link') && document.getElementById('invites-message').textContent")
         .await;
     assert!(said.as_str().unwrap().starts_with("Link"), "{said}");
     s.screenshot("document-admin-invites").await;
