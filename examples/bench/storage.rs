@@ -85,9 +85,13 @@ pub async fn sled_baseline(
     total
 }
 
+/// When the expiring slice falls due, in seconds after it is made: after
+/// the first start's watch and the restart (see [`invites`]).
+const EXPIRING_AFTER_S: i64 = 24;
+
 /// `--populate <dir> <count> <expiring>` (child process): fills a data
 /// directory through the engine, as `createInvite` would, `count` invites
-/// valid for a week and then `expiring` that expire 8–12 s later.
+/// valid for a week and then `expiring` that expire 24–28 s later.
 pub async fn populate(dir: &Path, count: u64, expiring: u64) {
     let store = Store::open_with_cache(dir, crate::procs::cache_mb()).expect("store opens");
     let engine = Engine::new(store, Default::default());
@@ -103,7 +107,10 @@ pub async fn populate(dir: &Path, count: u64, expiring: u64) {
     let t = Instant::now();
     create_many(&engine, &caller, count, |_| 7 * 24 * 3600).await;
     let bulk = t.elapsed();
-    create_many(&engine, &caller, expiring, |i| 8 + (i % 5) as i64).await;
+    create_many(&engine, &caller, expiring, |i| {
+        EXPIRING_AFTER_S + (i % 5) as i64
+    })
+    .await;
     engine.store().flush_now().expect("flush");
     println!(
         "populated {} invites in {:.1} s ({:.0}/s), then {} expiring",
@@ -183,6 +190,12 @@ async fn start_on(dir: &Path, watch: Duration) -> Start {
 
 /// Start time and memory with `o.invites` stored invites against an empty
 /// store, and memory while a slice of them expires.
+///
+/// The first start replays sled's whole log, and afterwards sled's segment
+/// cleaner (`PageCache::rewrite_page` on its flusher thread) rewrites the
+/// fragmented log for minutes, growing RSS with no request made; a restart
+/// is quiet. So the first start is watched alone, and the stored size and
+/// the expiry burst are read on the restart, where nothing else moves RSS.
 pub async fn invites(o: &Opts, rows: &mut Vec<Row>) {
     let empty_dir = temp_dir("empty");
     let empty = start_on(empty_dir.path(), Duration::ZERO).await;
@@ -197,16 +210,14 @@ pub async fn invites(o: &Opts, rows: &mut Vec<Row>) {
     assert!(out.status.success(), "populate failed: {out:?}");
     let note = String::from_utf8_lossy(&out.stdout).trim().to_string();
     println!("{note}");
-    // The expiring slice is due 8–12 s after it was made: watch 14 s.
-    let full = start_on(full_dir.path(), Duration::from_secs(14)).await;
-    // sled 0.34 writes its snapshot only while recovering, so the first
-    // start replays all the log written since the previous start; the
-    // second start has the snapshot.
-    let again = start_on(full_dir.path(), Duration::ZERO).await;
+    let first = start_on(full_dir.path(), Duration::from_secs(14)).await;
+    // The expiring slice falls due 24–28 s after it was made, a few seconds
+    // into this watch.
+    let again = start_on(full_dir.path(), Duration::from_secs(16)).await;
 
     let n = thousands(o.invites);
     for (when, start) in [
-        ("first start after writing", &full),
+        ("first start after writing", &first),
         ("restart with", &again),
     ] {
         rows.push(Row {
@@ -221,32 +232,46 @@ pub async fn invites(o: &Opts, rows: &mut Vec<Row>) {
             pass: Some(start.ready <= Duration::from_secs(1)),
         });
     }
-    let growth = full.rss_kb as i64 - empty.rss_kb as i64;
+    let budget = 64 * 1024;
+    let over_empty = |kb: u64| kb as i64 - empty.rss_kb as i64;
+    let growth = over_empty(again.rss_kb);
     rows.push(Row {
-        scenario: format!("server RSS with {n} stored invites"),
-        measured: format!("{} (+{})", mb(full.rss_kb as i64), mb(growth)),
+        scenario: format!("server RSS with {n} stored invites (restart, 1 s after ready)"),
+        measured: format!("{} (+{})", mb(again.rss_kb as i64), mb(growth)),
         baseline: format!("empty store {}", mb(empty.rss_kb as i64)),
-        ratio: format!("{:.2}×", full.rss_kb as f64 / empty.rss_kb as f64),
+        ratio: format!("{:.2}×", again.rss_kb as f64 / empty.rss_kb as f64),
         target: "growth ≤ 64 MB".into(),
-        pass: Some(growth <= 64 * 1024),
+        pass: Some(growth <= budget),
     });
-    let high = full.samples.iter().copied().max().unwrap_or(0) as i64;
-    let over_empty = high - empty.rss_kb as i64;
-    rows.push(Row {
-        scenario: format!(
-            "server RSS while {} invites expire (14 s, 250 ms samples)",
-            thousands(expiring)
+    let peaks = [
+        (
+            "server RSS in the 14 s after the first start (no requests: sled's segment cleaner)"
+                .to_string(),
+            &first,
         ),
-        measured: format!(
-            "{} → peak {} (+{} over empty)",
-            mb(full.rss_kb as i64),
-            mb(high),
-            mb(over_empty)
+        (
+            format!(
+                "server RSS while {} invites expire (restart, 16 s, 250 ms samples)",
+                thousands(expiring)
+            ),
+            &again,
         ),
-        baseline: format!("empty store {}", mb(empty.rss_kb as i64)),
-        ratio: format!("{:.2}×", high as f64 / empty.rss_kb as f64),
-        target: "stays within the 64 MB budget".into(),
-        pass: Some(over_empty <= 64 * 1024),
-    });
+    ];
+    for (scenario, start) in peaks {
+        let high = start.samples.iter().copied().max().unwrap_or(0);
+        rows.push(Row {
+            scenario,
+            measured: format!(
+                "{} → peak {} (+{} over empty)",
+                mb(start.rss_kb as i64),
+                mb(high as i64),
+                mb(over_empty(high))
+            ),
+            baseline: format!("empty store {}", mb(empty.rss_kb as i64)),
+            ratio: format!("{:.2}×", high as f64 / empty.rss_kb as f64),
+            target: "stays within the 64 MB budget".into(),
+            pass: Some(over_empty(high) <= budget),
+        });
+    }
     rows.push(Row::info("populating the store (library, 512 tasks)", note));
 }
