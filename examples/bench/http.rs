@@ -114,6 +114,11 @@ pub async fn invites_api(o: &Opts, rows: &mut Vec<Row>) {
         Err(why) => row.measured = format!("n/a ({why})"),
     }
     rows.push(row);
+    let mut engine = crate::storage::engine_baseline(CONCURRENCY, o.warmup, o.duration).await;
+    rows.push(Row::info(
+        "createInvite through the engine alone, in-process ×64, no HTTP (reference: the durable write's ceiling)",
+        describe(&mut engine),
+    ));
     rows.push(peer_row(o, ours).await);
 }
 

@@ -41,27 +41,46 @@ pub async fn sled_baseline(
     let dir = temp_dir("sled");
     let db = sled::open(dir.path()).expect("sled opens");
     let flusher = group.then(|| Flusher::start(db.clone()));
+    closed_loop(concurrency, warmup, duration, move || {
+        let (db, flusher) = (db.clone(), flusher.clone());
+        async move {
+            let (key, value) = record();
+            db.insert(key, value).expect("insert");
+            match &flusher {
+                Some(f) => f.wait().await.expect("flush"),
+                None => tokio::task::spawn_blocking(move || db.flush())
+                    .await
+                    .expect("join")
+                    .map(drop)
+                    .expect("flush"),
+            }
+        }
+    })
+    .await
+}
+
+/// `concurrency` tasks each running `op` back to back until the window
+/// ends; only the runs that finish inside it count.
+async fn closed_loop<F, Fut>(
+    concurrency: usize,
+    warmup: Duration,
+    duration: Duration,
+    op: F,
+) -> Outcome
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let start = Instant::now();
     let (from, until) = (start + warmup, start + warmup + duration);
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (db, flusher) = (db.clone(), flusher.clone());
+            let op = op.clone();
             tokio::spawn(async move {
                 let mut out = Outcome::default();
                 while Instant::now() < until {
-                    let (key, value) = record();
                     let sent = Instant::now();
-                    db.insert(key, value).expect("insert");
-                    match &flusher {
-                        Some(f) => f.wait().await.expect("flush"),
-                        None => {
-                            let db = db.clone();
-                            tokio::task::spawn_blocking(move || db.flush())
-                                .await
-                                .expect("join")
-                                .expect("flush");
-                        }
-                    }
+                    op().await;
                     let now = Instant::now();
                     if now >= from && now <= until {
                         out.ok += 1;
@@ -78,7 +97,7 @@ pub async fn sled_baseline(
         ..Outcome::default()
     };
     for t in tasks {
-        let o = t.await.expect("sled task");
+        let o = t.await.expect("load task");
         total.ok += o.ok;
         total.latencies.extend(o.latencies);
     }
@@ -93,17 +112,7 @@ const EXPIRING_AFTER_S: i64 = 24;
 /// directory through the engine, as `createInvite` would, `count` invites
 /// valid for a week and then `expiring` that expire 24–28 s later.
 pub async fn populate(dir: &Path, count: u64, expiring: u64) {
-    let store = Store::open_with_cache(dir, crate::procs::cache_mb()).expect("store opens");
-    let engine = Engine::new(store, Default::default());
-    let user = engine
-        .create_user("owner", "correct horse battery")
-        .await
-        .expect("owner");
-    let caller = Caller::User(user);
-    engine
-        .create_document(&caller, Some(DOC))
-        .await
-        .expect("document");
+    let (engine, caller) = owner_engine(dir).await;
     let t = Instant::now();
     create_many(&engine, &caller, count, |_| 7 * 24 * 3600).await;
     let bulk = t.elapsed();
@@ -119,6 +128,45 @@ pub async fn populate(dir: &Path, count: u64, expiring: u64) {
         count as f64 / bulk.as_secs_f64(),
         expiring
     );
+}
+
+/// An engine on `dir` (no server around it) with the owner of `DOC`.
+async fn owner_engine(dir: &Path) -> (Engine, Caller) {
+    let store = Store::open_with_cache(dir, crate::procs::cache_mb()).expect("store opens");
+    let engine = Engine::new(store, Default::default());
+    let user = engine
+        .create_user("owner", "correct horse battery")
+        .await
+        .expect("owner");
+    let caller = Caller::User(user);
+    engine
+        .create_document(&caller, Some(DOC))
+        .await
+        .expect("document");
+    (engine, caller)
+}
+
+/// `Engine::create_invite` called in this process by `concurrency` tasks,
+/// with no transport around it: the rate the invite routes could reach if
+/// HTTP, WebSockets and the client cost nothing.
+pub async fn engine_baseline(concurrency: usize, warmup: Duration, duration: Duration) -> Outcome {
+    let dir = temp_dir("engine");
+    let (engine, caller) = owner_engine(dir.path()).await;
+    let options = CreateOptions {
+        permissions: Level::Read,
+        max_age: 3600,
+        max_uses: None,
+    };
+    closed_loop(concurrency, warmup, duration, move || {
+        let (engine, caller, options) = (engine.clone(), caller.clone(), options.clone());
+        async move {
+            engine
+                .create_invite(&caller, DOC, &options)
+                .await
+                .expect("create invite");
+        }
+    })
+    .await
 }
 
 /// Creates `n` invites with 512 concurrent creators (they share flushes).
