@@ -1,6 +1,6 @@
 //! `POST /invites_api` (SPEC section 7) against warp's hello world.
 
-use crate::load::Outcome;
+use crate::load::{closed_loop, Outcome};
 use crate::procs::{temp_dir, Proc};
 use crate::setup::{self, DOC};
 use crate::table::{ms, pct, per_s, Row};
@@ -17,52 +17,25 @@ async fn http_load(
     request: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync + Clone + 'static,
 ) -> Outcome {
     let client = reqwest::Client::new();
-    let start = Instant::now();
-    let (from, until) = (start + o.warmup, start + o.warmup + o.duration);
-    let tasks: Vec<_> = (0..CONCURRENCY)
-        .map(|_| {
-            let (client, request) = (client.clone(), request.clone());
-            tokio::spawn(async move {
-                let mut out = Outcome::default();
-                while Instant::now() < until {
-                    let sent = Instant::now();
-                    let status = match request(&client).send().await {
-                        Ok(r) => {
-                            let s = r.status().as_u16();
-                            let _ = r.bytes().await;
-                            s
-                        }
-                        Err(_) => 0,
-                    };
-                    let now = Instant::now();
-                    if now < from || now > until {
-                        continue;
-                    }
-                    if status == want {
-                        out.ok += 1;
-                        out.latencies
-                            .push(now.duration_since(sent).as_micros() as u32);
-                    } else {
-                        *out.errors.entry(status.to_string()).or_default() += 1;
-                    }
+    closed_loop(CONCURRENCY, o.warmup, o.duration, move || {
+        let sent = request(&client).send();
+        async move {
+            let status = match sent.await {
+                Ok(r) => {
+                    let s = r.status().as_u16();
+                    let _ = r.bytes().await;
+                    s
                 }
-                out
-            })
-        })
-        .collect();
-    let mut total = Outcome {
-        window: o.duration,
-        ..Outcome::default()
-    };
-    for t in tasks {
-        let part = t.await.expect("http task");
-        total.ok += part.ok;
-        total.latencies.extend(part.latencies);
-        for (k, v) in part.errors {
-            *total.errors.entry(k).or_default() += v;
+                Err(_) => 0,
+            };
+            if status == want {
+                Ok(())
+            } else {
+                Err(status.to_string())
+            }
         }
-    }
-    total
+    })
+    .await
 }
 
 fn describe(out: &mut Outcome) -> String {

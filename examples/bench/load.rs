@@ -154,6 +154,56 @@ impl Outcome {
     }
 }
 
+/// `concurrency` tasks each running `op` back to back for warmup +
+/// duration; only the runs that finish inside the window count, as a success
+/// or as the error they name.
+pub async fn closed_loop<F, Fut>(
+    concurrency: usize,
+    warmup: Duration,
+    duration: Duration,
+    op: F,
+) -> Outcome
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
+    let start = Instant::now();
+    let (from, until) = (start + warmup, start + warmup + duration);
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                let mut out = Outcome::default();
+                while Instant::now() < until {
+                    let sent = Instant::now();
+                    let result = op().await;
+                    let now = Instant::now();
+                    if now < from || now > until {
+                        continue;
+                    }
+                    match result {
+                        Ok(()) => {
+                            out.ok += 1;
+                            out.latencies
+                                .push(now.duration_since(sent).as_micros() as u32);
+                        }
+                        Err(e) => *out.errors.entry(e).or_default() += 1,
+                    }
+                }
+                out
+            })
+        })
+        .collect();
+    let mut total = Outcome {
+        window: duration,
+        ..Outcome::default()
+    };
+    for t in tasks {
+        total.merge(t.await.expect("load task"));
+    }
+    total
+}
+
 /// The `q` quantile (0–1) of microsecond samples.
 pub fn percentile(samples: &mut [u32], q: f64) -> Duration {
     if samples.is_empty() {

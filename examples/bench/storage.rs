@@ -1,7 +1,7 @@
 //! Storage: sled's own durable write rate (the baseline for createInvite
 //! and acceptInvite), and a server started on a store of a million invites.
 
-use crate::load::Outcome;
+use crate::load::{closed_loop, Outcome};
 use crate::procs::{temp_dir, Proc};
 use crate::setup::DOC;
 use crate::table::{mb, ms, thousands, Row};
@@ -54,54 +54,10 @@ pub async fn sled_baseline(
                     .map(drop)
                     .expect("flush"),
             }
+            Ok(())
         }
     })
     .await
-}
-
-/// `concurrency` tasks each running `op` back to back until the window
-/// ends; only the runs that finish inside it count.
-async fn closed_loop<F, Fut>(
-    concurrency: usize,
-    warmup: Duration,
-    duration: Duration,
-    op: F,
-) -> Outcome
-where
-    F: Fn() -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    let start = Instant::now();
-    let (from, until) = (start + warmup, start + warmup + duration);
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let op = op.clone();
-            tokio::spawn(async move {
-                let mut out = Outcome::default();
-                while Instant::now() < until {
-                    let sent = Instant::now();
-                    op().await;
-                    let now = Instant::now();
-                    if now >= from && now <= until {
-                        out.ok += 1;
-                        out.latencies
-                            .push(now.duration_since(sent).as_micros() as u32);
-                    }
-                }
-                out
-            })
-        })
-        .collect();
-    let mut total = Outcome {
-        window: duration,
-        ..Outcome::default()
-    };
-    for t in tasks {
-        let o = t.await.expect("load task");
-        total.ok += o.ok;
-        total.latencies.extend(o.latencies);
-    }
-    total
 }
 
 /// When the two expiring slices fall due, in seconds after they are made:
@@ -167,6 +123,7 @@ pub async fn engine_baseline(concurrency: usize, warmup: Duration, duration: Dur
                 .create_invite(&caller, DOC, &options)
                 .await
                 .expect("create invite");
+            Ok(())
         }
     })
     .await
