@@ -20,3 +20,15 @@ pub use server::{start, Running};
 /// bench's server mode) uses the same one. See docs/benchmarks.md.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options, which it reads once as it starts: C's `const char
+/// *malloc_conf`, named with tikv-jemalloc-sys's `_rjem_` prefix.
+///
+/// One arena, not jemalloc's four per CPU: the pages sled pulls in while
+/// invites expire are freed from other threads than allocated them, and
+/// with several arenas each kept its own half-empty slabs. One arena took
+/// the peak of an expiry burst from 125 to 97 MB at the same request rates
+/// (docs/benchmarks.md). `_RJEM_MALLOC_CONF` in the environment overrides
+/// it, e.g. `narenas:8` on a many-core machine.
+#[export_name = "_rjem_malloc_conf"]
+static JEMALLOC_CONF: &u8 = &b"narenas:1\0"[0];

@@ -118,6 +118,21 @@ async fn connections_over_the_cap_get_503_and_the_server_recovers() {
     }
 }
 
+/// The binary's jemalloc runs with the options `src/lib.rs` exports. A
+/// misnamed options symbol links fine and is silently ignored, so this asks
+/// jemalloc itself (its exit report lists the options in force).
+#[test]
+fn the_binary_runs_jemalloc_with_one_arena() {
+    let out = Command::new(BIN)
+        .arg("--version")
+        .env("_RJEM_MALLOC_CONF", "stats_print:true")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(report.contains("opt.narenas: 1\n"), "{report}");
+}
+
 #[tokio::test]
 async fn user_add_reads_the_password_from_stdin() {
     let dir = tempfile::tempdir().unwrap();
