@@ -20,7 +20,8 @@ const MAX_QUEUE_ITEMS: usize = 4;
 // (and evicts) once a block of them fills, so 256 shards of 64 let up to
 // ~16,000 pulled pages stay in memory past the cache capacity: while
 // invites expired, 7,000 pages were resident with a 16 MiB cache and 4,400
-// with a 1 MiB one. With 16 blocks of 8 the capacity holds (2,900 pages).
+// with a 1 MiB one. With 16 shards and blocks of 8 the capacity holds (2,900
+// pages with 16 MiB).
 #[cfg(not(any(test, feature = "lock_free_delays")))]
 const MAX_QUEUE_ITEMS: usize = 8;
 
