@@ -203,8 +203,8 @@ impl AllTrees {
 /// counts a cached leaf by its size on disk, and a leaf takes more than
 /// that in memory. With the vendored sled's prompt LRU, 8 MiB keeps a burst
 /// of 20,000 expiring invites among a million within the 64 MB budget,
-/// where 16 MiB overshoots it by ~5 MB; the durable write rate with 8 MiB
-/// is within 5-9% of 16 MiB's (docs/benchmarks.md).
+/// where 16 MiB overshoots it by ~5 MB; 8 MiB costs ~5% of the durable
+/// write rate against 16 MiB (docs/benchmarks.md).
 pub const DEFAULT_CACHE_MB: u64 = 8;
 
 /// sled's log segment size. With 2 MiB segments (sled's default is 512 KiB)
