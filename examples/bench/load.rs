@@ -131,6 +131,11 @@ impl Outcome {
         self.ok as f64 / self.window.as_secs_f64()
     }
 
+    /// `cpu` spread over the successful requests.
+    pub fn per_request(&self, cpu: Duration) -> Duration {
+        Duration::from_secs_f64(cpu.as_secs_f64() / self.ok.max(1) as f64)
+    }
+
     pub fn p(&mut self, q: f64) -> Duration {
         percentile(&mut self.latencies, q)
     }
@@ -202,6 +207,29 @@ where
         total.merge(t.await.expect("load task"));
     }
     total
+}
+
+/// Runs `load`, a closed loop started now with this `warmup` and
+/// `duration`, and returns its outcome with the CPU time each process of
+/// `pids` used during the loop's measured window.
+pub async fn with_cpu(
+    pids: &[u32],
+    warmup: Duration,
+    duration: Duration,
+    load: impl std::future::Future<Output = Outcome>,
+) -> (Outcome, Vec<Duration>) {
+    let pids = pids.to_vec();
+    let sample = async move {
+        tokio::time::sleep(warmup).await;
+        let before: Vec<Duration> = pids.iter().map(|p| crate::procs::cpu_time(*p)).collect();
+        tokio::time::sleep(duration).await;
+        let after = pids.iter().map(|p| crate::procs::cpu_time(*p));
+        after
+            .zip(before)
+            .map(|(a, b)| a.saturating_sub(b))
+            .collect()
+    };
+    tokio::join!(load, sample)
 }
 
 /// The `q` quantile (0–1) of microsecond samples.

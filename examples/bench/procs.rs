@@ -102,6 +102,21 @@ pub fn rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user + system) process `pid` has used so far, from
+/// `/proc/<pid>/stat`, which counts it in ticks of 10 ms (Linux's USER_HZ).
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name in parentheses may hold spaces: count fields after it.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after_name
+        .split_whitespace()
+        .skip(11) // state … cmajflt: utime is field 14, stime 15
+        .take(2)
+        .filter_map(|t| t.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
 /// A port that was free a moment ago (the child binds it right away).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -8,7 +8,7 @@ use crate::table::{mb, ms, thousands, Row};
 use crate::Opts;
 use keystrate::engine::invites::CreateOptions;
 use keystrate::engine::{Caller, Engine, Level};
-use keystrate::store::{Flusher, Store};
+use keystrate::store::{Flusher, Store, StoreError};
 use serde_json::json;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,6 +55,81 @@ pub async fn sled_baseline(
                     .expect("flush"),
             }
             Ok(())
+        }
+    })
+    .await
+}
+
+/// How [`write_baseline`] makes an invite-sized record durable.
+#[derive(Clone, Copy)]
+pub enum Write {
+    /// One key, a plain insert.
+    OneKey,
+    /// An invite's two keys (record and expiry entry), two plain inserts:
+    /// not atomic, so a crash between them could leave an invite that never
+    /// expires.
+    TwoKeys,
+    /// The two keys in keystrate's combined transaction, as the engine
+    /// writes an invite.
+    Combined,
+}
+
+impl Write {
+    pub const ALL: [Write; 3] = [Write::OneKey, Write::TwoKeys, Write::Combined];
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Write::OneKey => "one key, plain insert",
+            Write::TwoKeys => "an invite's two keys, two plain inserts",
+            Write::Combined => "an invite's two keys in the combined transaction",
+        }
+    }
+}
+
+/// `concurrency` tasks each writing a record as `write` says, then waiting
+/// for keystrate's group-commit flusher, on a store opened as the server
+/// opens it: what the durable part of a created invite costs without the
+/// engine around it.
+pub async fn write_baseline(
+    write: Write,
+    concurrency: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> Outcome {
+    let dir = temp_dir("writes");
+    let store = Store::open_with_cache(dir.path(), crate::procs::cache_mb()).expect("store opens");
+    // sled guards every read, write and flush with one process-wide lock
+    // from the first transaction on, as in the server; take it for every
+    // kind of write alike.
+    store
+        .write::<(), StoreError>(|_| Ok(()))
+        .expect("empty transaction");
+    closed_loop(concurrency, warmup, duration, move || {
+        let store = store.clone();
+        async move {
+            let (key, value) = record();
+            let key = key.into_bytes();
+            // Ordered by deadline like the expiry index: new entries land
+            // on the same few leaves.
+            let deadline = keystrate::engine::now_ms() + 3_600_000;
+            let expiry = [&deadline.to_be_bytes()[..], &key].concat();
+            let failed = |e: sled::Error| e.to_string();
+            match write {
+                Write::OneKey => drop(store.invites.insert(key, value).map_err(failed)?),
+                Write::TwoKeys => {
+                    store.invites.insert(key, value).map_err(failed)?;
+                    store.expiry.insert(expiry, &[]).map_err(failed)?;
+                }
+                Write::Combined => store
+                    .write_combined(Box::new(move |tx| {
+                        tx.invites.insert(key.as_slice(), value.as_slice())?;
+                        tx.expiry.insert(expiry.as_slice(), &[])?;
+                        Ok(())
+                    }))
+                    .await
+                    .map_err(|e| e.to_string())?,
+            }
+            store.durable().await.map_err(|e| e.to_string())
         }
     })
     .await

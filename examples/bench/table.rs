@@ -46,6 +46,10 @@ pub fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
+pub fn us(d: Duration) -> String {
+    format!("{:.0} µs", d.as_secs_f64() * 1e6)
+}
+
 pub fn per_s(rate: f64) -> String {
     format!("{}/s", thousands(rate.round() as u64))
 }
