@@ -1,4 +1,6 @@
-//! `POST /invites_api` (SPEC section 7) against warp's hello world.
+//! `POST /invites_api` (SPEC section 7) against warp's hello world, with
+//! the CPU each side spends per request and what the durable write alone
+//! costs.
 
 use crate::load::{closed_loop, with_cpu, Outcome};
 use crate::procs::{temp_dir, Proc};

@@ -105,7 +105,7 @@ pub fn rss_kb(pid: u32) -> u64 {
 /// CPU time (user + system) process `pid` has used so far, from
 /// `/proc/<pid>/stat`, which counts it in ticks of 10 ms (Linux's USER_HZ).
 pub fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("procfs stat");
     // The command name in parentheses may hold spaces: count fields after it.
     let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let ticks: u64 = after_name

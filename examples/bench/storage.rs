@@ -1,5 +1,7 @@
 //! Storage: sled's own durable write rate (the baseline for createInvite
-//! and acceptInvite), and a server started on a store of a million invites.
+//! and acceptInvite), what the durable part of an invite costs (the
+//! references of the `/invites_api` section), and a server started on a
+//! store of a million invites.
 
 use crate::load::{closed_loop, Outcome};
 use crate::procs::{temp_dir, Proc};
