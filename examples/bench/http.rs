@@ -172,7 +172,10 @@ fn cpu_rows(
             ),
             measured: format!("at most {}", us(budget)),
             baseline: format!("engine alone {} per invite", us(engine_per_invite)),
-            ratio: format!("{:.1}× over", engine_per_invite.as_secs_f64() / budget.as_secs_f64().max(1e-9)),
+            ratio: match engine_per_invite.as_secs_f64() / budget.as_secs_f64().max(1e-9) {
+                over if over > 1.0 => format!("{over:.1}× over"),
+                within => format!("within ({within:.1}×)"),
+            },
             target: "—".into(),
             pass: None,
         },
