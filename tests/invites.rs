@@ -7,6 +7,7 @@ use common::*;
 use keystrate::engine::invites::record_key;
 use serde_json::{json, Value};
 use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
 
 async fn setup() -> (TestServer, User, User) {
     let server = TestServer::start().await;
@@ -707,4 +708,104 @@ async fn brute_force_guard_per_user() {
         c.ok("acceptInvite", None, json!({"key": inv["key"]})).await,
         "r"
     );
+}
+
+/// Sends `frames` without waiting and returns their replies, in any order.
+async fn fire(ws: &mut Ws, frames: &[Value]) -> Vec<Value> {
+    for f in frames {
+        ws.send_raw(Message::text(f.to_string())).await;
+    }
+    let mut replies = Vec::new();
+    while replies.len() < frames.len() {
+        let v = next_json(&mut ws.socket).await.expect("reply");
+        if v["wa"] == "reply" {
+            replies.push(v);
+        }
+    }
+    replies
+}
+
+/// `n` frames of action `wa` with `options`, on document `d`.
+fn frames(wa: &str, d: &str, options: Value, n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| json!({"wa": wa, "token": format!("{wa}{i}"), "d": d, "options": options}))
+        .collect()
+}
+
+fn entry(user: &str, level: &str) -> Value {
+    json!({"username": user, "provider": "local", "permissions": level})
+}
+
+/// A server where alice owns `doc` and bob is a second admin of it with
+/// 2,000 invites: demoting bob drops them all in one transaction, which
+/// holds the document's lock long enough for bob's own requests, sent just
+/// after the demotion, to pass their first admin check and queue behind it.
+async fn bob_about_to_be_demoted() -> (TestServer, Ws, Ws, User) {
+    let server = TestServer::start_with(|s| s.ws_rate_limit = 100_000).await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    alice.create_doc("doc").await;
+    alice.create_doc("home").await;
+    // Sockets on another document: deleting `doc` does not close them.
+    let mut a = alice.ws("home").await;
+    let b = bob.ws("home").await;
+    a.ok("setPermissions", Some("doc"), entry("bob", "arw"))
+        .await;
+    (server, a, b, bob)
+}
+
+async fn give_invites(b: &mut Ws) {
+    for r in fire(b, &frames("createInvite", "doc", json!({}), 2_000)).await {
+        assert!(r.get("reply").is_some(), "{r}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_demoted_admins_queued_changes_are_refused() {
+    // Requests that passed the admin check but still waited for the
+    // document's lock when a demotion committed must be checked again under
+    // the lock. Bob re-grants himself `arw` while alice demotes him: in any
+    // order bob ends at `r`, since after the demotion no request of his may
+    // act as admin.
+    let (_server, mut a, mut b, _bob) = bob_about_to_be_demoted().await;
+    for round in 0..3 {
+        give_invites(&mut b).await;
+        let demote = a.ok("setPermissions", Some("doc"), entry("bob", "r"));
+        let regrant = frames("setPermissions", "doc", entry("bob", "arw"), 30);
+        let (_, replies) = tokio::join!(demote, fire(&mut b, &regrant));
+        for v in replies {
+            if let Some(code) = v.get("code") {
+                assert_eq!(code, "not_admin", "{v}");
+            }
+        }
+        let perms = a.ok("getPermissions", Some("doc"), json!({})).await;
+        let bobs = perms
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["username"] == "bob");
+        assert_eq!(bobs.unwrap()["permissions"], "r", "round {round}: {perms}");
+        a.ok("setPermissions", Some("doc"), entry("bob", "arw"))
+            .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_demoted_admin_cannot_delete_the_document_after_the_demotion() {
+    // Deleting a document and demoting its deleter exclude each other: if
+    // the deletion came first the demotion finds no document, and if the
+    // demotion came first the deletion finds no admin. Both succeeding
+    // means the deletion acted on a stale admin check.
+    let (_server, mut a, mut b, bob) = bob_about_to_be_demoted().await;
+    give_invites(&mut b).await;
+    let demote = a.request("setPermissions", Some("doc"), entry("bob", "r"));
+    let delete = bob.http.delete(bob.url("/api/documents/doc")).send();
+    let (demoted, deleted) = tokio::join!(demote, delete);
+    let deleted = deleted.unwrap().status();
+    if demoted.get("reply").is_some() {
+        assert_eq!(deleted, 403, "deleted by an admin demoted before it");
+    } else {
+        assert_eq!(demoted["code"], "no_such_document", "{demoted}");
+        assert_eq!(deleted, 204);
+    }
 }

@@ -480,9 +480,8 @@ impl Engine {
 
     /// Deletes an invite; its creator or any admin may.
     pub async fn remove_invite(&self, caller: &Caller, doc: &str, invite_key: &str) -> Result<()> {
-        self.require_admin(caller, doc)?;
         {
-            let _guard = self.lock_doc(doc).await;
+            let _guard = self.lock_as_admin(caller, doc).await?;
             let invite = self
                 .load_invite(doc, invite_key)?
                 .ok_or(Error::RemoveFailed)?;

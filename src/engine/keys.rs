@@ -270,13 +270,34 @@ impl Engine {
     pub async fn delete_key_of(&self, holder: Holder<'_>, id: &str) -> Result<()> {
         {
             let _guard = self.lock_doc(holder.lock_name()).await;
-            let record = self.key_of(holder, id)?;
-            self.store().write(|tx| {
-                tx.keys.remove(record.id.as_bytes())?;
-                tx.key_index.remove(record.index_key())?;
-                Ok::<_, sled::transaction::ConflictableTransactionError<Error>>(())
-            })?;
+            self.remove_key(holder, id)?;
         }
+        self.key_deleted(id).await
+    }
+
+    /// Deletes one app key of `doc` for an admin of it, checked again under
+    /// the document's lock (see [`Engine::lock_as_admin`]).
+    pub async fn delete_app_key(&self, caller: &Caller, doc: &str, id: &str) -> Result<()> {
+        {
+            let _guard = self.lock_as_admin(caller, doc).await?;
+            self.remove_key(Holder::Doc(doc), id)?;
+        }
+        self.key_deleted(id).await
+    }
+
+    /// Removes a key's record and index entry; the caller holds the lock.
+    fn remove_key(&self, holder: Holder<'_>, id: &str) -> Result<()> {
+        let record = self.key_of(holder, id)?;
+        self.store().write(|tx| {
+            tx.keys.remove(record.id.as_bytes())?;
+            tx.key_index.remove(record.index_key())?;
+            Ok::<_, sled::transaction::ConflictableTransactionError<Error>>(())
+        })?;
+        Ok(())
+    }
+
+    /// Replies after the deletion is durable.
+    async fn key_deleted(&self, id: &str) -> Result<()> {
         self.durable().await?;
         tracing::info!(key = %id, "API key deleted");
         Ok(())

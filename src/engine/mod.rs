@@ -148,6 +148,21 @@ impl Engine {
         self.inner.locks.get(doc).write().await
     }
 
+    /// Takes `doc`'s lock for an admin's change. The caller is checked
+    /// before waiting, so non-admins never queue behind the lock, and again
+    /// once it is held: a demotion may have committed while this waited, and
+    /// a demoted admin must not act after it.
+    async fn lock_as_admin<'c>(
+        &self,
+        caller: &'c Caller,
+        doc: &str,
+    ) -> Result<(RwLockWriteGuard<'_, ()>, &'c User)> {
+        self.require_admin(caller, doc)?;
+        let guard = self.lock_doc(doc).await;
+        let user = self.require_admin(caller, doc)?;
+        Ok((guard, user))
+    }
+
     /// Shares a document among changes that only add new records (invites):
     /// they cannot conflict with one another, only with the exclusive changes
     /// above (a demotion must not miss one), so they are written together in

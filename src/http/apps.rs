@@ -92,9 +92,7 @@ async fn dispatch(r: &Request<'_>, method: &Method, path: &[&str]) -> Answer {
         }
         ("DELETE", ["apps", doc, "keys", id]) => {
             let caller = r.account_caller()?;
-            engine
-                .delete_key_of(engine.admin_holder(&caller, doc)?, id)
-                .await?;
+            engine.delete_app_key(&caller, doc, id).await?;
             Ok((StatusCode::OK, json!({})))
         }
         ("GET", ["apps", doc, "keys", id, "jwt"]) => {
