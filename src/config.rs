@@ -103,6 +103,12 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYSTRATE_CACHE_MB", default_value_t = crate::store::DEFAULT_CACHE_MB,
           value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
     pub cache_mb: u64,
+    /// Invites one document may hold (used-up ones included) before
+    /// creating more answers `too_many_invites`.
+    #[arg(long, env = "KEYSTRATE_MAX_INVITES_PER_DOCUMENT",
+          default_value_t = crate::engine::quota::DEFAULT_MAX_INVITES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_invites_per_document: usize,
 }
 
 impl Default for ServeArgs {
@@ -118,6 +124,7 @@ impl Default for ServeArgs {
             ws_ping_interval: 30,
             ws_rate_limit: 100,
             cache_mb: crate::store::DEFAULT_CACHE_MB,
+            max_invites_per_document: crate::engine::quota::DEFAULT_MAX_INVITES,
         }
     }
 }

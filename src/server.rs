@@ -81,6 +81,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         EngineConfig {
             open_registration: !config.serve.no_open_registration,
             create_on_visit: !config.serve.no_create_on_visit,
+            max_invites_per_document: config.serve.max_invites_per_document,
         },
     );
     let listener = TcpListener::bind(config.serve.listen)

@@ -344,6 +344,167 @@ async fn get_lists_own_or_all_with_acceptors() {
 }
 
 #[tokio::test]
+async fn get_pages_through_every_invite_and_bounds_acceptors() {
+    let (server, alice, _bob) = setup().await;
+    let mut a = alice.ws("doc").await;
+    let mut created = Vec::new();
+    for _ in 0..7 {
+        created.push(a.ok("createInvite", None, json!({})).await["key"].clone());
+    }
+    // The default page holds all seven, oldest first.
+    let listed = a.ok("getInvites", None, json!({})).await;
+    let keys = |page: &Value| -> Vec<Value> {
+        page.as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["key"].clone())
+            .collect()
+    };
+    let all_keys = keys(&listed);
+    assert_eq!(all_keys.len(), 7);
+    let mut sorted = created.clone();
+    sorted.sort_by_key(|k| all_keys.iter().position(|l| l == k));
+    assert_eq!(sorted, all_keys, "every created invite listed once");
+    // Pages of three: 3, 3, 1, each continuing after the previous page's
+    // last invite (passed as the invite object itself).
+    let mut paged = Vec::new();
+    let mut after = Value::Null;
+    for expected in [3, 3, 1] {
+        let page = a
+            .ok("getInvites", None, json!({"limit": 3, "after": after}))
+            .await;
+        assert_eq!(page.as_array().unwrap().len(), expected, "{page}");
+        paged.extend(keys(&page));
+        after = page.as_array().unwrap().last().unwrap().clone();
+    }
+    let empty = a
+        .ok("getInvites", None, json!({"limit": 3, "after": after}))
+        .await;
+    assert_eq!(empty, json!([]));
+    assert_eq!(paged, all_keys);
+    for bad in [
+        json!({"limit": 0}),
+        json!({"limit": 1001}),
+        json!({"limit": "x"}),
+        json!({"after": "nonsense"}),
+        json!({"after": {"createdAt": "yesterday", "key": created[0]}}),
+    ] {
+        let (code, text) = a.err("getInvites", None, bad.clone()).await;
+        assert_eq!(code, "bad_request", "{bad}: {text}");
+    }
+    // Over HTTP the listing says where the next page starts.
+    let mut paged = Vec::new();
+    let mut url = alice.url("/v1/apps/doc/invites?limit=3");
+    loop {
+        let page: Value = alice
+            .http
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        paged.extend(keys(&page["invites"]));
+        match page["next"].as_str() {
+            Some(next) => url = alice.url(&format!("/v1/apps/doc/invites?limit=3&after={next}")),
+            None => break,
+        }
+    }
+    assert_eq!(paged, all_keys);
+
+    // An unlimited invite accepted by 22 users lists its 20 latest
+    // acceptors and counts all 22.
+    let key = created[0].clone();
+    let mut acceptors = Vec::new();
+    for i in 0..22 {
+        let name = format!("reader{i:02}");
+        let user = server.user(&name).await;
+        let mut ws = user.ws("doc").await;
+        ws.ok("acceptInvite", None, json!({"key": key})).await;
+        acceptors.push(name);
+    }
+    let page = a.ok("getInvites", None, json!({"limit": 1})).await;
+    assert_eq!(page[0]["key"], key);
+    assert_eq!(page[0]["uses"], 22);
+    let listed: Vec<&str> = page[0]["acceptedBy"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, acceptors[2..]);
+}
+
+#[tokio::test]
+async fn a_document_holds_at_most_the_configured_number_of_invites() {
+    let server = TestServer::start_with(|s| s.max_invites_per_document = 3).await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    alice.create_doc("doc").await;
+    alice.create_doc("other").await;
+    let mut a = alice.ws("doc").await;
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "bob", "provider": "local", "permissions": "arw"}),
+    )
+    .await;
+    let mut b = bob.ws("doc").await;
+    let first = a.ok("createInvite", None, json!({})).await;
+    a.ok("createInvite", None, json!({"maxAge": 1})).await;
+    b.ok("createInvite", None, json!({})).await;
+    let full = (
+        "too_many_invites".to_string(),
+        "A document can hold at most 3 invites; remove some or let them expire".to_string(),
+    );
+    assert_eq!(a.err("createInvite", None, json!({})).await, full);
+    assert_eq!(b.err("createInvite", None, json!({})).await, full);
+    // Over HTTP too, and nothing was stored by the refusals.
+    let r = alice
+        .http
+        .post(alice.url("/v1/apps/doc/invites"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let listed = a.ok("getInvites", None, json!({"all": true})).await;
+    assert_eq!(listed.as_array().unwrap().len(), 3);
+    // Other documents have their own places.
+    a.ok("createInvite", Some("other"), json!({})).await;
+    // An expiry gives a place back (the one-second invite).
+    let mut freed = false;
+    for _ in 0..100 {
+        if a.request("createInvite", None, json!({}))
+            .await
+            .get("reply")
+            .is_some()
+        {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(freed, "the expired invite's place was never given back");
+    assert_eq!(a.err("createInvite", None, json!({})).await, full);
+    // So does a removal.
+    a.ok("removeInvite", None, json!({"key": first["key"]}))
+        .await;
+    a.ok("createInvite", None, json!({})).await;
+    assert_eq!(a.err("createInvite", None, json!({})).await, full);
+    // And a demotion, which drops bob's invite.
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "bob", "provider": "local", "permissions": "r"}),
+    )
+    .await;
+    a.ok("createInvite", None, json!({})).await;
+    assert_eq!(a.err("createInvite", None, json!({})).await, full);
+}
+
+#[tokio::test]
 async fn remove_by_creator_or_admin() {
     let (_server, alice, bob) = setup().await;
     let mut a = alice.ws("doc").await;

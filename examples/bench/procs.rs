@@ -137,9 +137,11 @@ pub async fn serve(data: &Path, port: &str) {
         serve: ServeArgs {
             listen: listen(port),
             max_connections: 30_000,
-            // The per-socket request rate is a policy (tested in
-            // tests/websocket.rs); the bench measures capacity.
+            // The per-socket request rate and the per-document invite cap
+            // are policies (tested in tests/websocket.rs, tests/invites.rs);
+            // the bench measures capacity.
             ws_rate_limit: 1_000_000,
+            max_invites_per_document: usize::MAX,
             cache_mb: cache_mb(),
             ..ServeArgs::default()
         },

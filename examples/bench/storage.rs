@@ -9,7 +9,7 @@ use crate::setup::DOC;
 use crate::table::{mb, ms, thousands, Row};
 use crate::Opts;
 use keystrate::engine::invites::CreateOptions;
-use keystrate::engine::{Caller, Engine, Level};
+use keystrate::engine::{Caller, Engine, EngineConfig, Level};
 use keystrate::store::{Flusher, Store, StoreError};
 use serde_json::json;
 use std::path::Path;
@@ -169,7 +169,13 @@ pub async fn populate(dir: &Path, count: u64, expiring: u64) {
 /// An engine on `dir` (no server around it) with the owner of `DOC`.
 async fn owner_engine(dir: &Path) -> (Engine, Caller) {
     let store = Store::open_with_cache(dir, crate::procs::cache_mb()).expect("store opens");
-    let engine = Engine::new(store, Default::default());
+    // Millions of invites on one document: the per-document cap is a policy
+    // (tested in tests/invites.rs); the bench measures capacity.
+    let config = EngineConfig {
+        max_invites_per_document: usize::MAX,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(store, config);
     let user = engine
         .create_user("owner", "correct horse battery")
         .await

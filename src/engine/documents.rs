@@ -196,6 +196,7 @@ impl Engine {
                 }
                 leftovers.delete::<Error>(tx)
             })?;
+            self.invite_counts().forget(doc);
         }
         self.durable().await?;
         self.hub().document_deleted(doc);
@@ -286,6 +287,7 @@ impl Engine {
                 tx_set_entry::<Error>(tx, doc, target, level)?;
                 victims.delete::<Error>(tx)
             })?;
+            self.invite_counts().give_back(doc, victims.invites.len());
             if demoted {
                 tracing::info!(doc = %doc, user = %target.id(), invites = victims.invites.len(),
                     keys = victims.keys.len(), "admin demoted; invites and keys dropped");

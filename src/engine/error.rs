@@ -28,6 +28,8 @@ pub enum Error {
     UnknownAction,
     #[error("Too many requests")]
     RateLimited,
+    #[error("A document can hold at most {max} invites; remove some or let them expire")]
+    TooManyInvites { max: usize },
     /// Authenticated but not allowed (e.g. reading a private document).
     #[error("{0}")]
     Forbidden(String),
@@ -59,6 +61,7 @@ impl Error {
             Error::LastAdmin => "last_admin",
             Error::UnknownAction => "unknown_action",
             Error::RateLimited => "rate_limited",
+            Error::TooManyInvites { .. } => "too_many_invites",
             Error::Forbidden(_) => "forbidden",
             Error::Unauthorized(_) => "unauthorized",
             Error::Conflict(_) => "conflict",
@@ -78,7 +81,8 @@ impl Error {
             | Error::UsedUp
             | Error::RemoveFailed
             | Error::Conflict(_)
-            | Error::LastAdmin => 409,
+            | Error::LastAdmin
+            | Error::TooManyInvites { .. } => 409,
             Error::BadRequest(_) | Error::UnknownAction => 400,
             Error::RateLimited => 429,
             Error::Internal(_) => 500,

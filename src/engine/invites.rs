@@ -13,6 +13,10 @@ use sled::transaction::UnabortableTransactionError;
 pub const DEFAULT_MAX_AGE: i64 = 604_800;
 pub const MAX_MAX_AGE: i64 = 2_592_000;
 pub const MAX_MAX_USES: u64 = 1_000_000;
+/// Most invites in one `getInvites` reply; more come by paging with `after`.
+pub const MAX_LISTED: usize = 1_000;
+/// Most acceptors listed per invite (the latest); `uses` counts them all.
+pub const LISTED_ACCEPTORS: usize = 20;
 
 /// An invite as stored. Its key and document are in the record's sled key
 /// (`doc \0 <key bytes>`), not repeated in the stored JSON: smaller records keep
@@ -68,7 +72,8 @@ impl InviteRecord {
         Ok(())
     }
 
-    /// The wire object; `acceptedBy` only for admins listing invites.
+    /// The wire object; `acceptedBy` (the latest [`LISTED_ACCEPTORS`]) only
+    /// for admins listing invites.
     pub fn view(&self, with_acceptors: bool) -> Invite {
         Invite {
             key: self.key.clone(),
@@ -80,7 +85,8 @@ impl InviteRecord {
             max_uses: self.max_uses,
             uses: self.accepted_by.len() as u64,
             accepted_by: with_acceptors.then(|| {
-                self.accepted_by
+                let skip = self.accepted_by.len().saturating_sub(LISTED_ACCEPTORS);
+                self.accepted_by[skip..]
                     .iter()
                     .map(|a| AcceptedBy {
                         username: a.user.username.clone(),
@@ -219,6 +225,118 @@ pub fn key_option(options: &Value) -> Result<String> {
     }
 }
 
+/// Options of `get`: whose invites, how many, and from where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListOptions {
+    /// Every admin's invites, not only the caller's.
+    pub all: bool,
+    /// Most invites in the reply, 1 to [`MAX_LISTED`].
+    pub limit: usize,
+    /// Only invites after this one in the listing's order.
+    pub after: Option<Cursor>,
+}
+
+impl Default for ListOptions {
+    fn default() -> Self {
+        ListOptions {
+            all: false,
+            limit: MAX_LISTED,
+            after: None,
+        }
+    }
+}
+
+impl ListOptions {
+    /// Reads `{all, limit, after}`; absent or null means defaults. `all`
+    /// may be a boolean or, from a query string, `true`/`false`/`1`/`0`;
+    /// `after` is the last invite of the previous page (the object itself,
+    /// or its `createdAt` and `key`) or the `next` cursor of an HTTP listing.
+    /// Other fields are ignored, as Webstrates clients may send them.
+    pub fn from_json(options: &Value) -> Result<ListOptions> {
+        let mut out = ListOptions::default();
+        let field = |name: &str| options.get(name).filter(|v| !v.is_null());
+        if let Some(all) = field("all") {
+            out.all = match all {
+                Value::Bool(b) => *b,
+                Value::String(s) if s == "true" || s == "1" => true,
+                Value::String(s) if s == "false" || s == "0" => false,
+                _ => return Err(Error::bad("all must be true or false")),
+            };
+        }
+        if let Some(limit) = field("limit") {
+            out.limit = whole_number(limit)
+                .filter(|n| (1..=MAX_LISTED as u64).contains(n))
+                .ok_or_else(|| {
+                    Error::bad(format!("limit must be an integer from 1 to {MAX_LISTED}"))
+                })? as usize;
+        }
+        if let Some(after) = field("after") {
+            out.after = Some(Cursor::from_json(after).ok_or_else(|| {
+                Error::bad(
+                    "after must be the last invite of the previous page (its createdAt and key) or a next cursor",
+                )
+            })?);
+        }
+        Ok(out)
+    }
+}
+
+/// A place in a listing, which is ordered by creation time, then key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor(i64, String);
+
+impl Cursor {
+    fn from_json(v: &Value) -> Option<Cursor> {
+        let (ms, key) = match v {
+            Value::Object(o) => {
+                let at = o.get("createdAt")?.as_str()?;
+                let at = chrono::DateTime::parse_from_rfc3339(at).ok()?;
+                (at.timestamp_millis(), o.get("key")?.as_str()?)
+            }
+            Value::String(s) => {
+                let (ms, key) = s.split_once('-')?;
+                (ms.parse().ok()?, key)
+            }
+            _ => return None,
+        };
+        well_formed_key(key).then(|| Cursor(ms, key.to_string()))
+    }
+}
+
+/// The `next` cursor of an HTTP listing: `<createdAt ms>-<key>`.
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.0, self.1)
+    }
+}
+
+/// An invite of a listing, ordered by its place alone.
+struct Listed(Cursor, Invite);
+
+impl PartialEq for Listed {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+impl Eq for Listed {}
+impl PartialOrd for Listed {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Listed {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.cmp(&other.0)
+    }
+}
+
+/// A page of a listing, and where the next one starts (`None`: the last).
+#[derive(Debug, Clone)]
+pub struct InvitePage {
+    pub invites: Vec<Invite>,
+    pub next: Option<String>,
+}
+
 /// Invite keys are 64 lowercase hex characters; anything else cannot exist.
 fn well_formed_key(key: &str) -> bool {
     key.len() == 64 && key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -286,15 +404,15 @@ fn tx_put_invite(
 /// Deletes an invite's record and its expiry entry. Callers hold the
 /// document's lock and already know both keys (from the record or from the
 /// expiry index), so nothing is read again here; deleting what is already
-/// gone is a no-op.
+/// gone is a no-op. True when the invite was there.
 pub(crate) fn tx_drop_invite(
     tx: &Tx,
     record_key: &[u8],
     expiry_key: &[u8],
-) -> std::result::Result<(), UnabortableTransactionError> {
-    tx.invites.remove(record_key)?;
+) -> std::result::Result<bool, UnabortableTransactionError> {
+    let existed = tx.invites.remove(record_key)?.is_some();
     tx.expiry.remove(expiry_key)?;
-    Ok(())
+    Ok(existed)
 }
 
 impl InviteRecord {
@@ -354,10 +472,17 @@ impl Engine {
             // Re-check under the lock: a concurrent demotion must not leave
             // an invite behind whose creator is no longer admin.
             self.require_admin(caller, doc)?;
+            self.invite_counts()
+                .take(doc, || self.count_stored_invites(doc))?;
             let record = invite.clone();
-            self.store()
+            let written = self
+                .store()
                 .write_combined(Box::new(move |tx| tx_put_invite(tx, &record)))
-                .await?;
+                .await;
+            if written.is_err() {
+                self.invite_counts().give_back(doc, 1);
+            }
+            written?;
         }
         self.durable().await?;
         self.expiry_changed();
@@ -440,14 +565,28 @@ impl Engine {
         Ok((before, after))
     }
 
-    /// Valid invites of the document: the caller's own, or all of them.
-    pub fn get_invites(&self, caller: &Caller, doc: &str, all: bool) -> Result<Vec<Invite>> {
+    /// One page of the document's valid invites (the caller's own, or
+    /// all), oldest first. Invites are judged one by one as they are read,
+    /// and at most a page of them is kept, however many the document holds.
+    pub fn get_invites(
+        &self,
+        caller: &Caller,
+        doc: &str,
+        options: &ListOptions,
+    ) -> Result<InvitePage> {
         let me = self.require_admin(caller, doc)?;
         let now = now_ms();
-        let mut out = Vec::new();
         let mut creator_is_admin = std::collections::HashMap::new();
-        for invite in self.stored_invites(doc)? {
-            if !all && &invite.created_by != me {
+        // The `limit + 1` first invites past the cursor: the extra one says
+        // whether another page follows.
+        let mut first = std::collections::BinaryHeap::new();
+        for item in self.store().invites.scan_prefix(prefix(&[doc.as_bytes()])) {
+            let (k, v) = item.map_err(StoreError::from)?;
+            let invite = read_record(&k, &v)?;
+            let place = Cursor(invite.created_at, invite.key.clone());
+            if (!options.all && &invite.created_by != me)
+                || options.after.as_ref().is_some_and(|after| &place <= after)
+            {
                 continue;
             }
             let admin = match creator_is_admin.get(&invite.created_by) {
@@ -461,11 +600,21 @@ impl Engine {
                 }
             };
             if invite.validity(doc, now, admin, me).is_ok() {
-                out.push(invite.view(true));
+                first.push(Listed(place, invite.view(true)));
+                if first.len() > options.limit + 1 {
+                    first.pop();
+                }
             }
         }
-        out.sort_by(|a, b| a.created_at.cmp(&b.created_at));
-        Ok(out)
+        let mut invites = first.into_sorted_vec();
+        let next = (invites.len() > options.limit).then(|| {
+            invites.truncate(options.limit);
+            invites.last().map(|Listed(place, _)| place.to_string())
+        });
+        Ok(InvitePage {
+            invites: invites.into_iter().map(|Listed(_, view)| view).collect(),
+            next: next.flatten(),
+        })
     }
 
     /// Every invite stored for `doc`, valid or not.
@@ -490,6 +639,7 @@ impl Engine {
                 tx_drop_invite(tx, &record, &expiry)?;
                 Ok(())
             })?;
+            self.invite_counts().give_back(doc, 1);
         }
         self.durable().await
     }
@@ -498,13 +648,32 @@ impl Engine {
     /// one transaction.
     pub(crate) async fn expire_invites(&self, doc: &str, due: &[DueInvite]) -> Result<()> {
         let _guard = self.lock_doc(doc).await;
-        self.store().write::<(), Error>(|tx| {
+        let dropped = self.store().write::<usize, Error>(|tx| {
             // An index entry names its invite exactly; a stale one (its
             // invite already gone) goes too.
+            let mut dropped = 0;
             for (invite_key, index_key) in due {
-                tx_drop_invite(tx, &record_key(doc, invite_key), index_key)?;
+                dropped +=
+                    usize::from(tx_drop_invite(tx, &record_key(doc, invite_key), index_key)?);
             }
-            Ok(())
-        })
+            Ok(dropped)
+        })?;
+        self.invite_counts().give_back(doc, dropped);
+        Ok(())
+    }
+
+    /// How many invites `doc` has in storage (keys only, nothing decoded).
+    fn count_stored_invites(&self, doc: &str) -> Result<usize> {
+        let mut n = 0;
+        for item in self
+            .store()
+            .invites
+            .scan_prefix(prefix(&[doc.as_bytes()]))
+            .keys()
+        {
+            item.map_err(StoreError::from)?;
+            n += 1;
+        }
+        Ok(n)
     }
 }

@@ -14,6 +14,7 @@ pub mod jwt;
 pub mod keys;
 pub mod limits;
 pub mod perms;
+pub mod quota;
 
 use crate::store::Store;
 use serde::{Deserialize, Serialize};
@@ -84,6 +85,8 @@ impl Caller {
 pub struct EngineConfig {
     pub open_registration: bool,
     pub create_on_visit: bool,
+    /// Invites one document may hold before creating more is refused.
+    pub max_invites_per_document: usize,
 }
 
 impl Default for EngineConfig {
@@ -91,6 +94,7 @@ impl Default for EngineConfig {
         EngineConfig {
             open_registration: true,
             create_on_visit: true,
+            max_invites_per_document: quota::DEFAULT_MAX_INVITES,
         }
     }
 }
@@ -107,6 +111,7 @@ struct Inner {
     config: EngineConfig,
     locks: DocLocks,
     failures: limits::FailureLimiter,
+    invite_counts: quota::InviteCounts,
     expiry_changed: Notify,
 }
 
@@ -116,10 +121,11 @@ impl Engine {
             inner: Arc::new(Inner {
                 store,
                 hub: Hub::default(),
-                config,
                 locks: DocLocks::new(),
                 failures: limits::FailureLimiter::new(20, std::time::Duration::from_secs(60)),
+                invite_counts: quota::InviteCounts::new(config.max_invites_per_document),
                 expiry_changed: Notify::new(),
+                config,
             }),
         }
     }
@@ -135,6 +141,11 @@ impl Engine {
     /// Failed check/accept attempts per user or client address.
     pub fn failures(&self) -> &limits::FailureLimiter {
         &self.inner.failures
+    }
+
+    /// Invites stored per document, against the operator's cap.
+    pub(crate) fn invite_counts(&self) -> &quota::InviteCounts {
+        &self.inner.invite_counts
     }
 
     pub fn config(&self) -> &EngineConfig {

@@ -9,7 +9,7 @@
 use super::pages::raw_query;
 use super::programs::{authorization, optional_body, request_options};
 use super::{parse_body, reply, session, with_app, App, Session};
-use crate::engine::invites::CreateOptions;
+use crate::engine::invites::{CreateOptions, ListOptions};
 use crate::engine::keys::{Holder, KeyRecord};
 use crate::engine::{Caller, Error, Result, User};
 use bytes::Bytes;
@@ -142,11 +142,14 @@ async fn dispatch(r: &Request<'_>, method: &Method, path: &[&str]) -> Answer {
         }
         ("GET", ["apps", doc, "invites"]) => {
             let caller = r.invite_caller(doc)?;
-            let all = request_options(r.query, None, b"")?
-                .get("all")
-                .is_some_and(|v| v == "true" || v == "1");
-            let invites = engine.get_invites(&caller, doc, all)?;
-            Ok((StatusCode::OK, json!({"invites": invites})))
+            let options = request_options(r.query, None, b"")?;
+            let options = ListOptions::from_json(&Value::Object(options))?;
+            let page = engine.get_invites(&caller, doc, &options)?;
+            let mut body = json!({"invites": page.invites});
+            if let Some(next) = page.next {
+                body["next"] = json!(next);
+            }
+            Ok((StatusCode::OK, body))
         }
         ("DELETE", ["apps", doc, "invites", key]) => {
             let caller = r.invite_caller(doc)?;

@@ -3,7 +3,7 @@
 //! assembled around that text (`protocol::reply`) without building a
 //! `serde_json::Value` tree first.
 
-use crate::engine::invites::{key_option, CreateOptions};
+use crate::engine::invites::{key_option, CreateOptions, ListOptions};
 use crate::engine::{Caller, Engine, Error, Level, Result, User};
 use serde_json::{json, Value};
 
@@ -74,12 +74,10 @@ async fn accept_invite(
 }
 
 fn get_invites(engine: &Engine, caller: &Caller, doc: &str, options: &Value) -> Result<ReplyJson> {
-    let all = match options.get("all") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(Error::bad("all must be true or false")),
-    };
-    to_json(engine.get_invites(caller, doc, all)?)
+    let options = ListOptions::from_json(options)?;
+    // The reply stays a plain array, as Webstrates clients expect: a full
+    // page means there may be more, asked for with `after`.
+    to_json(engine.get_invites(caller, doc, &options)?.invites)
 }
 
 async fn remove_invite(
