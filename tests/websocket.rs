@@ -242,6 +242,56 @@ async fn socket_token_bucket_answers_rate_limited() {
 }
 
 #[tokio::test]
+async fn malformed_and_binary_frames_pay_the_token_bucket() {
+    let server = TestServer::start_with(|s| s.ws_rate_limit = 10).await;
+    let alice = server.user("alice").await;
+    alice.create_doc("doc").await;
+    let mut a = alice.ws("doc").await;
+    // 1,000 token-less frames at once, half garbage, half binary: only the
+    // burst (20) and what refills meanwhile are read; the rest are refused.
+    let n = 1000;
+    for i in 0..n {
+        let frame = if i % 2 == 0 {
+            Message::text("not json")
+        } else {
+            Message::binary(vec![1u8, 2, 3])
+        };
+        a.socket.feed(frame).await.unwrap();
+    }
+    a.socket.flush().await.unwrap();
+    let (mut read, mut limited) = (0, 0);
+    for _ in 0..n {
+        let v = next_json(&mut a.socket).await.unwrap();
+        assert_eq!(v["wa"], "error", "{v}");
+        match v["code"].as_str() {
+            Some("bad_request") => read += 1,
+            Some("rate_limited") => {
+                assert_eq!(v["error"], "Too many requests");
+                limited += 1;
+            }
+            other => panic!("unexpected code {other:?}: {v}"),
+        }
+    }
+    assert!(read >= 20, "the burst is read: {read}");
+    assert!(limited >= n / 2, "{limited} of {n} limited, {read} read");
+    // A refused request still gets its token back, and the socket recovers.
+    a.send_raw(Message::text(r#"{"wa":"getPermissions","token":"late"}"#))
+        .await;
+    let v = next_json(&mut a.socket).await.unwrap();
+    assert_eq!(v["token"], "late", "{v}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = a.request("getPermissions", None, json!({})).await;
+        if r.get("reply").is_some() {
+            break;
+        }
+        assert_eq!(r["code"], "rate_limited", "{r}");
+        assert!(std::time::Instant::now() < deadline, "bucket never refilled");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
 async fn presence_and_permission_events() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
