@@ -484,3 +484,44 @@ async fn health_static_and_limits() {
     assert_eq!(r.status(), 413);
     assert!(server.engine().store().users.is_empty());
 }
+
+#[tokio::test]
+async fn security_headers_on_html_and_json() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    alice.create_doc("doc").await;
+    let anon = server.client();
+    // Every kind of HTML answer: pages, the login form, error pages.
+    for (who, path, status) in [
+        (&anon, "/", 200),
+        (&anon, "/auth/login", 200),
+        (&alice.http, "/doc/", 200),
+        (&alice.http, "/bad%20id/", 404),
+        (&alice.http, &format!("/doc/?acceptInvite={}", "0".repeat(64)), 409),
+    ] {
+        let r = who.get(server.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), status, "{path}");
+        let h = r.headers();
+        assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{path}: {csp}"
+        );
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+    }
+    // JSON answers, successes and errors, the directory's envelope included.
+    for (who, path) in [
+        (&alice.http, "/api/documents"),
+        (&anon, "/auth/me"),
+        (&anon, "/identity?publicKey=nope"),
+    ] {
+        let r = who.get(server.url(path)).send().await.unwrap();
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff", "{path}");
+    }
+}
