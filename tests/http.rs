@@ -428,24 +428,52 @@ async fn accept_invite_by_url() {
 }
 
 #[tokio::test]
-async fn accept_by_url_brute_force_gets_429() {
+async fn one_users_bad_invite_links_do_not_lock_out_others_behind_the_same_address() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
     alice.create_doc("doc").await;
+    let mut a = alice.ws("doc").await;
+    let good = a.ok("createInvite", None, json!({})).await["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Every client here comes from 127.0.0.1, as behind a proxy or a NAT.
+    let mallory = server.user("mallory").await;
     let mut tries = Vec::new();
     for i in 0..25 {
-        let user = server.user(&format!("u{i}")).await;
-        let r = user
+        let r = mallory
             .http
-            .get(user.url(&format!("/doc/?acceptInvite={:064x}", i)))
+            .get(mallory.url(&format!("/doc/?acceptInvite={i:064x}")))
             .send()
             .await
             .unwrap();
         tries.push(r.status().as_u16());
     }
-    // Different accounts from one address: the address is limited after 20.
+    // The user's own guard: 20 failures a minute, then 429...
     assert!(tries[..20].iter().all(|s| *s == 409), "{tries:?}");
     assert!(tries[20..].iter().all(|s| *s == 429), "{tries:?}");
+    // ...the same guard as over the WebSocket...
+    let mut m = mallory.ws("doc").await;
+    assert_eq!(
+        m.err("checkInvite", None, json!({"key": good})).await.0,
+        "rate_limited"
+    );
+    // ...while others at the same address keep their own budget.
+    let bob = server.user("bob").await;
+    let r = bob
+        .http
+        .get(bob.url(&format!("/doc/?acceptInvite={}", "f".repeat(64))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let r = bob
+        .http
+        .get(bob.url(&format!("/doc/?acceptInvite={good}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((r.status().as_u16(), location(&r)), (303, "/doc/".into()));
 }
 
 #[tokio::test]
@@ -497,7 +525,11 @@ async fn security_headers_on_html_and_json() {
         (&anon, "/auth/login", 200),
         (&alice.http, "/doc/", 200),
         (&alice.http, "/bad%20id/", 404),
-        (&alice.http, &format!("/doc/?acceptInvite={}", "0".repeat(64)), 409),
+        (
+            &alice.http,
+            &format!("/doc/?acceptInvite={}", "0".repeat(64)),
+            409,
+        ),
     ] {
         let r = who.get(server.url(path)).send().await.unwrap();
         assert_eq!(r.status(), status, "{path}");

@@ -286,7 +286,10 @@ async fn malformed_and_binary_frames_pay_the_token_bucket() {
             break;
         }
         assert_eq!(r["code"], "rate_limited", "{r}");
-        assert!(std::time::Instant::now() < deadline, "bucket never refilled");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bucket never refilled"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

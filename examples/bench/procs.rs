@@ -137,6 +137,8 @@ pub async fn serve(data: &Path, port: &str) {
         serve: ServeArgs {
             listen: listen(port),
             max_connections: 30_000,
+            // The idle-socket scenario holds all its sockets as one user.
+            max_sockets_per_user: 30_000,
             // The per-socket request rate is a policy (tested in
             // tests/websocket.rs); the bench measures capacity.
             ws_rate_limit: 1_000_000,

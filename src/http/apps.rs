@@ -256,6 +256,7 @@ fn error(e: &Error) -> Response {
         403 => "forbidden",
         404 => "not_found",
         409 => "conflict",
+        415 => "unsupported_media_type",
         429 => "too_many_requests",
         _ => "internal_error",
     };

@@ -124,9 +124,18 @@ mod tests {
 
     #[test]
     fn token_of_reads_only_usable_tokens() {
-        assert_eq!(token_of(r#"{"wa":"x","token":"k","big":[1,2]}"#), Some(json!("k")));
+        assert_eq!(
+            token_of(r#"{"wa":"x","token":"k","big":[1,2]}"#),
+            Some(json!("k"))
+        );
         assert_eq!(token_of(r#"{"token":7}"#), Some(json!(7)));
-        for frame in ["nope", "[]", r#"{"wa":"x"}"#, r#"{"token":""}"#, r#"{"token":1.5}"#] {
+        for frame in [
+            "nope",
+            "[]",
+            r#"{"wa":"x"}"#,
+            r#"{"token":""}"#,
+            r#"{"token":1.5}"#,
+        ] {
             assert_eq!(token_of(frame), None, "{frame}");
         }
     }
