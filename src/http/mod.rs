@@ -238,23 +238,29 @@ fn is_media_type(content_type: Option<&str>, media_type: &str) -> bool {
     })
 }
 
-/// Parses a JSON body; an empty body reads as `{}`. A non-empty body of
-/// any other type is refused (415): a page of another site may send
-/// `text/plain` or a form without asking the browser's permission first,
-/// but not `application/json`.
+/// Refuses (415) a non-empty body that is not `application/json`: a page
+/// of another site may send `text/plain` or a form without asking the
+/// browser's permission first, but not JSON. An empty body passes.
+pub fn require_json(content_type: Option<&str>, body: &[u8]) -> Result<(), Error> {
+    if body.iter().all(u8::is_ascii_whitespace) || is_media_type(content_type, "application/json") {
+        return Ok(());
+    }
+    Err(Error::UnsupportedMediaType(
+        "The body must be JSON, sent as Content-Type: application/json".into(),
+    ))
+}
+
+/// Parses a JSON body ([`require_json`]); an empty body reads as `{}`.
 pub fn parse_body<T: DeserializeOwned>(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Result<T, Error> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return serde_json::from_slice(b"{}")
-            .map_err(|e| Error::bad(format!("invalid JSON body: {e}")));
-    }
-    if !is_media_type(content_type, "application/json") {
-        return Err(Error::UnsupportedMediaType(
-            "The body must be JSON, sent as Content-Type: application/json".into(),
-        ));
-    }
+    require_json(content_type, body)?;
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
     serde_json::from_slice(body).map_err(|e| Error::bad(format!("invalid JSON body: {e}")))
 }
 
@@ -279,13 +285,13 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
     health
         .or(directory::routes(app.clone()))
         .unify()
-        .or(auth::routes(app.clone()))
+        .or(refusing_cross_site(auth::routes(app.clone())))
         .unify()
-        .or(documents::routes(app.clone()))
+        .or(refusing_cross_site(documents::routes(app.clone())))
         .unify()
         .or(invites_api::routes(app.clone()))
         .unify()
-        .or(apps::routes(app.clone()))
+        .or(refusing_cross_site(apps::routes(app.clone())))
         .unify()
         .or(pages::routes(app.clone()))
         .unify()
@@ -329,15 +335,27 @@ fn with_security_headers(mut r: Response) -> Response {
     r
 }
 
+/// Answers a [`CrossSite`] refusal of `routes` at once (403): left as a
+/// rejection, a later route group could answer the request instead (`/new`
+/// would read as a document).
+fn refusing_cross_site(routes: BoxedFilter<(Response,)>) -> BoxedFilter<(Response,)> {
+    routes
+        .recover(|rejection: Rejection| async move {
+            match rejection.find::<CrossSite>() {
+                Some(CrossSite) => Ok(reply::json_error(
+                    StatusCode::FORBIDDEN,
+                    "cross_site",
+                    "Cross-site request refused: send it from this server's own pages",
+                )),
+                None => Err(rejection),
+            }
+        })
+        .unify()
+        .boxed()
+}
+
 /// Turns warp's own rejections into plain responses.
 async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
-    if rejection.find::<CrossSite>().is_some() {
-        return Ok(reply::json_error(
-            StatusCode::FORBIDDEN,
-            "cross_site",
-            "Cross-site request refused: send it from this server's own pages",
-        ));
-    }
     let (status, text) = if rejection.is_not_found() {
         (StatusCode::NOT_FOUND, "Not found".to_string())
     } else if rejection.find::<BodyTooLarge>().is_some() {
