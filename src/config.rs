@@ -163,3 +163,39 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trusted_proxies_and_the_socket_cap_parse() {
+        let cli = Cli::try_parse_from([
+            "keystrate",
+            "--trusted-proxy",
+            "10.0.0.0/8,192.168.1.7",
+            "--trusted-proxy",
+            "fd00::/8",
+            "--max-sockets-per-user",
+            "5",
+        ])
+        .unwrap();
+        let nets: Vec<String> = cli
+            .serve
+            .trusted_proxies
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(nets, ["10.0.0.0/8", "192.168.1.7/32", "fd00::/8"]);
+        assert_eq!(cli.serve.max_sockets_per_user, 5);
+        assert_eq!(ServeArgs::default().max_sockets_per_user, 64);
+        for bad in [
+            ["--trusted-proxy", "10.0.0.0/33"],
+            ["--trusted-proxy", "proxy.example"],
+            ["--max-sockets-per-user", "0"],
+        ] {
+            let args = ["keystrate", bad[0], bad[1]];
+            assert!(Cli::try_parse_from(args).is_err(), "{bad:?}");
+        }
+    }
+}
