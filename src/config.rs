@@ -1,6 +1,7 @@
 //! Command-line flags and `KEYSTRATE_*` environment variables.
 
 use clap::{Args, Parser, Subcommand};
+use ipnet::IpNet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -85,6 +86,20 @@ pub struct ServeArgs {
     /// Concurrent connections before new ones get 503.
     #[arg(long, env = "KEYSTRATE_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Open WebSockets per user (per client address for logged-out
+    /// callers); the next upgrade gets 429.
+    #[arg(long, env = "KEYSTRATE_MAX_SOCKETS_PER_USER", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_sockets_per_user: u32,
+    /// A reverse proxy (CIDR or address, repeatable) whose
+    /// `X-Forwarded-For` / `Forwarded` header names the real client.
+    #[arg(
+        long = "trusted-proxy",
+        env = "KEYSTRATE_TRUSTED_PROXY",
+        value_delimiter = ',',
+        value_parser = parse_proxy
+    )]
+    pub trusted_proxies: Vec<IpNet>,
     /// Seconds a client may take to send a request head (slow-loris guard;
     /// also closes idle keep-alive connections).
     #[arg(long, env = "KEYSTRATE_HEADER_READ_TIMEOUT", default_value_t = 10)]
@@ -120,6 +135,8 @@ impl Default for ServeArgs {
             no_open_registration: false,
             no_create_on_visit: false,
             max_connections: 10_000,
+            max_sockets_per_user: 64,
+            trusted_proxies: Vec::new(),
             header_read_timeout: 10,
             ws_ping_interval: 30,
             ws_rate_limit: 100,
@@ -127,6 +144,14 @@ impl Default for ServeArgs {
             max_invites_per_document: crate::engine::quota::DEFAULT_MAX_INVITES,
         }
     }
+}
+
+/// A network in CIDR notation, or a single address.
+fn parse_proxy(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{text:?} is not an address or a CIDR network (10.0.0.0/8)"))
 }
 
 /// Everything the server needs to start.
@@ -142,6 +167,42 @@ impl Config {
         match &self.serve.public_url {
             Some(url) => url.trim_end_matches('/').to_string(),
             None => format!("http://{bound}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trusted_proxies_and_the_socket_cap_parse() {
+        let cli = Cli::try_parse_from([
+            "keystrate",
+            "--trusted-proxy",
+            "10.0.0.0/8,192.168.1.7",
+            "--trusted-proxy",
+            "fd00::/8",
+            "--max-sockets-per-user",
+            "5",
+        ])
+        .unwrap();
+        let nets: Vec<String> = cli
+            .serve
+            .trusted_proxies
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(nets, ["10.0.0.0/8", "192.168.1.7/32", "fd00::/8"]);
+        assert_eq!(cli.serve.max_sockets_per_user, 5);
+        assert_eq!(ServeArgs::default().max_sockets_per_user, 64);
+        for bad in [
+            ["--trusted-proxy", "10.0.0.0/33"],
+            ["--trusted-proxy", "proxy.example"],
+            ["--max-sockets-per-user", "0"],
+        ] {
+            let args = ["keystrate", bad[0], bad[1]];
+            assert!(Cli::try_parse_from(args).is_err(), "{bad:?}");
         }
     }
 }

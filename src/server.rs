@@ -101,6 +101,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         engine: engine.clone(),
         public_url: public_url.clone().into(),
         origins: Arc::new(allowed_origins(&config, addr, &public_url)),
+        trusted_proxies: Arc::new(config.serve.trusted_proxies.clone()),
+        sockets: Arc::new(http::socket::SocketCounts::new(
+            config.serve.max_sockets_per_user,
+        )),
         socket_policy: SocketPolicy {
             ping: Duration::from_secs(config.serve.ws_ping_interval.max(1)),
             requests_per_s: config.serve.ws_rate_limit,

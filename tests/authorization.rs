@@ -436,3 +436,248 @@ async fn every_action_and_route_by_every_caller() {
         "every cell of the matrix was checked"
     );
 }
+
+/// One state-changing route authorized by the session cookie.
+struct Change {
+    route: String,
+    method: reqwest::Method,
+    cookie: String,
+    body: Option<Value>,
+    /// The status when it passes.
+    ok: u16,
+}
+
+async fn send_change(
+    server: &TestServer,
+    change: &Change,
+    headers: &[(&str, &str)],
+    body: Option<(&str, String)>,
+) -> reqwest::Response {
+    let path = change.route.split_once(' ').unwrap().1;
+    let mut req = server
+        .client()
+        .request(change.method.clone(), server.url(path))
+        .header("cookie", format!("keystrate_session={}", change.cookie));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    if let Some((content_type, body)) = body {
+        req = req.header("content-type", content_type).body(body);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn cross_site_changes_by_cookie_are_refused_and_programs_pass() {
+    let server =
+        TestServer::start_with(|s| s.allowed_origins = vec!["https://app.example".into()]).await;
+    let alice = server.user("alice").await;
+    let carol = server.user("carol").await;
+    alice.create_doc("doc").await;
+    alice.create_doc("victim").await;
+    let json_of = |r: reqwest::Response| async move { r.json::<Value>().await.unwrap() };
+    let post = |path: &str, body: Value| alice.http.post(alice.url(path)).json(&body).send();
+    let app_key = json_of(
+        post("/v1/apps/doc/keys", json!({"name": "a"}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    let app_key_id = app_key["key"]["_id"].as_str().unwrap().to_string();
+    let account_key = json_of(
+        post("/v1/account/keys", json!({"name": "b"}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    let account_key_id = account_key["key"]["_id"].as_str().unwrap();
+    let invite = json_of(post("/v1/apps/doc/invites", json!({})).await.unwrap()).await;
+    let invite_key = invite["key"].as_str().unwrap();
+
+    use reqwest::Method as M;
+    let credentials = |name: &str| Some(json!({"username": name, "password": "correct horse"}));
+    let changes = [
+        ("POST /auth/login", credentials("alice"), 200),
+        ("POST /auth/register", credentials("newbie"), 201),
+        ("POST /api/documents", Some(json!({"id": "made"})), 201),
+        ("GET /new", None, 303),
+        ("POST /v1/account/keys", Some(json!({"name": "k"})), 201),
+        ("POST /v1/apps/doc/keys", Some(json!({"name": "k"})), 201),
+        (
+            "POST /v1/apps/doc/invites",
+            Some(json!({"maxAge": 60})),
+            201,
+        ),
+        (
+            &format!("DELETE /v1/apps/doc/invites/{invite_key}"),
+            None,
+            200,
+        ),
+        (&format!("DELETE /v1/apps/doc/keys/{app_key_id}"), None, 200),
+        (
+            &format!("DELETE /v1/account/keys/{account_key_id}"),
+            None,
+            200,
+        ),
+        ("DELETE /api/documents/victim", None, 204),
+        ("POST /auth/logout", None, 204),
+    ]
+    .map(|(route, body, ok)| Change {
+        route: route.to_string(),
+        method: route.split(' ').next().unwrap().parse::<M>().unwrap(),
+        // Logging out ends the session: carol's, so alice's lives on.
+        cookie: if route.ends_with("logout") {
+            &carol
+        } else {
+            &alice
+        }
+        .cookie
+        .clone(),
+        body,
+        ok,
+    });
+    let same_site_other_port = format!("http://127.0.0.1:{}", server.addr.port() + 1);
+    let foreign = [
+        vec![("origin", "https://evil.example")],
+        vec![("origin", same_site_other_port.as_str())],
+        vec![("origin", "null")],
+        vec![("sec-fetch-site", "cross-site")],
+        // The Origin decides when there is one.
+        vec![
+            ("origin", "https://evil.example"),
+            ("sec-fetch-site", "same-origin"),
+        ],
+    ];
+    let mut mismatches = Vec::new();
+    let mut rows = 0;
+    for change in &changes {
+        let json_body = change
+            .body
+            .as_ref()
+            .map(|b| ("application/json", b.to_string()));
+        for headers in &foreign {
+            rows += 1;
+            let r = send_change(&server, change, headers, json_body.clone()).await;
+            let status = r.status().as_u16();
+            let cookie_set = r.headers().contains_key("set-cookie");
+            let code = r.json::<Value>().await.ok().map(|v| v["code"].clone());
+            if (status, code.as_ref()) != (403, Some(&json!("cross_site"))) || cookie_set {
+                mismatches.push(format!(
+                    "{} with {headers:?}: {status} {code:?}",
+                    change.route
+                ));
+            }
+        }
+        // Bodies a page of another site can send without asking first.
+        if let Some(body) = &change.body {
+            let form = serde_urlencoded::to_string(
+                body.as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_string().trim_matches('"').to_string()))
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap();
+            let mut kinds = vec![("text/plain", body.to_string())];
+            if !change.route.starts_with("POST /auth/") {
+                kinds.push(("application/x-www-form-urlencoded", form));
+            }
+            for body in kinds {
+                rows += 1;
+                let kind = body.0;
+                let status = send_change(&server, change, &[], Some(body)).await.status();
+                if status != 415 {
+                    mismatches.push(format!("{} with a {kind} body: {status}", change.route));
+                }
+            }
+        }
+        // Programs send neither header and pass; refused tries changed
+        // nothing (a second creation or deletion would not answer `ok`).
+        rows += 1;
+        let status = send_change(&server, change, &[], json_body).await.status();
+        if status != change.ok {
+            mismatches.push(format!("{} without headers: {status}", change.route));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "cross-site mismatches:\n{}",
+        mismatches.join("\n")
+    );
+    assert_eq!(rows, 12 * 5 + 2 + 4 * 2 + 12, "every cell was checked");
+
+    // Our own origins pass, the public one and --allowed-origin alike.
+    let login = &changes[0];
+    let body = Some(("application/json", login.body.as_ref().unwrap().to_string()));
+    for origin in [server.base.as_str(), "https://app.example"] {
+        let r = send_change(&server, login, &[("origin", origin)], body.clone()).await;
+        assert_eq!(r.status(), 200, "{origin}");
+    }
+    // The login and register forms of our own pages still post forms.
+    let r = send_change(
+        &server,
+        login,
+        &[("origin", &server.base), ("sec-fetch-site", "same-origin")],
+        Some((
+            "application/x-www-form-urlencoded",
+            "username=alice&password=correct+horse".into(),
+        )),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    // Reads are not changes: a cross-site GET with the cookie is answered.
+    let r = alice
+        .http
+        .get(alice.url("/api/documents"))
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Key-authorized routes work from any origin, even with a cookie.
+    let key = json_of(
+        post("/v1/apps/doc/keys", json!({"name": "c"}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    let key = &key["key"];
+    let bearer = format!(
+        "Bearer {}/{}",
+        key["_id"].as_str().unwrap(),
+        key["secret"].as_str().unwrap()
+    );
+    let evil = ("origin", "https://evil.example");
+    let http = server.client();
+    let r = http
+        .post(server.url("/invites_api"))
+        .header(evil.0, evil.1)
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = alice
+        .http
+        .post(alice.url("/v1/apps/doc/invites"))
+        .header(evil.0, evil.1)
+        .header("authorization", &bearer)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // The directory is not a cookie route: its errors keep its envelope.
+    let r = http
+        .post(server.url("/identity"))
+        .header(evil.0, evil.1)
+        .header("sec-fetch-site", "cross-site")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert!(v.get("status").is_some() && v.get("code").is_none(), "{v}");
+}

@@ -428,24 +428,52 @@ async fn accept_invite_by_url() {
 }
 
 #[tokio::test]
-async fn accept_by_url_brute_force_gets_429() {
+async fn one_users_bad_invite_links_do_not_lock_out_others_behind_the_same_address() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
     alice.create_doc("doc").await;
+    let mut a = alice.ws("doc").await;
+    let good = a.ok("createInvite", None, json!({})).await["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Every client here comes from 127.0.0.1, as behind a proxy or a NAT.
+    let mallory = server.user("mallory").await;
     let mut tries = Vec::new();
     for i in 0..25 {
-        let user = server.user(&format!("u{i}")).await;
-        let r = user
+        let r = mallory
             .http
-            .get(user.url(&format!("/doc/?acceptInvite={:064x}", i)))
+            .get(mallory.url(&format!("/doc/?acceptInvite={i:064x}")))
             .send()
             .await
             .unwrap();
         tries.push(r.status().as_u16());
     }
-    // Different accounts from one address: the address is limited after 20.
+    // The user's own guard: 20 failures a minute, then 429...
     assert!(tries[..20].iter().all(|s| *s == 409), "{tries:?}");
     assert!(tries[20..].iter().all(|s| *s == 429), "{tries:?}");
+    // ...the same guard as over the WebSocket...
+    let mut m = mallory.ws("doc").await;
+    assert_eq!(
+        m.err("checkInvite", None, json!({"key": good})).await.0,
+        "rate_limited"
+    );
+    // ...while others at the same address keep their own budget.
+    let bob = server.user("bob").await;
+    let r = bob
+        .http
+        .get(bob.url(&format!("/doc/?acceptInvite={}", "f".repeat(64))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let r = bob
+        .http
+        .get(bob.url(&format!("/doc/?acceptInvite={good}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((r.status().as_u16(), location(&r)), (303, "/doc/".into()));
 }
 
 #[tokio::test]
@@ -483,4 +511,49 @@ async fn health_static_and_limits() {
         .unwrap();
     assert_eq!(r.status(), 413);
     assert!(server.engine().store().users.is_empty());
+}
+
+#[tokio::test]
+async fn security_headers_on_html_and_json() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    alice.create_doc("doc").await;
+    let anon = server.client();
+    // Every kind of HTML answer: pages, the login form, error pages.
+    for (who, path, status) in [
+        (&anon, "/", 200),
+        (&anon, "/auth/login", 200),
+        (&alice.http, "/doc/", 200),
+        (&alice.http, "/bad%20id/", 404),
+        (
+            &alice.http,
+            &format!("/doc/?acceptInvite={}", "0".repeat(64)),
+            409,
+        ),
+    ] {
+        let r = who.get(server.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), status, "{path}");
+        let h = r.headers();
+        assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{path}: {csp}"
+        );
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+    }
+    // JSON answers, successes and errors, the directory's envelope included.
+    for (who, path) in [
+        (&alice.http, "/api/documents"),
+        (&anon, "/auth/me"),
+        (&anon, "/identity?publicKey=nope"),
+    ] {
+        let r = who.get(server.url(path)).send().await.unwrap();
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff", "{path}");
+    }
 }

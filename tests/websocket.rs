@@ -242,6 +242,183 @@ async fn socket_token_bucket_answers_rate_limited() {
 }
 
 #[tokio::test]
+async fn malformed_and_binary_frames_pay_the_token_bucket() {
+    let server = TestServer::start_with(|s| s.ws_rate_limit = 10).await;
+    let alice = server.user("alice").await;
+    alice.create_doc("doc").await;
+    let mut a = alice.ws("doc").await;
+    // 1,000 token-less frames at once, half garbage, half binary: only the
+    // burst (20) and what refills meanwhile are read; the rest are refused.
+    let n = 1000;
+    for i in 0..n {
+        let frame = if i % 2 == 0 {
+            Message::text("not json")
+        } else {
+            Message::binary(vec![1u8, 2, 3])
+        };
+        a.socket.feed(frame).await.unwrap();
+    }
+    a.socket.flush().await.unwrap();
+    let (mut read, mut limited) = (0, 0);
+    for _ in 0..n {
+        let v = next_json(&mut a.socket).await.unwrap();
+        assert_eq!(v["wa"], "error", "{v}");
+        match v["code"].as_str() {
+            Some("bad_request") => read += 1,
+            Some("rate_limited") => {
+                assert_eq!(v["error"], "Too many requests");
+                limited += 1;
+            }
+            other => panic!("unexpected code {other:?}: {v}"),
+        }
+    }
+    assert!(read >= 20, "the burst is read: {read}");
+    assert!(limited >= n / 2, "{limited} of {n} limited, {read} read");
+    // A refused request still gets its token back, and the socket recovers.
+    a.send_raw(Message::text(r#"{"wa":"getPermissions","token":"late"}"#))
+        .await;
+    let v = next_json(&mut a.socket).await.unwrap();
+    assert_eq!(v["token"], "late", "{v}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = a.request("getPermissions", None, json!({})).await;
+        if r.get("reply").is_some() {
+            break;
+        }
+        assert_eq!(r["code"], "rate_limited", "{r}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bucket never refilled"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Connects until it works (a closed socket frees its place once the
+/// server has seen the close).
+async fn connect_eventually(base: &str, doc: &str, cookie: Option<&str>) -> Ws {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match Ws::connect(base, doc, cookie, None).await {
+            Ok(ws) => return ws,
+            Err(status) => assert_eq!(status, 429),
+        }
+        assert!(std::time::Instant::now() < deadline, "place never freed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn sockets_per_user_and_per_logged_out_address_are_capped() {
+    let server = TestServer::start_with(|s| s.max_sockets_per_user = 3).await;
+    let alice = server.user("alice").await;
+    alice.create_doc("doc").await;
+    alice.create_doc("pub").await;
+    let mut a = alice.ws("pub").await;
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "anonymous", "permissions": "r"}),
+    )
+    .await;
+    // Mallory may not even read "doc", yet could hold every slot.
+    let mallory = server.user("mallory").await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(mallory.ws("doc").await);
+    }
+    for doc in ["doc", "pub"] {
+        assert_eq!(
+            Ws::connect(&server.base, doc, Some(&mallory.cookie), None)
+                .await
+                .err(),
+            Some(429),
+            "the cap is per user, across documents"
+        );
+    }
+    // Others are unaffected, and a closed socket frees its place.
+    let _second = alice.ws("doc").await;
+    held.pop().unwrap().socket.close(None).await.unwrap();
+    held.push(connect_eventually(&server.base, "doc", Some(&mallory.cookie)).await);
+    // Logged out, the client address is the owner.
+    let mut anonymous = Vec::new();
+    for _ in 0..3 {
+        anonymous.push(Ws::connect(&server.base, "pub", None, None).await.unwrap());
+    }
+    assert_eq!(
+        Ws::connect(&server.base, "pub", None, None).await.err(),
+        Some(429)
+    );
+    let _third = alice.ws("pub").await;
+}
+
+/// Opens an anonymous socket on "pub" with these forwarding headers.
+async fn anonymous_via(server: &TestServer, headers: &[(&str, &str)]) -> Result<Ws, u16> {
+    Ws::connect_with(&server.base, "pub", None, headers).await
+}
+
+async fn public_doc(server: &TestServer) {
+    let alice = server.user("alice").await;
+    alice.create_doc("pub").await;
+    let mut a = alice.ws("pub").await;
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "anonymous", "permissions": "r"}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_the_address() {
+    let server = TestServer::start_with(|s| {
+        s.max_sockets_per_user = 1;
+        s.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    public_doc(&server).await;
+    let xff = |v| [("x-forwarded-for", v)];
+    let _one = anonymous_via(&server, &xff("1.1.1.1")).await.unwrap();
+    assert_eq!(
+        anonymous_via(&server, &xff("1.1.1.1")).await.err(),
+        Some(429)
+    );
+    // A forged left-most entry does not help; the proxy's entry counts.
+    assert_eq!(
+        anonymous_via(&server, &xff("9.9.9.9, 1.1.1.1")).await.err(),
+        Some(429)
+    );
+    let _two = anonymous_via(&server, &xff("1.1.1.1, 2.2.2.2"))
+        .await
+        .unwrap();
+    let _three = anonymous_via(&server, &[("forwarded", "for=\"[2001:db8::3]:80\"")])
+        .await
+        .unwrap();
+    assert_eq!(
+        anonymous_via(&server, &[("forwarded", "for=2001:db8::3")])
+            .await
+            .err(),
+        Some(429)
+    );
+}
+
+#[tokio::test]
+async fn forwarded_headers_from_untrusted_peers_are_ignored() {
+    let server = TestServer::start_with(|s| s.max_sockets_per_user = 1).await;
+    public_doc(&server).await;
+    let _one = anonymous_via(&server, &[("x-forwarded-for", "1.1.1.1")])
+        .await
+        .unwrap();
+    // Another claimed address from the same peer is still the same client.
+    assert_eq!(
+        anonymous_via(&server, &[("x-forwarded-for", "2.2.2.2")])
+            .await
+            .err(),
+        Some(429)
+    );
+}
+
+#[tokio::test]
 async fn presence_and_permission_events() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;

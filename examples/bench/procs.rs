@@ -137,6 +137,8 @@ pub async fn serve(data: &Path, port: &str) {
         serve: ServeArgs {
             listen: listen(port),
             max_connections: 30_000,
+            // The idle-socket scenario holds all its sockets as one user.
+            max_sockets_per_user: 30_000,
             // The per-socket request rate and the per-document invite cap
             // are policies (tested in tests/websocket.rs, tests/invites.rs);
             // the bench measures capacity.

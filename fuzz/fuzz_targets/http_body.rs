@@ -7,9 +7,16 @@ fuzz_target!(|data: &[u8]| {
         Some((flag, rest)) => (flag & 1 == 1, rest),
         None => return,
     };
-    let content_type = form.then_some("application/x-www-form-urlencoded");
-    let _ = keystrate::http::parse_body::<serde_json::Value>(content_type, body);
-    let _ = keystrate::http::parse_body::<std::collections::HashMap<String, String>>(content_type, body);
+    let content_type = Some(if form {
+        "application/x-www-form-urlencoded"
+    } else {
+        "application/json"
+    });
+    let _ = keystrate::http::parse_form_or_json::<serde_json::Value>(content_type, body);
+    let _ = keystrate::http::parse_form_or_json::<std::collections::HashMap<String, String>>(
+        content_type,
+        body,
+    );
     if let Ok(query) = std::str::from_utf8(body) {
         let _ = serde_urlencoded::from_str::<Vec<(String, String)>>(query);
     }

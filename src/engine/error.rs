@@ -42,6 +42,9 @@ pub enum Error {
     /// A resource other than a document or invite does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// A request body of a type the route does not take.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("Internal error")]
     Internal(String),
 }
@@ -66,6 +69,7 @@ impl Error {
             Error::Unauthorized(_) => "unauthorized",
             Error::Conflict(_) => "conflict",
             Error::NotFound(_) => "not_found",
+            Error::UnsupportedMediaType(_) => "unsupported_media_type",
             Error::Internal(_) => "internal",
         }
     }
@@ -85,6 +89,7 @@ impl Error {
             | Error::TooManyInvites { .. } => 409,
             Error::BadRequest(_) | Error::UnknownAction => 400,
             Error::RateLimited => 429,
+            Error::UnsupportedMediaType(_) => 415,
             Error::Internal(_) => 500,
         }
     }

@@ -132,6 +132,8 @@ async fn dispatch(r: &Request<'_>, method: &Method, path: &[&str]) -> Answer {
         }
         ("POST", ["apps", doc, "invites"]) => {
             let caller = r.invite_caller(doc)?;
+            // Forms are for `/invites_api` (Prosody's); this route is JSON.
+            super::require_json(r.content_type, r.body)?;
             let options = request_options(r.query, r.content_type, r.body)?;
             let options = CreateOptions::from_json(&Value::Object(options))?;
             let invite = engine.create_invite(&caller, doc, &options).await?;
@@ -257,6 +259,7 @@ fn error(e: &Error) -> Response {
         403 => "forbidden",
         404 => "not_found",
         409 => "conflict",
+        415 => "unsupported_media_type",
         429 => "too_many_requests",
         _ => "internal_error",
     };

@@ -1,6 +1,8 @@
 //! `/auth/*`: register, login, logout, me, and the login page.
 
-use super::{body, parse_body, reply, session, with_app, App, Session, SESSION_COOKIE};
+use super::{
+    body, parse_form_or_json, reply, same_site, session, with_app, App, Session, SESSION_COOKIE,
+};
 use crate::engine::accounts::{NewSession, SESSION_TTL_MS};
 use crate::engine::{Caller, Error};
 use bytes::Bytes;
@@ -18,8 +20,11 @@ struct Credentials {
 }
 
 pub fn routes(app: App) -> BoxedFilter<(Response,)> {
+    // Login CSRF: a cross-site form must not log the victim into the
+    // attacker's account, so these refuse other sites with or without a cookie.
     let register = warp::path!("auth" / "register")
         .and(warp::post())
+        .and(same_site(app.clone()))
         .and(with_app(app.clone()))
         .and(body())
         .then(|app: App, ct: Option<String>, body: Bytes| async move {
@@ -30,6 +35,7 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         });
     let login = warp::path!("auth" / "login")
         .and(warp::post())
+        .and(same_site(app.clone()))
         .and(with_app(app.clone()))
         .and(body())
         .then(|app: App, ct: Option<String>, body: Bytes| async move {
@@ -40,6 +46,7 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         });
     let logout = warp::path!("auth" / "logout")
         .and(warp::post())
+        .and(same_site(app.clone()))
         .and(with_app(app.clone()))
         .and(session(app.clone()))
         .then(|app: App, s: Session| async move {
@@ -85,7 +92,7 @@ where
     F: FnOnce(App, Credentials) -> Fut,
     Fut: std::future::Future<Output = crate::engine::Result<NewSession>>,
 {
-    let result = match parse_body::<Credentials>(content_type.as_deref(), body) {
+    let result = match parse_form_or_json::<Credentials>(content_type.as_deref(), body) {
         Ok(c) => f(app.clone(), c).await,
         Err(e) => Err(e),
     };

@@ -1,6 +1,6 @@
 //! `/api/documents` and `/new`.
 
-use super::{body, parse_body, reply, session, with_app, App, Session};
+use super::{body, parse_body, reply, same_site, session, with_app, App, Session};
 use crate::engine::Caller;
 use bytes::Bytes;
 use serde::Deserialize;
@@ -61,8 +61,11 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
                 Err(e) => reply::error(&e),
             }
         });
+    // A GET that creates: a link on another site must not make documents
+    // in the visitor's account.
     let new = warp::path!("new")
         .and(warp::get())
+        .and(same_site(app.clone()))
         .and(with_app(app.clone()))
         .and(session(app.clone()))
         .then(|app: App, s: Session| async move {

@@ -4,6 +4,7 @@
 
 pub mod apps;
 pub mod auth;
+pub mod client;
 pub mod directory;
 pub mod documents;
 pub mod invites_api;
@@ -33,8 +34,13 @@ pub struct App {
     pub engine: Engine,
     /// Public URL without a trailing slash.
     pub public_url: Arc<str>,
-    /// Origins allowed to open WebSockets.
+    /// Origins allowed to open WebSockets and to send cookie-authorized
+    /// changes: the public origin and every `--allowed-origin`.
     pub origins: Arc<Vec<String>>,
+    /// `--trusted-proxy` networks (see `client.rs`).
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+    /// Open WebSockets per caller, under `--max-sockets-per-user`.
+    pub sockets: Arc<socket::SocketCounts>,
     /// Pings and request rate of every WebSocket.
     pub socket_policy: crate::ws::SocketPolicy,
     /// The key directory (SPEC section 8).
@@ -44,6 +50,20 @@ pub struct App {
 impl App {
     pub fn secure_cookies(&self) -> bool {
         self.public_url.starts_with("https://")
+    }
+
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        self.origins.iter().any(|o| o.eq_ignore_ascii_case(origin))
+    }
+
+    /// A request sent by a page of another site: its `Origin` is not one
+    /// of ours or, without an `Origin`, the browser says `cross-site`.
+    /// Programs send neither header and pass.
+    fn cross_site(&self, origin: Option<&str>, fetch_site: Option<&str>) -> bool {
+        match origin {
+            Some(origin) => !self.origin_allowed(origin),
+            None => fetch_site.is_some_and(|s| s.eq_ignore_ascii_case("cross-site")),
+        }
     }
 }
 
@@ -83,22 +103,86 @@ pub fn with_app(app: App) -> impl Filter<Extract = (App,), Error = Infallible> +
     warp::any().map(move || app.clone())
 }
 
-/// Resolves the session cookie; an unknown or expired token is anonymous.
-pub fn session(app: App) -> impl Filter<Extract = (Session,), Error = Infallible> + Clone {
-    warp::cookie::optional::<String>(SESSION_COOKIE).map(move |token: Option<String>| {
-        let user = token
-            .as_deref()
-            .and_then(|t| app.engine.session_user(t).ok().flatten());
-        Session {
-            caller: user.map(Caller::User).unwrap_or(Caller::Anonymous),
-            token,
-        }
-    })
+/// A request refused because a page of another site sent it.
+#[derive(Debug)]
+pub(crate) struct CrossSite;
+impl warp::reject::Reject for CrossSite {}
+
+/// Whether a page of another site sent the request, with what the log
+/// line of a refusal names.
+#[derive(Debug)]
+struct SiteCheck {
+    cross_site: bool,
+    origin: Option<String>,
+    client: Option<std::net::IpAddr>,
 }
 
-/// The client's address (for per-client limits); unknown in unit setups.
-pub fn client_addr() -> impl Filter<Extract = (Option<Conn>,), Error = Infallible> + Clone {
-    warp::ext::optional::<Conn>()
+impl SiteCheck {
+    /// Refuses a cross-site request ([`CrossSite`], 403).
+    fn enforce(self) -> Result<(), Rejection> {
+        if !self.cross_site {
+            return Ok(());
+        }
+        tracing::info!(origin = ?self.origin, client = ?self.client, "cross-site request refused");
+        Err(warp::reject::custom(CrossSite))
+    }
+}
+
+fn site_check(app: App) -> impl Filter<Extract = (SiteCheck,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("origin")
+        .and(warp::header::optional::<String>("sec-fetch-site"))
+        .and(client::client_ip(&app))
+        .map(
+            move |origin: Option<String>,
+                  site: Option<String>,
+                  client: Option<std::net::IpAddr>| {
+                SiteCheck {
+                    cross_site: app.cross_site(origin.as_deref(), site.as_deref()),
+                    origin,
+                    client,
+                }
+            },
+        )
+}
+
+/// Refuses (403) a request sent by a page of another site. For routes that
+/// change state whoever calls (login, register, logout, `/new`): a
+/// cross-site form must not log the victim into the attacker's account.
+pub fn same_site(app: App) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    site_check(app)
+        .and_then(|check: SiteCheck| async move { check.enforce() })
+        .untuple_one()
+}
+
+/// Resolves the session cookie; an unknown or expired token is anonymous.
+/// A change (any method but GET, HEAD, OPTIONS) authorized by the cookie —
+/// it carries one and no `Authorization` — must come from one of our own
+/// origins (403 otherwise, see [`same_site`]).
+pub fn session(app: App) -> impl Filter<Extract = (Session,), Error = Rejection> + Clone {
+    warp::method()
+        .and(warp::cookie::optional::<String>(SESSION_COOKIE))
+        .and(warp::header::optional::<String>("authorization"))
+        .and(site_check(app.clone()))
+        .and_then(
+            move |method: warp::http::Method,
+                  token: Option<String>,
+                  authorization: Option<String>,
+                  check: SiteCheck| {
+                let app = app.clone();
+                async move {
+                    if !method.is_safe() && token.is_some() && authorization.is_none() {
+                        check.enforce()?;
+                    }
+                    let user = token
+                        .as_deref()
+                        .and_then(|t| app.engine.session_user(t).ok().flatten());
+                    Ok::<_, Rejection>(Session {
+                        caller: user.map(Caller::User).unwrap_or(Caller::Anonymous),
+                        token,
+                    })
+                }
+            },
+        )
 }
 
 /// A body larger than [`MAX_BODY`].
@@ -144,22 +228,53 @@ where
     Ok((content_type, Bytes::from(out)))
 }
 
-/// Parses a JSON or form body; an empty body reads as `{}`.
+/// Whether a `Content-Type` names `type` (parameters such as `charset`
+/// aside).
+fn is_media_type(content_type: Option<&str>, media_type: &str) -> bool {
+    content_type.is_some_and(|c| {
+        c.split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case(media_type))
+    })
+}
+
+/// Refuses (415) a non-empty body that is not `application/json`: a page
+/// of another site may send `text/plain` or a form without asking the
+/// browser's permission first, but not JSON. An empty body passes.
+pub fn require_json(content_type: Option<&str>, body: &[u8]) -> Result<(), Error> {
+    if body.iter().all(u8::is_ascii_whitespace) || is_media_type(content_type, "application/json") {
+        return Ok(());
+    }
+    Err(Error::UnsupportedMediaType(
+        "The body must be JSON, sent as Content-Type: application/json".into(),
+    ))
+}
+
+/// Parses a JSON body ([`require_json`]); an empty body reads as `{}`.
 pub fn parse_body<T: DeserializeOwned>(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Result<T, Error> {
-    let form = content_type.is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
-    if form {
-        return serde_urlencoded::from_bytes(body)
-            .map_err(|e| Error::bad(format!("invalid form body: {e}")));
-    }
+    require_json(content_type, body)?;
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
         body
     };
     serde_json::from_slice(body).map_err(|e| Error::bad(format!("invalid JSON body: {e}")))
+}
+
+/// Like [`parse_body`], but also takes an `application/x-www-form-urlencoded`
+/// body: the login and register forms of our own pages post those.
+pub fn parse_form_or_json<T: DeserializeOwned>(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<T, Error> {
+    if is_media_type(content_type, "application/x-www-form-urlencoded") {
+        return serde_urlencoded::from_bytes(body)
+            .map_err(|e| Error::bad(format!("invalid form body: {e}")));
+    }
+    parse_body(content_type, body)
 }
 
 /// All routes, with errors turned into responses.
@@ -170,17 +285,71 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
     health
         .or(directory::routes(app.clone()))
         .unify()
-        .or(auth::routes(app.clone()))
+        .or(refusing_cross_site(auth::routes(app.clone())))
         .unify()
-        .or(documents::routes(app.clone()))
+        .or(refusing_cross_site(documents::routes(app.clone())))
         .unify()
         .or(invites_api::routes(app.clone()))
         .unify()
-        .or(apps::routes(app.clone()))
+        .or(refusing_cross_site(apps::routes(app.clone())))
         .unify()
         .or(pages::routes(app.clone()))
         .unify()
         .recover(recover)
+        .unify()
+        .map(with_security_headers)
+        .boxed()
+}
+
+/// The policy of every HTML answer: the pages load only their own scripts
+/// and styles (none inline), and no other site may frame them. `data:`
+/// images are the pages' empty favicon (no request for `/favicon.ico`).
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:; \
+     base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'";
+
+/// Headers on every answer: no content is sniffed into another type, and
+/// no URL leaks as a referrer (invite keys travel in URLs). HTML answers
+/// also carry the content security policy.
+fn with_security_headers(mut r: Response) -> Response {
+    use warp::http::header::{self, HeaderValue};
+    let html = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|t| t.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/html"));
+    let headers = r.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if html {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        );
+    }
+    r
+}
+
+/// Answers a [`CrossSite`] refusal of `routes` at once (403): left as a
+/// rejection, a later route group could answer the request instead (`/new`
+/// would read as a document).
+fn refusing_cross_site(routes: BoxedFilter<(Response,)>) -> BoxedFilter<(Response,)> {
+    routes
+        .recover(|rejection: Rejection| async move {
+            match rejection.find::<CrossSite>() {
+                Some(CrossSite) => Ok(reply::json_error(
+                    StatusCode::FORBIDDEN,
+                    "cross_site",
+                    "Cross-site request refused: send it from this server's own pages",
+                )),
+                None => Err(rejection),
+            }
+        })
         .unify()
         .boxed()
 }

@@ -1,7 +1,7 @@
 //! The pages a person sees: the landing page, the static assets, the
 //! document page with its access rules, and invite acceptance by URL.
 
-use super::{client_addr, reply, session, with_app, App, Conn, Session};
+use super::{reply, session, with_app, App, Session};
 use crate::engine::documents::validate_doc_id;
 use crate::engine::{Caller, Error};
 use warp::filters::BoxedFilter;
@@ -85,7 +85,6 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .and(with_app(app.clone()))
         .and(session(app.clone()))
         .and(raw_query())
-        .and(client_addr())
         .then(document_page);
     landing
         .or(assets)
@@ -137,13 +136,7 @@ fn login_redirect(path_and_query: &str) -> Response {
     reply::redirect(StatusCode::SEE_OTHER, &format!("/auth/login?{next}"))
 }
 
-async fn document_page(
-    doc: String,
-    app: App,
-    s: Session,
-    query: String,
-    conn: Option<Conn>,
-) -> Response {
+async fn document_page(doc: String, app: App, s: Session, query: String) -> Response {
     if validate_doc_id(&doc).is_err() {
         return message_page(StatusCode::NOT_FOUND, "Not found", "There is no such page.");
     }
@@ -154,12 +147,14 @@ async fn document_page(
     };
     let params: Vec<(String, String)> = serde_urlencoded::from_str(&query).unwrap_or_default();
     if let Some((_, key)) = params.iter().find(|(k, _)| k == "acceptInvite") {
+        // Logged-out callers learn nothing about the key (it is not looked
+        // at before they log in), so they need no guard of their own.
         if s.caller == Caller::Anonymous {
             return login_redirect(&here);
         }
         let rest: Vec<&(String, String)> =
             params.iter().filter(|(k, _)| k != "acceptInvite").collect();
-        return accept_by_url(&app, &s.caller, &doc, key, &rest, conn).await;
+        return accept_by_url(&app, &s.caller, &doc, key, &rest).await;
     }
     let exists = match app.engine.document_exists(&doc) {
         Ok(e) => e,
@@ -196,24 +191,17 @@ async fn document_page(
 }
 
 /// `?acceptInvite=<key>` for a logged-in caller: accept, then send the
-/// browser to the document without the parameter.
+/// browser to the document without the parameter. Failures count against
+/// the user's own guard in the engine (the one the WebSocket uses), never
+/// against an address: one user's bad links must not lock out everyone
+/// behind the same proxy.
 async fn accept_by_url(
     app: &App,
     caller: &Caller,
     doc: &str,
     key: &str,
     rest: &[&(String, String)],
-    conn: Option<Conn>,
 ) -> Response {
-    let client = conn.map(|c| format!("ip:{}", c.peer.ip()));
-    let failures = app.engine.failures();
-    if client.as_deref().is_some_and(|c| failures.is_blocked(c)) {
-        return message_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many attempts",
-            "Error: Too many requests",
-        );
-    }
     match app.engine.accept_invite(caller, doc, key).await {
         Ok(_) => {
             let query = serde_urlencoded::to_string(rest).unwrap_or_default();
@@ -224,15 +212,15 @@ async fn accept_by_url(
             };
             reply::redirect(StatusCode::SEE_OTHER, &location)
         }
-        Err(e) => {
-            if let Some(c) = &client {
-                failures.record(c);
-            }
-            let status = match e {
-                Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-                _ => StatusCode::CONFLICT,
-            };
-            message_page(status, "This invite cannot be used", &format!("Error: {e}"))
-        }
+        Err(Error::RateLimited) => message_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts",
+            "Error: Too many requests",
+        ),
+        Err(e) => message_page(
+            StatusCode::CONFLICT,
+            "This invite cannot be used",
+            &format!("Error: {e}"),
+        ),
     }
 }

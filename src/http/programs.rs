@@ -2,7 +2,7 @@
 //! bodies that may be absent, the `Authorization` header, and option maps
 //! merged from the query string and the body.
 
-use super::{body, parse_body};
+use super::{body, parse_body, parse_form_or_json};
 use crate::engine::{Error, Result};
 use bytes::Bytes;
 use serde_json::{Map, Value};
@@ -51,7 +51,7 @@ pub fn request_options(
     }
     let form = content_type.is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
     if form {
-        let pairs: Vec<(String, String)> = parse_body(content_type, body)?;
+        let pairs: Vec<(String, String)> = parse_form_or_json(content_type, body)?;
         for (name, value) in pairs {
             options.insert(name, Value::String(value));
         }

@@ -7,11 +7,15 @@
 //! is most of an idle socket's memory; frames are at most 64 KiB anyway and
 //! a 4 KiB buffer grows when a large one arrives.
 
-use super::{client_addr, reply, session, with_app, App, Conn, PendingUpgrade, Session};
+use super::client::client_ip;
+use super::{reply, session, with_app, App, Conn, PendingUpgrade, Session};
 use crate::engine::documents::validate_doc_id;
 use crate::engine::Caller;
 use crate::ws::{serve_socket, MAX_FRAME};
+use dashmap::DashMap;
 use hyper_util::rt::TokioIo;
+use std::net::IpAddr;
+use std::sync::Arc;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
@@ -47,12 +51,66 @@ fn handshake() -> impl Filter<Extract = (Handshake,), Error = warp::Rejection> +
         )
 }
 
+/// Open sockets per caller — per user, or per client address for
+/// logged-out callers — so that no one caller can take every connection
+/// slot (`--max-sockets-per-user`).
+pub struct SocketCounts {
+    max: u32,
+    open: DashMap<String, u32>,
+}
+
+/// One counted socket; dropping it frees the place.
+pub struct SocketPlace {
+    counts: Arc<SocketCounts>,
+    owner: String,
+}
+
+impl SocketCounts {
+    pub fn new(max: u32) -> SocketCounts {
+        SocketCounts {
+            max,
+            open: DashMap::new(),
+        }
+    }
+
+    /// Counts one more socket of `caller`; `None` when it has `max` open.
+    fn open(self: &Arc<Self>, caller: &Caller, client: Option<IpAddr>) -> Option<SocketPlace> {
+        let owner = match (caller.user(), client) {
+            (Some(user), _) => format!("user:{}", user.id()),
+            (None, Some(ip)) => format!("ip:{ip}"),
+            (None, None) => "ip:unknown".to_string(),
+        };
+        let mut open = self.open.entry(owner.clone()).or_insert(0);
+        if *open >= self.max {
+            return None;
+        }
+        *open += 1;
+        drop(open);
+        Some(SocketPlace {
+            counts: self.clone(),
+            owner,
+        })
+    }
+}
+
+impl Drop for SocketPlace {
+    fn drop(&mut self) {
+        let open = &self.counts.open;
+        if let Some(mut n) = open.get_mut(&self.owner) {
+            *n = n.saturating_sub(1);
+        }
+        // Forget callers without sockets, so the map stays small.
+        open.remove_if(&self.owner, |_, n| *n == 0);
+    }
+}
+
 pub fn route(app: App) -> BoxedFilter<(Response,)> {
     warp::path!(String / "ws")
         .and(warp::header::optional::<String>("origin"))
         .and(with_app(app.clone()))
-        .and(session(app))
-        .and(client_addr())
+        .and(session(app.clone()))
+        .and(warp::ext::optional::<Conn>())
+        .and(client_ip(&app))
         .and(handshake())
         .map(
             |doc: String,
@@ -60,10 +118,11 @@ pub fn route(app: App) -> BoxedFilter<(Response,)> {
              app: App,
              s: Session,
              conn: Option<Conn>,
+             client: Option<IpAddr>,
              hs: Handshake| {
                 if let Some(origin) = origin {
-                    if !app.origins.iter().any(|o| o.eq_ignore_ascii_case(&origin)) {
-                        tracing::info!(origin = %origin, "WebSocket refused: origin not allowed");
+                    if !app.origin_allowed(&origin) {
+                        tracing::info!(origin = %origin, client = ?client, "WebSocket refused: origin not allowed");
                         return reply::text(StatusCode::FORBIDDEN, "Origin not allowed");
                     }
                 }
@@ -77,6 +136,13 @@ pub fn route(app: App) -> BoxedFilter<(Response,)> {
                 if s.caller == Caller::Anonymous && !level.can_read() {
                     return reply::text(StatusCode::FORBIDDEN, "Log in or get read access first");
                 }
+                let Some(place) = app.sockets.open(&s.caller, client) else {
+                    tracing::info!(client = ?client, "WebSocket refused: too many sockets of one caller");
+                    return reply::text(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "Too many open sockets for this user or address",
+                    );
+                };
                 let Some(upgrade) = hs.upgrade.take() else {
                     return reply::text(StatusCode::BAD_REQUEST, "Upgrade already taken");
                 };
@@ -97,7 +163,9 @@ pub fn route(app: App) -> BoxedFilter<(Response,)> {
                         Some(config),
                     )
                     .await;
-                    serve_socket(engine, socket, doc, s.caller, level, policy, conn).await;
+                    // The connection slot and the caller's place last as long as the socket.
+                    let keep = (conn, place);
+                    serve_socket(engine, socket, doc, s.caller, level, policy, keep).await;
                 });
                 switching_protocols(&hs.key)
             },

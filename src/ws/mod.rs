@@ -162,36 +162,39 @@ pub async fn serve_socket<K: Send + 'static>(
             }
         };
         let text = match &message {
-            Message::Text(text) => text.as_str(),
+            Message::Text(text) => Some(text.as_str()),
+            Message::Binary(_) => None,
             Message::Close(_) => break,
-            Message::Binary(_) => {
-                let error = protocol::frame_error("binary frames are not supported");
-                let _ = tx.send(Outgoing::Text(error)).await;
-                continue;
-            }
             // Pings are answered by the library.
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+        };
+        // Every data frame pays before it is read, malformed ones included,
+        // so a flood of garbage costs the sender its budget, not the server.
+        if !bucket.take() {
+            let frame = match text.and_then(protocol::token_of) {
+                Some(token) => protocol::reply_error(&token, &Error::RateLimited),
+                None => protocol::frame_error(&Error::RateLimited),
+            };
+            let _ = tx.send(Outgoing::Text(frame)).await;
+            continue;
+        }
+        let Some(text) = text else {
+            let error = Error::bad("binary frames are not supported");
+            let _ = tx.send(Outgoing::Text(protocol::frame_error(&error))).await;
+            continue;
         };
         let request = match protocol::parse(text) {
             Ok(r) => r,
             Err(bad) => {
+                let error = Error::BadRequest(bad.message);
                 let frame = match bad.token {
-                    Some(token) => protocol::reply_error(&token, &Error::BadRequest(bad.message)),
-                    None => protocol::frame_error(&bad.message),
+                    Some(token) => protocol::reply_error(&token, &error),
+                    None => protocol::frame_error(&error),
                 };
                 let _ = tx.send(Outgoing::Text(frame)).await;
                 continue;
             }
         };
-        if !bucket.take() {
-            let _ = tx
-                .send(Outgoing::Text(protocol::reply_error(
-                    &request.token,
-                    &Error::RateLimited,
-                )))
-                .await;
-            continue;
-        }
         // Reads answer at once from storage: they are served here, in
         // order, without a task of their own. Writes wait for a flush, so
         // each runs in its own task while the socket reads on.

@@ -37,9 +37,8 @@ pub fn parse(text: &str) -> Result<Request, BadFrame> {
         return Err(bad(None, "frame must be a JSON object"));
     };
     let token = match map.remove("token") {
-        Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= 64 => Value::String(s),
-        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Value::Number(n),
-        Some(_) => return Err(bad(None, "token must be a string of 1 to 64 characters")),
+        Some(token) => valid_token(token)
+            .ok_or_else(|| bad(None, "token must be a string of 1 to 64 characters"))?,
         None => return Err(bad(None, "frame must have \"wa\" and \"token\"")),
     };
     let wa = match map.remove("wa") {
@@ -60,6 +59,27 @@ pub fn parse(text: &str) -> Result<Request, BadFrame> {
     })
 }
 
+/// A token as the client gave it, if it is a usable one.
+fn valid_token(token: Value) -> Option<Value> {
+    match token {
+        Value::String(s) if !s.is_empty() && s.chars().count() <= 64 => Some(Value::String(s)),
+        Value::Number(n) if n.is_i64() || n.is_u64() => Some(Value::Number(n)),
+        _ => None,
+    }
+}
+
+/// Only the token of a frame, read without building the rest: a frame
+/// refused by the rate limit is answered with it (so the client can match
+/// the refusal) but is not otherwise parsed.
+pub fn token_of(text: &str) -> Option<Value> {
+    #[derive(serde::Deserialize)]
+    struct TokenOnly {
+        token: Option<Value>,
+    }
+    let frame: TokenOnly = serde_json::from_str(text).ok()?;
+    valid_token(frame.token?)
+}
+
 /// A reply frame around `reply`, a value already serialised as JSON.
 pub fn reply(token: &Value, reply: &str) -> String {
     format!(r#"{{"wa":"reply","token":{token},"reply":{reply}}}"#)
@@ -70,9 +90,10 @@ pub fn reply_error(token: &Value, error: &Error) -> String {
         .to_string()
 }
 
-/// The answer to a frame that is not a request at all.
-pub fn frame_error(message: &str) -> String {
-    json!({"wa": "error", "error": message, "code": "bad_request"}).to_string()
+/// The answer to a frame that is not a request at all (or that was
+/// refused before it was read).
+pub fn frame_error(error: &Error) -> String {
+    json!({"wa": "error", "error": error.to_string(), "code": error.code()}).to_string()
 }
 
 #[cfg(test)]
@@ -99,6 +120,24 @@ mod tests {
         );
         let v: Value = serde_json::from_str(&reply(&json!(7), "\"rw\"")).unwrap();
         assert_eq!(v, json!({"wa": "reply", "token": 7, "reply": "rw"}));
+    }
+
+    #[test]
+    fn token_of_reads_only_usable_tokens() {
+        assert_eq!(
+            token_of(r#"{"wa":"x","token":"k","big":[1,2]}"#),
+            Some(json!("k"))
+        );
+        assert_eq!(token_of(r#"{"token":7}"#), Some(json!(7)));
+        for frame in [
+            "nope",
+            "[]",
+            r#"{"wa":"x"}"#,
+            r#"{"token":""}"#,
+            r#"{"token":1.5}"#,
+        ] {
+            assert_eq!(token_of(frame), None, "{frame}");
+        }
     }
 
     #[test]

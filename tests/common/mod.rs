@@ -150,14 +150,29 @@ impl Ws {
         cookie: Option<&str>,
         origin: Option<&str>,
     ) -> Result<Ws, u16> {
+        let origin: Vec<(&str, &str)> = origin.map(|o| ("origin", o)).into_iter().collect();
+        Self::connect_with(base, doc, cookie, &origin).await
+    }
+
+    /// Like `connect`, with extra request headers.
+    pub async fn connect_with(
+        base: &str,
+        doc: &str,
+        cookie: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<Ws, u16> {
         let url = format!("{}/{doc}/ws", base.replacen("http", "ws", 1));
         let mut req = url.into_client_request().unwrap();
         if let Some(c) = cookie {
             req.headers_mut()
                 .insert("cookie", format!("keystrate_session={c}").parse().unwrap());
         }
-        if let Some(o) = origin {
-            req.headers_mut().insert("origin", o.parse().unwrap());
+        for (name, value) in headers {
+            req.headers_mut().append(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                    .unwrap(),
+                value.parse().unwrap(),
+            );
         }
         let (mut socket, _) = match tokio_tungstenite::connect_async(req).await {
             Ok(ok) => ok,
