@@ -388,6 +388,14 @@ async fn every_action_and_route_by_every_caller() {
                 logged_in(role) || role == AccountJwt,
             ),
             (
+                // Session only: an account key cannot mint more account keys.
+                "POST /v1/account/keys",
+                M::POST,
+                "/v1/account/keys",
+                Some(json!({"name": "k"})),
+                logged_in(role),
+            ),
+            (
                 "DELETE /api/documents/doc",
                 M::DELETE,
                 "/api/documents/doc",

@@ -423,6 +423,18 @@ async fn jwt_lifetime_is_at_most_30_days() {
     dir.post_invite(&r.sign(&c)).await.value();
 }
 
+/// `exp - iat` must not overflow: the widest possible lifetime wrapped to a
+/// negative one (accepted in release builds, a panic in debug builds).
+#[tokio::test]
+async fn jwt_lifetime_overflow_is_rejected() {
+    let (_server, dir) = start().await;
+    let r = Registered::new(&dir).await;
+    let mut c = r.new_invite_claims(&dir);
+    c["iat"] = json!(i64::MIN);
+    c["exp"] = json!(i64::MAX);
+    invite_rejected(&dir, &r, &r.sign(&c)).await;
+}
+
 #[tokio::test]
 async fn jwt_millisecond_iat_and_exp_are_accepted() {
     let (_server, dir) = start().await;

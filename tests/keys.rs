@@ -835,3 +835,55 @@ async fn keys_panel_script_is_served() {
         .starts_with("text/javascript"));
     assert!(r.text().await.unwrap().contains("api-keys"));
 }
+
+/// An account key cannot create account keys (Basic, minted or self-signed
+/// JWT): otherwise a leaked key could copy itself, and deleting it would
+/// leave the copies working. Creating app keys with it stays allowed.
+#[tokio::test]
+async fn account_keys_cannot_mint_account_keys() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let r = alice
+        .http
+        .post(alice.url("/v1/account/keys"))
+        .json(&json!({"name": "leaked"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = answer(r).await;
+    assert_eq!(status, 201, "{body}");
+    let act = body["key"]["_id"].as_str().unwrap().to_string();
+    let secret = body["key"]["secret"].as_str().unwrap().to_string();
+    let (_, minted) = get(
+        &alice.http,
+        alice.url(&format!("/v1/account/keys/{act}/jwt")),
+        None,
+    )
+    .await;
+    let self_signed_jwt = self_signed(
+        json!({"alg": "HS256", "typ": "JWT", "kid": act}),
+        json!({"scope": "account"}),
+        &secret,
+    );
+    let anon = server.client();
+    for (what, auth) in [
+        ("basic", basic(&act, &secret)),
+        ("minted", format!("Bearer {}", minted["jwt"].as_str().unwrap())),
+        ("self-signed", format!("Bearer {self_signed_jwt}")),
+        ("full key", format!("Bearer {act}/{secret}")),
+    ] {
+        let r = anon
+            .post(server.url("/v1/account/keys"))
+            .header("authorization", auth)
+            .json(&json!({"name": "copy"}))
+            .send()
+            .await
+            .unwrap();
+        let got = answer(r).await;
+        assert_eq!(got.0, 401, "{what}: {got:?}");
+        assert_error(&got, 401, "unauthorized");
+    }
+    // Still the one key: nothing was created.
+    let (_, listed) = get(&alice.http, alice.url("/v1/account/keys"), None).await;
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 1, "{listed}");
+}

@@ -104,7 +104,9 @@ async fn dispatch(r: &Request<'_>, method: &Method, path: &[&str]) -> Answer {
             Ok((StatusCode::OK, json!({"jwt": engine.key_jwt(holder, id)?})))
         }
         ("POST", ["account", "keys"]) => {
-            let caller = r.account_caller()?;
+            // Session only: a leaked account key must not mint copies of
+            // itself that outlive its deletion.
+            let caller = r.session_caller()?;
             let key = engine.create_account_key(&caller, &r.name()?).await?;
             Ok((
                 StatusCode::CREATED,
