@@ -266,7 +266,7 @@ async fn malformed_requests_get_the_envelope() {
     let big = format!("{{\"idAuth\":\"{}\"}}", "a".repeat(70 * 1024));
     dir.send(post("/invite").header(json_type.0, json_type.1).body(big))
         .await
-        .fails(413, "validation");
+        .fails(413, "payload_too_large");
     dir.send(http.get(server.url("/invite")))
         .await
         .fails(400, "validation");
@@ -275,7 +275,12 @@ async fn malformed_requests_get_the_envelope() {
         .fails(400, "validation");
     dir.send(http.put(server.url("/identity")))
         .await
-        .fails(405, "validation");
+        .fails(405, "method_not_allowed");
+    for path in ["/identity/extra", "/invite/a/b"] {
+        dir.send(http.get(server.url(path)))
+            .await
+            .fails(404, "not_found");
+    }
     r.unchanged(&dir).await;
 }
 

@@ -484,3 +484,27 @@ async fn health_static_and_limits() {
     assert_eq!(r.status(), 413);
     assert!(server.engine().store().users.is_empty());
 }
+
+/// warp's own rejections carry a code that names their status (not a
+/// blanket `bad_request`).
+#[tokio::test]
+async fn unmatched_requests_get_codes_matching_their_status() {
+    let server = TestServer::start().await;
+    let http = server.client();
+    let big = json!({"username": "x", "password": "p".repeat(70 * 1024)});
+    for (request, status, code) in [
+        (http.get(server.url("/no/such/route")), 404, "not_found"),
+        (http.put(server.url("/auth/login")), 405, "method_not_allowed"),
+        (
+            http.post(server.url("/auth/register")).json(&big),
+            413,
+            "payload_too_large",
+        ),
+    ] {
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), status);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["code"], code, "{body}");
+        assert!(body["error"].is_string(), "{body}");
+    }
+}

@@ -3,7 +3,7 @@
 //! would otherwise produce itself (oversized body, wrong method, bad query
 //! string), is the Keys Server envelope `{status, error, value}`.
 
-use super::{body, reply, with_app, App, MAX_BODY};
+use super::{body, reply, with_app, App};
 use crate::engine::directory::cacao::Cacao;
 use crate::engine::directory::jwt::Action;
 use crate::engine::directory::DirError;
@@ -84,9 +84,28 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
     identity
         .or(invite)
         .unify()
+        .or(unknown_directory_path())
+        .unify()
         .recover(rejection_envelope)
         .unify()
         .boxed()
+}
+
+/// Paths below `/identity/` or `/invite/` that name no route: 404 in the
+/// envelope. The two routes themselves are left to the method filters
+/// above (405 for a wrong method).
+fn unknown_directory_path() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path("identity")
+        .or(warp::path("invite"))
+        .unify()
+        .and(warp::path::tail())
+        .and_then(|tail: warp::path::Tail| async move {
+            if tail.as_str().is_empty() {
+                Err(warp::reject::not_found())
+            } else {
+                Ok(envelope(Err(DirError::http(404, "not_found", "Not found"))))
+            }
+        })
 }
 
 /// One of the three routes authorised by an `idAuth` did-JWT.
@@ -186,23 +205,17 @@ fn envelope(result: Result<Value, DirError>) -> Response {
 }
 
 /// Warp's own rejections on the directory paths, as envelopes; requests for
-/// other paths pass through untouched.
+/// other paths pass through untouched. 400s keep the directory's own
+/// `validation` name; the others are named after their status.
 async fn rejection_envelope(rejection: Rejection) -> Result<Response, Rejection> {
     if rejection.is_not_found() {
         return Err(rejection);
     }
-    let error = if rejection.find::<super::BodyTooLarge>().is_some() {
-        DirError::http(
-            413,
-            "validation",
-            format!("Body larger than {MAX_BODY} bytes"),
-        )
-    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        DirError::http(405, "validation", "Method not allowed")
-    } else if rejection.find::<warp::reject::InvalidQuery>().is_some() {
-        DirError::validation("Invalid query string")
+    let (status, code, message) = super::rejection_reason(&rejection);
+    let name = if status == StatusCode::BAD_REQUEST {
+        "validation"
     } else {
-        DirError::validation(format!("Bad request: {rejection:?}"))
+        code
     };
-    Ok(envelope(Err(error)))
+    Ok(envelope(Err(DirError::http(status.as_u16(), name, message))))
 }

@@ -187,23 +187,39 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
 
 /// Turns warp's own rejections into plain responses.
 async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
-    let (status, text) = if rejection.is_not_found() {
-        (StatusCode::NOT_FOUND, "Not found".to_string())
+    let (status, code, text) = rejection_reason(&rejection);
+    Ok(reply::json_error(status, code, &text))
+}
+
+/// What one of warp's own rejections means: its status, the error code that
+/// names that status, and a message. Each surface renders this in its own
+/// error shape, so the code always matches the status.
+pub(crate) fn rejection_reason(rejection: &Rejection) -> (StatusCode, &'static str, String) {
+    if rejection.is_not_found() {
+        (StatusCode::NOT_FOUND, "not_found", "Not found".into())
     } else if rejection.find::<BodyTooLarge>().is_some() {
         (
             StatusCode::PAYLOAD_TOO_LARGE,
-            "Body larger than 64 KiB".to_string(),
+            "payload_too_large",
+            format!("Body larger than {} KiB", MAX_BODY / 1024),
         )
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         (
             StatusCode::METHOD_NOT_ALLOWED,
-            "Method not allowed".to_string(),
+            "method_not_allowed",
+            "Method not allowed".into(),
+        )
+    } else if rejection.find::<warp::reject::InvalidQuery>().is_some() {
+        (
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "Invalid query string".into(),
         )
     } else {
         (
             StatusCode::BAD_REQUEST,
+            "bad_request",
             format!("Bad request: {rejection:?}"),
         )
-    };
-    Ok(reply::json_error(status, "bad_request", &text))
+    }
 }
