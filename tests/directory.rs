@@ -694,3 +694,39 @@ async fn cacao_identity_key_must_be_ed25519() {
     payload.resources = None;
     identity_rejected(&dir, &wallet.sign(payload), "did", &identity).await;
 }
+
+/// What WalletConnect's recap registration sends: `aud` names the identity
+/// key in its query, `uri` repeats `aud`, the last resource is a ReCap, and
+/// other payload fields may come along. `uri` is kept; unknown fields are
+/// dropped (they are not signed); a `uri` other than `aud` is refused.
+#[tokio::test]
+async fn cacao_recap_registration_with_uri_and_unknown_fields() {
+    let (_server, dir) = start().await;
+    let (wallet, identity) = fresh();
+    let recap = json!({"att": {"https://notify.example/all-apps":
+        {"manage/all-apps-notifications": [{}]}}});
+    let aud = format!(
+        "https://app.example.test?walletconnect_identity_key={}",
+        identity.did
+    );
+    let mut payload = wallet.payload(&identity);
+    payload.aud = aud.clone();
+    payload.statement = None;
+    payload.resources = Some(vec![
+        "https://keys.example.test".into(),
+        format!("urn:recap:{}", base64_url(&recap.to_string())),
+    ]);
+
+    let mut other = payload.clone();
+    other.uri = Some("https://evil.example".into());
+    identity_rejected(&dir, &wallet.sign(other), "cacao", &identity).await;
+
+    payload.uri = Some(aud);
+    let cacao = wallet.sign(payload);
+    let mut sent = cacao.clone();
+    sent["p"]["chainId"] = json!("eip155:1");
+    sent["p"]["type"] = json!("eip4361");
+    dir.post_identity(&sent).await.value();
+    let resolved = dir.get_identity(identity.public_key()).await;
+    assert_eq!(resolved.value()["cacao"], cacao);
+}

@@ -494,7 +494,11 @@ async fn unmatched_requests_get_codes_matching_their_status() {
     let big = json!({"username": "x", "password": "p".repeat(70 * 1024)});
     for (request, status, code) in [
         (http.get(server.url("/no/such/route")), 404, "not_found"),
-        (http.put(server.url("/auth/login")), 405, "method_not_allowed"),
+        (
+            http.put(server.url("/auth/login")),
+            405,
+            "method_not_allowed",
+        ),
         (
             http.post(server.url("/auth/register")).json(&big),
             413,

@@ -868,7 +868,10 @@ async fn account_keys_cannot_mint_account_keys() {
     let anon = server.client();
     for (what, auth) in [
         ("basic", basic(&act, &secret)),
-        ("minted", format!("Bearer {}", minted["jwt"].as_str().unwrap())),
+        (
+            "minted",
+            format!("Bearer {}", minted["jwt"].as_str().unwrap()),
+        ),
         ("self-signed", format!("Bearer {self_signed_jwt}")),
         ("full key", format!("Bearer {act}/{secret}")),
     ] {

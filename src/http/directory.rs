@@ -217,5 +217,9 @@ async fn rejection_envelope(rejection: Rejection) -> Result<Response, Rejection>
     } else {
         code
     };
-    Ok(envelope(Err(DirError::http(status.as_u16(), name, message))))
+    Ok(envelope(Err(DirError::http(
+        status.as_u16(),
+        name,
+        message,
+    ))))
 }

@@ -27,15 +27,20 @@ pub struct Header {
 }
 
 /// The signed fields; optional ones are omitted from JSON when absent so a
-/// stored CACAO reads back as it was sent.
+/// stored CACAO reads back as it was sent. Unknown fields are dropped, as
+/// the Keys Server does: the signature covers only the text rebuilt from
+/// these, so nothing unsigned is stored or served back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Payload {
     pub domain: String,
     pub iss: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statement: Option<String>,
     pub aud: String,
+    /// Sent by recap registrations alongside `aud` and equal to it; the
+    /// signed text shows `aud`, so a different `uri` is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
     pub version: String,
     pub nonce: String,
     pub iat: String,
@@ -85,6 +90,9 @@ pub fn verify(cacao: &Cacao, now_ms: i64) -> Result<Binding, DirError> {
     if fields(cacao).any(|f| f.contains(['\r', '\n'])) {
         return Err(DirError::cacao("A field contains a line break"));
     }
+    if p.uri.as_ref().is_some_and(|uri| uri != &p.aud) {
+        return Err(DirError::cacao("uri must equal aud"));
+    }
     check_validity_window(p, now_ms)?;
     let account = Account::from_pkh(&p.iss)?;
     if cacao.s.t != "eip191" {
@@ -111,9 +119,16 @@ fn fields(cacao: &Cacao) -> impl Iterator<Item = &String> {
     ]
     .into_iter()
     .chain(
-        [&p.statement, &p.exp, &p.nbf, &p.request_id, &cacao.s.m]
-            .into_iter()
-            .flatten(),
+        [
+            &p.statement,
+            &p.uri,
+            &p.exp,
+            &p.nbf,
+            &p.request_id,
+            &cacao.s.m,
+        ]
+        .into_iter()
+        .flatten(),
     )
     .chain(p.resources.iter().flatten())
     .chain([&cacao.s.t, &cacao.s.s])

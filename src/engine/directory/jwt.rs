@@ -136,7 +136,10 @@ fn check_lifetime(claims: &Claims, now_ms: i64) -> Result<(), DirError> {
     }
     // Checked: `iat = i64::MIN, exp = i64::MAX` would otherwise wrap to a
     // negative lifetime and pass (or panic in a debug build).
-    if exp.checked_sub(iat).is_none_or(|lifetime| lifetime > MAX_LIFETIME_MS) {
+    if exp
+        .checked_sub(iat)
+        .is_none_or(|lifetime| lifetime > MAX_LIFETIME_MS)
+    {
         return Err(DirError::jwt("Lifetime longer than 30 days"));
     }
     Ok(())

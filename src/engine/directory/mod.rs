@@ -17,6 +17,7 @@ pub mod cacao;
 pub mod did;
 mod error;
 pub mod jwt;
+mod recap;
 pub mod siwe;
 
 pub use error::DirError;
