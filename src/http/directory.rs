@@ -1,12 +1,13 @@
-//! The key directory routes (SPEC section 8): `POST/GET/DELETE /identity`
+//! The key directory routes (`docs/directory.md`): `POST/GET/DELETE /identity`
 //! and `POST/GET/DELETE /invite`. Every answer, including the ones warp
 //! would otherwise produce itself (oversized body, wrong method, bad query
 //! string), is the Keys Server envelope `{status, error, value}`.
 
-use super::{body, reply, with_app, App};
+use super::{body, client_addr, reply, with_app, App, Conn};
 use crate::engine::directory::cacao::Cacao;
 use crate::engine::directory::jwt::Action;
 use crate::engine::directory::DirError;
+use crate::engine::limits::KeyedBuckets;
 use crate::engine::now_ms;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::Arc;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -36,15 +38,25 @@ struct IdAuth {
 type Query = HashMap<String, String>;
 
 pub fn routes(app: App) -> BoxedFilter<(Response,)> {
+    let writes = Arc::new(KeyedBuckets::per_minute(app.directory_writes_per_minute));
+    let allowance = || write_allowance(writes.clone());
     let app = || with_app(app.clone());
-    let register_identity = app().and(warp::post()).and(json_body()).then(
-        |app: App, body: Result<RegisterIdentity, DirError>| async move {
-            match body {
-                Ok(b) => envelope(app.directory.register_identity(b.cacao, now_ms()).await),
-                Err(e) => envelope(Err(e)),
-            }
-        },
-    );
+    let register_identity =
+        app()
+            .and(warp::post())
+            .and(allowance())
+            .and(json_body())
+            .then(
+                |app: App,
+                 allowed: Result<(), DirError>,
+                 body: Result<RegisterIdentity, DirError>| async move {
+                    let cacao = match allowed.and(body) {
+                        Ok(b) => b.cacao,
+                        Err(e) => return envelope(Err(e)),
+                    };
+                    envelope(app.directory.register_identity(cacao, now_ms()).await)
+                },
+            );
     let resolve_identity = app()
         .and(warp::get())
         .and(query())
@@ -66,17 +78,19 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
             .or(id_auth_route(
                 app(),
                 warp::delete(),
+                allowance(),
                 Action::UnregisterIdentity,
             ))
             .unify(),
     );
     let invite = warp::path!("invite").and(
-        id_auth_route(app(), warp::post(), Action::RegisterInvite)
+        id_auth_route(app(), warp::post(), allowance(), Action::RegisterInvite)
             .or(resolve_invite)
             .unify()
             .or(id_auth_route(
                 app(),
                 warp::delete(),
+                allowance(),
                 Action::UnregisterInvite,
             ))
             .unify(),
@@ -112,12 +126,19 @@ fn unknown_directory_path() -> impl Filter<Extract = (Response,), Error = Reject
 fn id_auth_route(
     app: impl Filter<Extract = (App,), Error = Infallible> + Clone + Send + Sync + 'static,
     method: impl Filter<Extract = (), Error = Rejection> + Clone + Send + Sync + 'static,
+    allowance: impl Filter<Extract = (Result<(), DirError>,), Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
     action: Action,
 ) -> BoxedFilter<(Response,)> {
     app.and(method)
+        .and(allowance)
         .and(json_body())
-        .then(move |app: App, body: Result<IdAuth, DirError>| async move {
-            let id_auth = match body {
+        .then(
+            move |app: App, allowed: Result<(), DirError>, body: Result<IdAuth, DirError>| async move {
+            let id_auth = match allowed.and(body) {
                 Ok(b) => b.id_auth,
                 Err(e) => return envelope(Err(e)),
             };
@@ -129,6 +150,21 @@ fn id_auth_route(
             })
         })
         .boxed()
+}
+
+/// Takes one of the client address's directory writes (checked before any
+/// signature work); `Err` (429) when it has none left this minute.
+fn write_allowance(
+    writes: Arc<KeyedBuckets>,
+) -> impl Filter<Extract = (Result<(), DirError>,), Error = Infallible> + Clone {
+    client_addr().map(move |conn: Option<Conn>| {
+        let address = conn.map(|c| c.peer.ip().to_string()).unwrap_or_default();
+        if writes.take(&address) {
+            Ok(())
+        } else {
+            Err(DirError::too_many_writes())
+        }
+    })
 }
 
 /// A JSON body of type `T`; failures are kept as values so the handler can

@@ -37,8 +37,10 @@ pub struct App {
     pub origins: Arc<Vec<String>>,
     /// Pings and request rate of every WebSocket.
     pub socket_policy: crate::ws::SocketPolicy,
-    /// The key directory (SPEC section 8).
+    /// The key directory (`docs/directory.md`).
     pub directory: Arc<crate::engine::directory::Directory>,
+    /// Directory writes per client address and minute.
+    pub directory_writes_per_minute: u32,
 }
 
 impl App {

@@ -63,15 +63,21 @@ pub struct Signature {
     pub m: Option<String>,
 }
 
+/// Allowed clock difference between a wallet and the server for `p.iat`.
+const ISSUED_AT_SKEW_MS: i64 = 5 * 60 * 1000;
+
 /// What a valid CACAO proves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
     /// The identity key as `did:key:z6Mk…`.
     pub identity_key: String,
     pub account: Account,
+    /// `p.iat` in milliseconds: a revoked key comes back only with a CACAO
+    /// issued after its revocation.
+    pub issued_at_ms: i64,
 }
 
-/// Checks every rule of SPEC section 8 for CACAOs, in the order a client
+/// Checks every rule of `docs/directory.md` for CACAOs, in the order a client
 /// can most cheaply fix them, and returns the key-to-account binding.
 pub fn verify(cacao: &Cacao, now_ms: i64) -> Result<Binding, DirError> {
     if cacao.h.t != "eip4361" {
@@ -93,7 +99,7 @@ pub fn verify(cacao: &Cacao, now_ms: i64) -> Result<Binding, DirError> {
     if p.uri.as_ref().is_some_and(|uri| uri != &p.aud) {
         return Err(DirError::cacao("uri must equal aud"));
     }
-    check_validity_window(p, now_ms)?;
+    let issued_at_ms = check_validity_window(p, now_ms)?;
     let account = Account::from_pkh(&p.iss)?;
     if cacao.s.t != "eip191" {
         return Err(DirError::cacao("Unsupported signature type"));
@@ -107,6 +113,7 @@ pub fn verify(cacao: &Cacao, now_ms: i64) -> Result<Binding, DirError> {
     Ok(Binding {
         identity_key,
         account,
+        issued_at_ms,
     })
 }
 
@@ -134,7 +141,12 @@ fn fields(cacao: &Cacao) -> impl Iterator<Item = &String> {
     .chain([&cacao.s.t, &cacao.s.s])
 }
 
-fn check_validity_window(p: &Payload, now_ms: i64) -> Result<(), DirError> {
+/// Checks `iat`, `exp` and `nbf` against the clock; returns `iat` in ms.
+fn check_validity_window(p: &Payload, now_ms: i64) -> Result<i64, DirError> {
+    let issued_at = rfc3339_ms(&p.iat)?;
+    if issued_at > now_ms + ISSUED_AT_SKEW_MS {
+        return Err(DirError::cacao("Issued in the future"));
+    }
     if let Some(exp) = &p.exp {
         if rfc3339_ms(exp)? <= now_ms {
             return Err(DirError::cacao("Expired"));
@@ -145,7 +157,7 @@ fn check_validity_window(p: &Payload, now_ms: i64) -> Result<(), DirError> {
             return Err(DirError::cacao("Not yet valid"));
         }
     }
-    Ok(())
+    Ok(issued_at)
 }
 
 fn rfc3339_ms(value: &str) -> Result<i64, DirError> {
