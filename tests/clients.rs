@@ -70,7 +70,10 @@ async fn official_client_libraries_work_against_the_server() {
         .env("KEYSTRATE_URL", &server.base)
         .env("KEYSTRATE_APP", "clientapp")
         .env("KEYSTRATE_KEY_ID", key["key"]["_id"].as_str().unwrap())
-        .env("KEYSTRATE_KEY_SECRET", key["key"]["secret"].as_str().unwrap())
+        .env(
+            "KEYSTRATE_KEY_SECRET",
+            key["key"]["secret"].as_str().unwrap(),
+        )
         .kill_on_drop(true)
         .output();
     // Generous: Node loads the WalletConnect libraries in a few seconds on
