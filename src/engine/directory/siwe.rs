@@ -1,6 +1,6 @@
 //! The Sign-In-With-Ethereum (EIP-4361) text a wallet signed, rebuilt from a
 //! CACAO payload. The signature only verifies if this text is byte-for-byte
-//! what the wallet displayed, so the template follows SPEC section 8 exactly
+//! what the wallet displayed, so the template follows `docs/directory.md` exactly
 //! (including the two blank lines before `URI:` when there is no statement,
 //! which older clients got wrong). A trailing ReCap resource extends the
 //! statement (see `recap.rs`).
