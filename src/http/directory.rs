@@ -37,26 +37,25 @@ struct IdAuth {
 
 type Query = HashMap<String, String>;
 
+/// Whether the client address may write now (see [`write_allowance`]).
+type Allowed = Result<(), DirError>;
+
 pub fn routes(app: App) -> BoxedFilter<(Response,)> {
     let writes = Arc::new(KeyedBuckets::per_minute(app.directory_writes_per_minute));
-    let allowance = || write_allowance(writes.clone());
     let app = || with_app(app.clone());
-    let register_identity =
-        app()
-            .and(warp::post())
-            .and(allowance())
-            .and(json_body())
-            .then(
-                |app: App,
-                 allowed: Result<(), DirError>,
-                 body: Result<RegisterIdentity, DirError>| async move {
-                    let cacao = match allowed.and(body) {
-                        Ok(b) => b.cacao,
-                        Err(e) => return envelope(Err(e)),
-                    };
-                    envelope(app.directory.register_identity(cacao, now_ms()).await)
-                },
-            );
+    let register_identity = app()
+        .and(warp::post())
+        .and(write_allowance(writes.clone()))
+        .and(json_body())
+        .then(
+            |app: App, allowed: Allowed, body: Result<RegisterIdentity, DirError>| async move {
+                let cacao = match allowed.and(body) {
+                    Ok(b) => b.cacao,
+                    Err(e) => return envelope(Err(e)),
+                };
+                envelope(app.directory.register_identity(cacao, now_ms()).await)
+            },
+        );
     let resolve_identity = app()
         .and(warp::get())
         .and(query())
@@ -78,19 +77,19 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
             .or(id_auth_route(
                 app(),
                 warp::delete(),
-                allowance(),
+                writes.clone(),
                 Action::UnregisterIdentity,
             ))
             .unify(),
     );
     let invite = warp::path!("invite").and(
-        id_auth_route(app(), warp::post(), allowance(), Action::RegisterInvite)
+        id_auth_route(app(), warp::post(), writes.clone(), Action::RegisterInvite)
             .or(resolve_invite)
             .unify()
             .or(id_auth_route(
                 app(),
                 warp::delete(),
-                allowance(),
+                writes.clone(),
                 Action::UnregisterInvite,
             ))
             .unify(),
@@ -126,29 +125,28 @@ fn unknown_directory_path() -> impl Filter<Extract = (Response,), Error = Reject
 fn id_auth_route(
     app: impl Filter<Extract = (App,), Error = Infallible> + Clone + Send + Sync + 'static,
     method: impl Filter<Extract = (), Error = Rejection> + Clone + Send + Sync + 'static,
-    allowance: impl Filter<Extract = (Result<(), DirError>,), Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
+    writes: Arc<KeyedBuckets>,
     action: Action,
 ) -> BoxedFilter<(Response,)> {
     app.and(method)
-        .and(allowance)
+        .and(write_allowance(writes))
         .and(json_body())
         .then(
-            move |app: App, allowed: Result<(), DirError>, body: Result<IdAuth, DirError>| async move {
-            let id_auth = match allowed.and(body) {
-                Ok(b) => b.id_auth,
-                Err(e) => return envelope(Err(e)),
-            };
-            let (directory, now) = (&app.directory, now_ms());
-            envelope(match action {
-                Action::RegisterInvite => directory.register_invite(&id_auth, now).await,
-                Action::UnregisterInvite => directory.unregister_invite(&id_auth, now).await,
-                Action::UnregisterIdentity => directory.unregister_identity(&id_auth, now).await,
-            })
-        })
+            move |app: App, allowed: Allowed, body: Result<IdAuth, DirError>| async move {
+                let id_auth = match allowed.and(body) {
+                    Ok(b) => b.id_auth,
+                    Err(e) => return envelope(Err(e)),
+                };
+                let (directory, now) = (&app.directory, now_ms());
+                envelope(match action {
+                    Action::RegisterInvite => directory.register_invite(&id_auth, now).await,
+                    Action::UnregisterInvite => directory.unregister_invite(&id_auth, now).await,
+                    Action::UnregisterIdentity => {
+                        directory.unregister_identity(&id_auth, now).await
+                    }
+                })
+            },
+        )
         .boxed()
 }
 
@@ -156,7 +154,7 @@ fn id_auth_route(
 /// signature work); `Err` (429) when it has none left this minute.
 fn write_allowance(
     writes: Arc<KeyedBuckets>,
-) -> impl Filter<Extract = (Result<(), DirError>,), Error = Infallible> + Clone {
+) -> impl Filter<Extract = (Allowed,), Error = Infallible> + Clone {
     client_addr().map(move |conn: Option<Conn>| {
         let address = conn.map(|c| c.peer.ip().to_string()).unwrap_or_default();
         if writes.take(&address) {
