@@ -113,6 +113,11 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYSTRATE_WS_RATE_LIMIT", default_value_t = 100,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub ws_rate_limit: u32,
+    /// Key directory writes (`POST`/`DELETE` on `/identity` and `/invite`)
+    /// each client address may make a minute; more are answered 429.
+    #[arg(long, env = "KEYSTRATE_DIRECTORY_WRITES_PER_MINUTE", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub directory_writes_per_minute: u32,
     /// MiB of storage page cache. sled's own default, 1 GiB, fills as
     /// requests read stored invites; this bounds it.
     #[arg(long, env = "KEYSTRATE_CACHE_MB", default_value_t = crate::store::DEFAULT_CACHE_MB,
@@ -140,6 +145,7 @@ impl Default for ServeArgs {
             header_read_timeout: 10,
             ws_ping_interval: 30,
             ws_rate_limit: 100,
+            directory_writes_per_minute: 30,
             cache_mb: crate::store::DEFAULT_CACHE_MB,
             max_invites_per_document: crate::engine::quota::DEFAULT_MAX_INVITES,
         }

@@ -110,6 +110,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             requests_per_s: config.serve.ws_rate_limit,
         },
         directory: Arc::new(directory),
+        directory_writes_per_minute: config.serve.directory_writes_per_minute,
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
     tokio::spawn(expiry::run(engine.clone(), shutdown_rx.clone()));

@@ -8,11 +8,16 @@ mod common;
 mod support;
 
 use common::TestServer;
+use keystrate::config::{Config, ServeArgs};
 use serde_json::{json, Value};
 use support::*;
 
 async fn start() -> (TestServer, Directory) {
-    let server = TestServer::start().await;
+    start_with(|_| {}).await
+}
+
+async fn start_with(tweak: impl FnOnce(&mut ServeArgs)) -> (TestServer, Directory) {
+    let server = TestServer::start_with(tweak).await;
     let dir = Directory {
         base: server.base.clone(),
         http: server.client(),
@@ -266,7 +271,7 @@ async fn malformed_requests_get_the_envelope() {
     let big = format!("{{\"idAuth\":\"{}\"}}", "a".repeat(70 * 1024));
     dir.send(post("/invite").header(json_type.0, json_type.1).body(big))
         .await
-        .fails(413, "validation");
+        .fails(413, "payload_too_large");
     dir.send(http.get(server.url("/invite")))
         .await
         .fails(400, "validation");
@@ -275,7 +280,12 @@ async fn malformed_requests_get_the_envelope() {
         .fails(400, "validation");
     dir.send(http.put(server.url("/identity")))
         .await
-        .fails(405, "validation");
+        .fails(405, "method_not_allowed");
+    for path in ["/identity/extra", "/invite/a/b"] {
+        dir.send(http.get(server.url(path)))
+            .await
+            .fails(404, "not_found");
+    }
     r.unchanged(&dir).await;
 }
 
@@ -421,6 +431,18 @@ async fn jwt_lifetime_is_at_most_30_days() {
     invite_rejected(&dir, &r, &r.sign(&c)).await;
     c["exp"] = json!(now_s() + 29 * DAY);
     dir.post_invite(&r.sign(&c)).await.value();
+}
+
+/// `exp - iat` must not overflow: the widest possible lifetime wrapped to a
+/// negative one (accepted in release builds, a panic in debug builds).
+#[tokio::test]
+async fn jwt_lifetime_overflow_is_rejected() {
+    let (_server, dir) = start().await;
+    let r = Registered::new(&dir).await;
+    let mut c = r.new_invite_claims(&dir);
+    c["iat"] = json!(i64::MIN);
+    c["exp"] = json!(i64::MAX);
+    invite_rejected(&dir, &r, &r.sign(&c)).await;
 }
 
 #[tokio::test]
@@ -676,4 +698,222 @@ async fn cacao_identity_key_must_be_ed25519() {
     payload.aud = "https://keys.example.test".into();
     payload.resources = None;
     identity_rejected(&dir, &wallet.sign(payload), "did", &identity).await;
+}
+
+/// What WalletConnect's recap registration sends: `aud` names the identity
+/// key in its query, `uri` repeats `aud`, the last resource is a ReCap, and
+/// other payload fields may come along. `uri` is kept; unknown fields are
+/// dropped (they are not signed); a `uri` other than `aud` is refused.
+#[tokio::test]
+async fn cacao_recap_registration_with_uri_and_unknown_fields() {
+    let (_server, dir) = start().await;
+    let (wallet, identity) = fresh();
+    let recap = json!({"att": {"https://notify.example/all-apps":
+        {"manage/all-apps-notifications": [{}]}}});
+    let aud = format!(
+        "https://app.example.test?walletconnect_identity_key={}",
+        identity.did
+    );
+    let mut payload = wallet.payload(&identity);
+    payload.aud = aud.clone();
+    payload.statement = None;
+    payload.resources = Some(vec![
+        "https://keys.example.test".into(),
+        format!("urn:recap:{}", base64_url(&recap.to_string())),
+    ]);
+
+    let mut other = payload.clone();
+    other.uri = Some("https://evil.example".into());
+    identity_rejected(&dir, &wallet.sign(other), "cacao", &identity).await;
+
+    payload.uri = Some(aud);
+    let cacao = wallet.sign(payload);
+    let mut sent = cacao.clone();
+    sent["p"]["chainId"] = json!("eip155:1");
+    sent["p"]["type"] = json!("eip4361");
+    dir.post_identity(&sent).await.value();
+    let resolved = dir.get_identity(identity.public_key()).await;
+    assert_eq!(resolved.value()["cacao"], cacao);
+}
+
+// ---- revocation, limits, storage ------------------------------------------
+
+/// The CACAO of a revoked key is public: replaying it must not bring the
+/// key back (nor let it publish invite keys again). A CACAO the wallet
+/// issues after the revocation does.
+#[tokio::test]
+async fn a_revoked_key_comes_back_only_with_a_newer_cacao() {
+    let (_server, dir) = start().await;
+    let r = Registered::new(&dir).await;
+    let old = r.wallet.cacao(&r.identity);
+    dir.post_identity(&old).await.value();
+    dir.delete_identity(&r.sign(&r.claims(&dir, "unregister_identity")))
+        .await
+        .value();
+
+    dir.post_identity(&old).await.fails(409, "conflict");
+    assert!(!dir.has_identity(&r.identity).await);
+    dir.post_invite(&r.sign(&r.new_invite_claims(&dir)))
+        .await
+        .fails(401, "unauthorized");
+    assert_eq!(dir.invite_of(&r.wallet).await, None);
+
+    let mut newer = r.wallet.payload(&r.identity);
+    newer.iat = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    dir.post_identity(&r.wallet.sign(newer)).await.value();
+    dir.post_invite(&r.sign(&r.new_invite_claims(&dir)))
+        .await
+        .value();
+}
+
+#[tokio::test]
+async fn cacao_iat_must_not_be_in_the_future() {
+    let (_server, dir) = start().await;
+    let (wallet, identity) = fresh();
+    let mut payload = wallet.payload(&identity);
+    payload.iat = (chrono::Utc::now() + chrono::Duration::minutes(10)).to_rfc3339();
+    identity_rejected(&dir, &wallet.sign(payload.clone()), "cacao", &identity).await;
+    payload.iat = "yesterday".into();
+    identity_rejected(&dir, &wallet.sign(payload.clone()), "cacao", &identity).await;
+    payload.iat = (chrono::Utc::now() + chrono::Duration::minutes(4)).to_rfc3339();
+    dir.post_identity(&wallet.sign(payload)).await.value();
+}
+
+#[tokio::test]
+async fn an_account_holds_at_most_100_identity_keys() {
+    let (_server, dir) = start_with(|s| s.directory_writes_per_minute = 1000).await;
+    let r = Registered::new(&dir).await;
+    for _ in 1..100 {
+        dir.post_identity(&r.wallet.cacao(&Identity::generate()))
+            .await
+            .value();
+    }
+    let extra = Identity::generate();
+    dir.post_identity(&r.wallet.cacao(&extra))
+        .await
+        .fails(409, "conflict");
+    assert!(!dir.has_identity(&extra).await);
+    // Re-registering a key the account has is not a new key.
+    dir.post_identity(&r.wallet.cacao(&r.identity))
+        .await
+        .value();
+    // Removing one makes room for one.
+    dir.delete_identity(&r.sign(&r.claims(&dir, "unregister_identity")))
+        .await
+        .value();
+    dir.post_identity(&r.wallet.cacao(&extra)).await.value();
+    dir.post_identity(&r.wallet.cacao(&Identity::generate()))
+        .await
+        .fails(409, "conflict");
+}
+
+#[tokio::test]
+async fn directory_writes_are_limited_per_client_address() {
+    let (server, dir) = start_with(|s| s.directory_writes_per_minute = 4).await;
+    let r = Registered::new(&dir).await; // two writes
+    let (wallet, identity) = fresh();
+    dir.post_invite("not.a.token").await.rejects_token(); // failures count too
+    dir.post_identity(&wallet.cacao(&identity)).await.value();
+    let late = Identity::generate();
+    dir.post_identity(&wallet.cacao(&late))
+        .await
+        .fails(429, "too_many_requests");
+    dir.delete_identity(&r.sign(&r.claims(&dir, "unregister_identity")))
+        .await
+        .fails(429, "too_many_requests");
+    assert!(
+        !dir.has_identity(&late).await,
+        "a refused write changes nothing"
+    );
+    r.unchanged(&dir).await; // reads are not limited
+
+    // Another client address has its own allowance.
+    let elsewhere = Directory {
+        base: server.base.clone(),
+        http: reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+            .build()
+            .unwrap(),
+    };
+    elsewhere.post_identity(&wallet.cacao(&late)).await.value();
+}
+
+/// Stores written before one record per (account, key) kept a JSON list per
+/// account in `dir_accounts`; they are migrated when the server opens them.
+#[tokio::test]
+async fn older_stores_keep_their_account_keys() {
+    let data = tempfile::tempdir().unwrap();
+    let wallet = Wallet::generate();
+    let (first, second) = (Identity::generate(), Identity::generate());
+    let account = wallet.account();
+    let invite = invite_key();
+    let records: Vec<(String, String)> = [&first, &second]
+        .iter()
+        .map(|identity| {
+            let record = json!({"account": account, "cacao": wallet.cacao(identity)});
+            (identity.did.clone(), record.to_string())
+        })
+        .collect();
+    let list = json!([first.did, second.did]).to_string();
+    // The older layout, written by a store that is closed again (its own
+    // runtime ends with it, releasing the database lock).
+    let path = data.path().to_path_buf();
+    let (account_, invite_) = (account.clone(), invite.clone());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let store = keystrate::store::Store::open(&path).unwrap();
+            let tree = |name: &str| store.db.open_tree(name).unwrap();
+            for (did, record) in &records {
+                tree("dir_identities")
+                    .insert(did.as_bytes(), record.as_bytes())
+                    .unwrap();
+            }
+            tree("dir_accounts")
+                .insert(account_.as_bytes(), list.as_bytes())
+                .unwrap();
+            tree("dir_invites")
+                .insert(account_.as_bytes(), invite_.as_bytes())
+                .unwrap();
+            store.flush_now().unwrap();
+        });
+    })
+    .join()
+    .unwrap();
+
+    let running = keystrate::start(Config {
+        data: data.path().to_path_buf(),
+        serve: ServeArgs {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..ServeArgs::default()
+        },
+    })
+    .await
+    .expect("the older store opens");
+    let dir = Directory {
+        base: format!("http://{}", running.addr),
+        http: reqwest::Client::new(),
+    };
+    let legacy = running.engine.store().db.open_tree("dir_accounts").unwrap();
+    assert!(legacy.is_empty(), "migrated");
+    assert_eq!(
+        dir.invite_of(&wallet).await.as_deref(),
+        Some(invite.as_str())
+    );
+    // Both keys still act for the account, and the count is right: the
+    // invite key goes only with the second of them.
+    let unregister = |identity: &Identity| {
+        identity.sign_jwt(
+            &jwt_header(),
+            &claims(identity, &wallet, &dir.aud(), "unregister_identity"),
+        )
+    };
+    dir.delete_identity(&unregister(&first)).await.value();
+    assert_eq!(
+        dir.invite_of(&wallet).await.as_deref(),
+        Some(invite.as_str())
+    );
+    dir.delete_identity(&unregister(&second)).await.value();
+    assert_eq!(dir.invite_of(&wallet).await, None);
+    running.shutdown().await;
 }

@@ -557,3 +557,31 @@ async fn security_headers_on_html_and_json() {
         assert_eq!(r.headers()["x-content-type-options"], "nosniff", "{path}");
     }
 }
+
+/// warp's own rejections carry a code that names their status (not a
+/// blanket `bad_request`).
+#[tokio::test]
+async fn unmatched_requests_get_codes_matching_their_status() {
+    let server = TestServer::start().await;
+    let http = server.client();
+    let big = json!({"username": "x", "password": "p".repeat(70 * 1024)});
+    for (request, status, code) in [
+        (http.get(server.url("/no/such/route")), 404, "not_found"),
+        (
+            http.put(server.url("/auth/login")),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            http.post(server.url("/auth/register")).json(&big),
+            413,
+            "payload_too_large",
+        ),
+    ] {
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), status);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["code"], code, "{body}");
+        assert!(body["error"].is_string(), "{body}");
+    }
+}

@@ -835,3 +835,146 @@ async fn keys_panel_script_is_served() {
         .starts_with("text/javascript"));
     assert!(r.text().await.unwrap().contains("api-keys"));
 }
+
+/// An account key cannot create account keys (Basic, minted or self-signed
+/// JWT): otherwise a leaked key could copy itself, and deleting it would
+/// leave the copies working. Creating app keys with it stays allowed.
+#[tokio::test]
+async fn account_keys_cannot_mint_account_keys() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let r = alice
+        .http
+        .post(alice.url("/v1/account/keys"))
+        .json(&json!({"name": "leaked"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = answer(r).await;
+    assert_eq!(status, 201, "{body}");
+    let act = body["key"]["_id"].as_str().unwrap().to_string();
+    let secret = body["key"]["secret"].as_str().unwrap().to_string();
+    let (_, minted) = get(
+        &alice.http,
+        alice.url(&format!("/v1/account/keys/{act}/jwt")),
+        None,
+    )
+    .await;
+    let self_signed_jwt = self_signed(
+        json!({"alg": "HS256", "typ": "JWT", "kid": act}),
+        json!({"scope": "account"}),
+        &secret,
+    );
+    let anon = server.client();
+    for (what, auth) in [
+        ("basic", basic(&act, &secret)),
+        (
+            "minted",
+            format!("Bearer {}", minted["jwt"].as_str().unwrap()),
+        ),
+        ("self-signed", format!("Bearer {self_signed_jwt}")),
+        ("full key", format!("Bearer {act}/{secret}")),
+    ] {
+        let r = anon
+            .post(server.url("/v1/account/keys"))
+            .header("authorization", auth)
+            .json(&json!({"name": "copy"}))
+            .send()
+            .await
+            .unwrap();
+        let got = answer(r).await;
+        assert_eq!(got.0, 401, "{what}: {got:?}");
+        assert_error(&got, 401, "unauthorized");
+    }
+    // Still the one key: nothing was created.
+    let (_, listed) = get(&alice.http, alice.url("/v1/account/keys"), None).await;
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 1, "{listed}");
+}
+
+/// Smooch served the same API under `/v1.1` (smooch-core 7 and later call
+/// it): app keys, account keys and invites answer there exactly as under
+/// `/v1`, and both share one store.
+#[tokio::test]
+async fn v1_1_serves_the_same_api() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    alice.create_doc("doc1").await;
+    let anon = server.client();
+
+    let r = alice
+        .http
+        .post(alice.url("/v1.1/apps/doc1/keys"))
+        .json(&json!({"name": "new client"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = answer(r).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["key"]["_id"].as_str().unwrap().to_string();
+    let secret = body["key"]["secret"].as_str().unwrap().to_string();
+    let listed = json!({"keys": [{"secret": secret, "name": "new client", "_id": id}]});
+    for version in ["v1", "v1.1"] {
+        let url = alice.url(&format!("/{version}/apps/doc1/keys"));
+        assert_eq!(get(&alice.http, url, None).await, (200, listed.clone()));
+    }
+    let (status, body) = get(
+        &alice.http,
+        alice.url(&format!("/v1.1/apps/doc1/keys/{id}/jwt")),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let minted = format!("Bearer {}", body["jwt"].as_str().unwrap());
+    let r = anon
+        .post(server.url("/v1.1/apps/doc1/invites"))
+        .header("authorization", &minted)
+        .json(&json!({"permissions": "r"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let (status, body) = get(&anon, server.url("/v1.1/apps/doc1/invites"), Some(&minted)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["invites"].as_array().unwrap().len(), 1);
+    let (status, _) = get(&alice.http, alice.url("/v1.1/account/keys"), None).await;
+    assert_eq!(status, 200);
+    assert_error(
+        &get(&alice.http, alice.url("/v1.1/apps/doc1/nothing"), None).await,
+        404,
+        "not_found",
+    );
+    let r = alice
+        .http
+        .delete(alice.url(&format!("/v1.1/apps/doc1/keys/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer(r).await, (200, json!({})));
+    assert_eq!(
+        get(&alice.http, alice.url("/v1/apps/doc1/keys"), None).await,
+        (200, json!({"keys": []}))
+    );
+}
+
+/// An oversized body under `/v1` is answered in Smooch's shape with a code
+/// naming the status, and creates nothing.
+#[tokio::test]
+async fn v1_oversized_bodies_get_smooch_errors() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    alice.create_doc("doc1").await;
+    for version in ["v1", "v1.1"] {
+        let r = alice
+            .http
+            .post(alice.url(&format!("/{version}/apps/doc1/keys")))
+            .json(&json!({"name": "x".repeat(70 * 1024)}))
+            .send()
+            .await
+            .unwrap();
+        assert_error(&answer(r).await, 413, "payload_too_large");
+    }
+    assert_eq!(
+        get(&alice.http, alice.url("/v1/apps/doc1/keys"), None).await,
+        (200, json!({"keys": []}))
+    );
+}

@@ -23,6 +23,11 @@ impl TokenBucket {
         }
     }
 
+    /// Whether the bucket has refilled completely (it can be forgotten).
+    fn is_full(&self) -> bool {
+        self.tokens + self.last.elapsed().as_secs_f64() * self.rate >= self.burst
+    }
+
     /// Takes one token; false when the bucket is empty.
     pub fn take(&mut self) -> bool {
         let now = Instant::now();
@@ -35,6 +40,39 @@ impl TokenBucket {
         } else {
             false
         }
+    }
+}
+
+/// A token bucket per key (a client address): `per_minute` takes a minute
+/// to refill, and as many may come at once. Buckets that have refilled are
+/// forgotten now and then, so memory stays bounded.
+pub struct KeyedBuckets {
+    rate: f64,
+    burst: f64,
+    buckets: DashMap<String, TokenBucket>,
+}
+
+impl KeyedBuckets {
+    pub fn per_minute(per_minute: u32) -> KeyedBuckets {
+        let burst = f64::from(per_minute.max(1));
+        KeyedBuckets {
+            rate: burst / 60.0,
+            burst,
+            buckets: DashMap::new(),
+        }
+    }
+
+    /// Takes one token from `key`'s bucket; false when it is empty.
+    pub fn take(&self, key: &str) -> bool {
+        let allowed = self
+            .buckets
+            .entry(key.to_string())
+            .or_insert_with(|| TokenBucket::new(self.rate, self.burst))
+            .take();
+        if self.buckets.len() > 10_000 {
+            self.buckets.retain(|_, bucket| !bucket.is_full());
+        }
+        allowed
     }
 }
 
@@ -93,6 +131,13 @@ mod tests {
         let allowed = (0..300).filter(|_| b.take()).count();
         // The burst plus whatever refilled during the loop (well under 100).
         assert!((200..260).contains(&allowed), "allowed {allowed}");
+    }
+
+    #[test]
+    fn keyed_buckets_are_separate_per_key() {
+        let b = KeyedBuckets::per_minute(3);
+        assert_eq!((0..5).filter(|_| b.take("a")).count(), 3);
+        assert!(b.take("b"));
     }
 
     #[test]

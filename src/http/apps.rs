@@ -18,10 +18,16 @@ use serde_json::{json, Value};
 use warp::filters::BoxedFilter;
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
-use warp::Filter;
+use warp::{Filter, Rejection};
 
 pub fn routes(app: App) -> BoxedFilter<(Response,)> {
-    warp::path("v1")
+    // Smooch served the same API under `/v1` and `/v1.1` (smooch-core 7+
+    // calls `/v1.1`), so both prefixes lead to the one dispatch table.
+    let version = warp::path("v1")
+        .map(|| "v1")
+        .or(warp::path("v1.1").map(|| "v1.1"))
+        .unify();
+    version
         .and(warp::path::tail())
         .and(warp::method())
         .and(with_app(app.clone()))
@@ -30,7 +36,8 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .and(raw_query())
         .and(optional_body())
         .then(
-            |tail: warp::path::Tail,
+            |version: &'static str,
+             tail: warp::path::Tail,
              method: Method,
              app: App,
              session: Session,
@@ -47,13 +54,25 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
                     body: &body,
                 };
                 let path: Vec<&str> = tail.as_str().split('/').filter(|s| !s.is_empty()).collect();
-                match dispatch(&request, &method, &path).await {
+                match dispatch(&request, &method, version, &path).await {
                     Ok((status, value)) => reply::json(status, &value),
                     Err(e) => error(&e),
                 }
             },
         )
+        .recover(rejection_error)
+        .unify()
         .boxed()
+}
+
+/// Warp's own rejections under `/v1` (an oversized body) in Smooch's error
+/// shape; other paths pass through untouched.
+async fn rejection_error(rejection: Rejection) -> std::result::Result<Response, Rejection> {
+    if rejection.is_not_found() {
+        return Err(rejection);
+    }
+    let (status, code, description) = super::rejection_reason(&rejection);
+    Ok(smooch_error(status, code, &description))
 }
 
 /// Everything a handler may need from the request.
@@ -68,7 +87,7 @@ struct Request<'a> {
 
 type Answer = Result<(StatusCode, Value)>;
 
-async fn dispatch(r: &Request<'_>, method: &Method, path: &[&str]) -> Answer {
+async fn dispatch(r: &Request<'_>, method: &Method, version: &str, path: &[&str]) -> Answer {
     let engine = &r.app.engine;
     match (method.as_str(), path) {
         ("POST", ["apps", doc, "keys"]) => {
@@ -102,7 +121,9 @@ async fn dispatch(r: &Request<'_>, method: &Method, path: &[&str]) -> Answer {
             Ok((StatusCode::OK, json!({"jwt": engine.key_jwt(holder, id)?})))
         }
         ("POST", ["account", "keys"]) => {
-            let caller = r.account_caller()?;
+            // Session only: a leaked account key must not mint copies of
+            // itself that outlive its deletion.
+            let caller = r.session_caller()?;
             let key = engine.create_account_key(&caller, &r.name()?).await?;
             Ok((
                 StatusCode::CREATED,
@@ -159,7 +180,7 @@ async fn dispatch(r: &Request<'_>, method: &Method, path: &[&str]) -> Answer {
             Ok((StatusCode::OK, json!({})))
         }
         _ => Err(Error::NotFound(format!(
-            "No route {method} /v1/{}",
+            "No route {method} /{version}/{}",
             path.join("/")
         ))),
     }
@@ -264,8 +285,12 @@ fn error(e: &Error) -> Response {
         _ => "internal_error",
     };
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    smooch_error(status, code, &e.to_string())
+}
+
+fn smooch_error(status: StatusCode, code: &str, description: &str) -> Response {
     reply::json(
         status,
-        &json!({"error": {"code": code, "description": e.to_string()}}),
+        &json!({"error": {"code": code, "description": description}}),
     )
 }

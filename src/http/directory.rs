@@ -1,12 +1,14 @@
-//! The key directory routes (SPEC section 8): `POST/GET/DELETE /identity`
+//! The key directory routes (`docs/directory.md`): `POST/GET/DELETE /identity`
 //! and `POST/GET/DELETE /invite`. Every answer, including the ones warp
 //! would otherwise produce itself (oversized body, wrong method, bad query
 //! string), is the Keys Server envelope `{status, error, value}`.
 
-use super::{body, reply, with_app, App, MAX_BODY};
+use super::client::client_ip;
+use super::{body, reply, with_app, App};
 use crate::engine::directory::cacao::Cacao;
 use crate::engine::directory::jwt::Action;
 use crate::engine::directory::DirError;
+use crate::engine::limits::KeyedBuckets;
 use crate::engine::now_ms;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -14,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::Arc;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -35,16 +38,26 @@ struct IdAuth {
 
 type Query = HashMap<String, String>;
 
+/// Whether the client address may write now (see [`write_allowance`]).
+type Allowed = Result<(), DirError>;
+
 pub fn routes(app: App) -> BoxedFilter<(Response,)> {
+    let writes = Arc::new(KeyedBuckets::per_minute(app.directory_writes_per_minute));
+    let allowance = write_allowance(&app, writes);
     let app = || with_app(app.clone());
-    let register_identity = app().and(warp::post()).and(json_body()).then(
-        |app: App, body: Result<RegisterIdentity, DirError>| async move {
-            match body {
-                Ok(b) => envelope(app.directory.register_identity(b.cacao, now_ms()).await),
-                Err(e) => envelope(Err(e)),
-            }
-        },
-    );
+    let register_identity = app()
+        .and(warp::post())
+        .and(allowance.clone())
+        .and(json_body())
+        .then(
+            |app: App, allowed: Allowed, body: Result<RegisterIdentity, DirError>| async move {
+                let cacao = match allowed.and(body) {
+                    Ok(b) => b.cacao,
+                    Err(e) => return envelope(Err(e)),
+                };
+                envelope(app.directory.register_identity(cacao, now_ms()).await)
+            },
+        );
     let resolve_identity = app()
         .and(warp::get())
         .and(query())
@@ -66,50 +79,98 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
             .or(id_auth_route(
                 app(),
                 warp::delete(),
+                allowance.clone(),
                 Action::UnregisterIdentity,
             ))
             .unify(),
     );
     let invite = warp::path!("invite").and(
-        id_auth_route(app(), warp::post(), Action::RegisterInvite)
-            .or(resolve_invite)
-            .unify()
-            .or(id_auth_route(
-                app(),
-                warp::delete(),
-                Action::UnregisterInvite,
-            ))
-            .unify(),
+        id_auth_route(
+            app(),
+            warp::post(),
+            allowance.clone(),
+            Action::RegisterInvite,
+        )
+        .or(resolve_invite)
+        .unify()
+        .or(id_auth_route(
+            app(),
+            warp::delete(),
+            allowance.clone(),
+            Action::UnregisterInvite,
+        ))
+        .unify(),
     );
     identity
         .or(invite)
+        .unify()
+        .or(unknown_directory_path())
         .unify()
         .recover(rejection_envelope)
         .unify()
         .boxed()
 }
 
+/// Paths below `/identity/` or `/invite/` that name no route: 404 in the
+/// envelope. The two routes themselves are left to the method filters
+/// above (405 for a wrong method).
+fn unknown_directory_path() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path("identity")
+        .or(warp::path("invite"))
+        .unify()
+        .and(warp::path::tail())
+        .and_then(|tail: warp::path::Tail| async move {
+            if tail.as_str().is_empty() {
+                Err(warp::reject::not_found())
+            } else {
+                Ok(envelope(Err(DirError::http(404, "not_found", "Not found"))))
+            }
+        })
+}
+
 /// One of the three routes authorised by an `idAuth` did-JWT.
 fn id_auth_route(
     app: impl Filter<Extract = (App,), Error = Infallible> + Clone + Send + Sync + 'static,
     method: impl Filter<Extract = (), Error = Rejection> + Clone + Send + Sync + 'static,
+    allowance: impl Filter<Extract = (Allowed,), Error = Infallible> + Clone + Send + Sync + 'static,
     action: Action,
 ) -> BoxedFilter<(Response,)> {
     app.and(method)
+        .and(allowance)
         .and(json_body())
-        .then(move |app: App, body: Result<IdAuth, DirError>| async move {
-            let id_auth = match body {
-                Ok(b) => b.id_auth,
-                Err(e) => return envelope(Err(e)),
-            };
-            let (directory, now) = (&app.directory, now_ms());
-            envelope(match action {
-                Action::RegisterInvite => directory.register_invite(&id_auth, now).await,
-                Action::UnregisterInvite => directory.unregister_invite(&id_auth, now).await,
-                Action::UnregisterIdentity => directory.unregister_identity(&id_auth, now).await,
-            })
-        })
+        .then(
+            move |app: App, allowed: Allowed, body: Result<IdAuth, DirError>| async move {
+                let id_auth = match allowed.and(body) {
+                    Ok(b) => b.id_auth,
+                    Err(e) => return envelope(Err(e)),
+                };
+                let (directory, now) = (&app.directory, now_ms());
+                envelope(match action {
+                    Action::RegisterInvite => directory.register_invite(&id_auth, now).await,
+                    Action::UnregisterInvite => directory.unregister_invite(&id_auth, now).await,
+                    Action::UnregisterIdentity => {
+                        directory.unregister_identity(&id_auth, now).await
+                    }
+                })
+            },
+        )
         .boxed()
+}
+
+/// Takes one of the client address's directory writes (checked before any
+/// signature work); `Err` (429) when it has none left this minute.
+fn write_allowance(
+    app: &App,
+    writes: Arc<KeyedBuckets>,
+) -> impl Filter<Extract = (Allowed,), Error = Infallible> + Clone {
+    client_ip(app).map(move |ip: Option<std::net::IpAddr>| {
+        let address = ip.map(|ip| ip.to_string()).unwrap_or_default();
+        if writes.take(&address) {
+            Ok(())
+        } else {
+            Err(DirError::too_many_writes())
+        }
+    })
 }
 
 /// A JSON body of type `T`; failures are kept as values so the handler can
@@ -186,23 +247,21 @@ fn envelope(result: Result<Value, DirError>) -> Response {
 }
 
 /// Warp's own rejections on the directory paths, as envelopes; requests for
-/// other paths pass through untouched.
+/// other paths pass through untouched. 400s keep the directory's own
+/// `validation` name; the others are named after their status.
 async fn rejection_envelope(rejection: Rejection) -> Result<Response, Rejection> {
     if rejection.is_not_found() {
         return Err(rejection);
     }
-    let error = if rejection.find::<super::BodyTooLarge>().is_some() {
-        DirError::http(
-            413,
-            "validation",
-            format!("Body larger than {MAX_BODY} bytes"),
-        )
-    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        DirError::http(405, "validation", "Method not allowed")
-    } else if rejection.find::<warp::reject::InvalidQuery>().is_some() {
-        DirError::validation("Invalid query string")
+    let (status, code, message) = super::rejection_reason(&rejection);
+    let name = if status == StatusCode::BAD_REQUEST {
+        "validation"
     } else {
-        DirError::validation(format!("Bad request: {rejection:?}"))
+        code
     };
-    Ok(envelope(Err(error)))
+    Ok(envelope(Err(DirError::http(
+        status.as_u16(),
+        name,
+        message,
+    ))))
 }

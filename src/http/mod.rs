@@ -43,8 +43,10 @@ pub struct App {
     pub sockets: Arc<socket::SocketCounts>,
     /// Pings and request rate of every WebSocket.
     pub socket_policy: crate::ws::SocketPolicy,
-    /// The key directory (SPEC section 8).
+    /// The key directory (`docs/directory.md`).
     pub directory: Arc<crate::engine::directory::Directory>,
+    /// Directory writes per client address and minute.
+    pub directory_writes_per_minute: u32,
 }
 
 impl App {
@@ -342,11 +344,10 @@ fn refusing_cross_site(routes: BoxedFilter<(Response,)>) -> BoxedFilter<(Respons
     routes
         .recover(|rejection: Rejection| async move {
             match rejection.find::<CrossSite>() {
-                Some(CrossSite) => Ok(reply::json_error(
-                    StatusCode::FORBIDDEN,
-                    "cross_site",
-                    "Cross-site request refused: send it from this server's own pages",
-                )),
+                Some(CrossSite) => {
+                    let (status, code, text) = rejection_reason(&rejection);
+                    Ok(reply::json_error(status, code, &text))
+                }
                 None => Err(rejection),
             }
         })
@@ -356,23 +357,45 @@ fn refusing_cross_site(routes: BoxedFilter<(Response,)>) -> BoxedFilter<(Respons
 
 /// Turns warp's own rejections into plain responses.
 async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
-    let (status, text) = if rejection.is_not_found() {
-        (StatusCode::NOT_FOUND, "Not found".to_string())
+    let (status, code, text) = rejection_reason(&rejection);
+    Ok(reply::json_error(status, code, &text))
+}
+
+/// What one of warp's own rejections means: its status, the error code that
+/// names that status, and a message. Each surface renders this in its own
+/// error shape, so the code always matches the status.
+pub(crate) fn rejection_reason(rejection: &Rejection) -> (StatusCode, &'static str, String) {
+    if rejection.find::<CrossSite>().is_some() {
+        (
+            StatusCode::FORBIDDEN,
+            "cross_site",
+            "Cross-site request refused: send it from this server's own pages".into(),
+        )
+    } else if rejection.is_not_found() {
+        (StatusCode::NOT_FOUND, "not_found", "Not found".into())
     } else if rejection.find::<BodyTooLarge>().is_some() {
         (
             StatusCode::PAYLOAD_TOO_LARGE,
-            "Body larger than 64 KiB".to_string(),
+            "payload_too_large",
+            format!("Body larger than {} KiB", MAX_BODY / 1024),
         )
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         (
             StatusCode::METHOD_NOT_ALLOWED,
-            "Method not allowed".to_string(),
+            "method_not_allowed",
+            "Method not allowed".into(),
+        )
+    } else if rejection.find::<warp::reject::InvalidQuery>().is_some() {
+        (
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "Invalid query string".into(),
         )
     } else {
         (
             StatusCode::BAD_REQUEST,
+            "bad_request",
             format!("Bad request: {rejection:?}"),
         )
-    };
-    Ok(reply::json_error(status, "bad_request", &text))
+    }
 }

@@ -95,6 +95,7 @@ impl Wallet {
             iss: self.pkh(),
             statement: Some("Register my identity key".into()),
             aud: identity.did.clone(),
+            uri: None,
             version: "1".into(),
             nonce: hex::encode(rand::random::<[u8; 8]>()),
             iat: chrono::Utc::now().to_rfc3339(),

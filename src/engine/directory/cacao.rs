@@ -27,15 +27,20 @@ pub struct Header {
 }
 
 /// The signed fields; optional ones are omitted from JSON when absent so a
-/// stored CACAO reads back as it was sent.
+/// stored CACAO reads back as it was sent. Unknown fields are dropped, as
+/// the Keys Server does: the signature covers only the text rebuilt from
+/// these, so nothing unsigned is stored or served back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Payload {
     pub domain: String,
     pub iss: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statement: Option<String>,
     pub aud: String,
+    /// Sent by recap registrations alongside `aud` and equal to it; the
+    /// signed text shows `aud`, so a different `uri` is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
     pub version: String,
     pub nonce: String,
     pub iat: String,
@@ -58,15 +63,21 @@ pub struct Signature {
     pub m: Option<String>,
 }
 
+/// Allowed clock difference between a wallet and the server for `p.iat`.
+const ISSUED_AT_SKEW_MS: i64 = 5 * 60 * 1000;
+
 /// What a valid CACAO proves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
     /// The identity key as `did:key:z6Mk…`.
     pub identity_key: String,
     pub account: Account,
+    /// `p.iat` in milliseconds: a revoked key comes back only with a CACAO
+    /// issued after its revocation.
+    pub issued_at_ms: i64,
 }
 
-/// Checks every rule of SPEC section 8 for CACAOs, in the order a client
+/// Checks every rule of `docs/directory.md` for CACAOs, in the order a client
 /// can most cheaply fix them, and returns the key-to-account binding.
 pub fn verify(cacao: &Cacao, now_ms: i64) -> Result<Binding, DirError> {
     if cacao.h.t != "eip4361" {
@@ -85,7 +96,10 @@ pub fn verify(cacao: &Cacao, now_ms: i64) -> Result<Binding, DirError> {
     if fields(cacao).any(|f| f.contains(['\r', '\n'])) {
         return Err(DirError::cacao("A field contains a line break"));
     }
-    check_validity_window(p, now_ms)?;
+    if p.uri.as_ref().is_some_and(|uri| uri != &p.aud) {
+        return Err(DirError::cacao("uri must equal aud"));
+    }
+    let issued_at_ms = check_validity_window(p, now_ms)?;
     let account = Account::from_pkh(&p.iss)?;
     if cacao.s.t != "eip191" {
         return Err(DirError::cacao("Unsupported signature type"));
@@ -99,6 +113,7 @@ pub fn verify(cacao: &Cacao, now_ms: i64) -> Result<Binding, DirError> {
     Ok(Binding {
         identity_key,
         account,
+        issued_at_ms,
     })
 }
 
@@ -111,15 +126,27 @@ fn fields(cacao: &Cacao) -> impl Iterator<Item = &String> {
     ]
     .into_iter()
     .chain(
-        [&p.statement, &p.exp, &p.nbf, &p.request_id, &cacao.s.m]
-            .into_iter()
-            .flatten(),
+        [
+            &p.statement,
+            &p.uri,
+            &p.exp,
+            &p.nbf,
+            &p.request_id,
+            &cacao.s.m,
+        ]
+        .into_iter()
+        .flatten(),
     )
     .chain(p.resources.iter().flatten())
     .chain([&cacao.s.t, &cacao.s.s])
 }
 
-fn check_validity_window(p: &Payload, now_ms: i64) -> Result<(), DirError> {
+/// Checks `iat`, `exp` and `nbf` against the clock; returns `iat` in ms.
+fn check_validity_window(p: &Payload, now_ms: i64) -> Result<i64, DirError> {
+    let issued_at = rfc3339_ms(&p.iat)?;
+    if issued_at > now_ms + ISSUED_AT_SKEW_MS {
+        return Err(DirError::cacao("Issued in the future"));
+    }
     if let Some(exp) = &p.exp {
         if rfc3339_ms(exp)? <= now_ms {
             return Err(DirError::cacao("Expired"));
@@ -130,7 +157,7 @@ fn check_validity_window(p: &Payload, now_ms: i64) -> Result<(), DirError> {
             return Err(DirError::cacao("Not yet valid"));
         }
     }
-    Ok(())
+    Ok(issued_at)
 }
 
 fn rfc3339_ms(value: &str) -> Result<i64, DirError> {

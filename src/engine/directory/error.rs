@@ -64,6 +64,36 @@ impl DirError {
         )
     }
 
+    /// The identity key was revoked after this CACAO was issued.
+    pub fn revoked() -> DirError {
+        Self::new(
+            409,
+            "conflict",
+            "The identity key was revoked; register it with a CACAO issued after the revocation",
+        )
+    }
+
+    /// The account already holds [`super::MAX_KEYS_PER_ACCOUNT`] identity keys.
+    pub fn too_many_keys() -> DirError {
+        Self::new(
+            409,
+            "conflict",
+            format!(
+                "The account already has {} identity keys",
+                super::MAX_KEYS_PER_ACCOUNT
+            ),
+        )
+    }
+
+    /// The client address used up its directory writes for now.
+    pub fn too_many_writes() -> DirError {
+        Self::new(
+            429,
+            "too_many_requests",
+            "Too many directory writes from this address; try again in a minute",
+        )
+    }
+
     pub fn identity_not_found(id: &str) -> DirError {
         Self::not_found("Identity key", id)
     }

@@ -134,7 +134,12 @@ fn check_lifetime(claims: &Claims, now_ms: i64) -> Result<(), DirError> {
     if exp <= now_ms - SKEW_MS {
         return Err(DirError::jwt("Expired"));
     }
-    if exp - iat > MAX_LIFETIME_MS {
+    // Checked: `iat = i64::MIN, exp = i64::MAX` would otherwise wrap to a
+    // negative lifetime and pass (or panic in a debug build).
+    if exp
+        .checked_sub(iat)
+        .is_none_or(|lifetime| lifetime > MAX_LIFETIME_MS)
+    {
         return Err(DirError::jwt("Lifetime longer than 30 days"));
     }
     Ok(())
@@ -229,6 +234,23 @@ mod tests {
             crate::engine::now_ms(),
         );
         assert_eq!(later.unwrap_err().message, "Expired");
+    }
+
+    #[test]
+    fn the_widest_lifetime_does_not_overflow() {
+        let claims = |iat, exp| Claims {
+            iss: String::new(),
+            sub: None,
+            aud: None,
+            iat: Some(iat),
+            exp: Some(exp),
+            act: None,
+            pkh: None,
+        };
+        let now = crate::engine::now_ms();
+        let err = check_lifetime(&claims(i64::MIN, i64::MAX), now).unwrap_err();
+        assert_eq!(err.name, "jwt_verification");
+        assert!(check_lifetime(&claims(now / 1000, now / 1000 + 60), now).is_ok());
     }
 
     #[test]

@@ -1,27 +1,36 @@
-//! The key directory (SPEC section 8), compatible with the WalletConnect
+//! The key directory (`docs/directory.md`), compatible with the WalletConnect
 //! Keys Server: wallets bind Ed25519 identity keys to their account with a
 //! signed CACAO, and identity keys publish the account's X25519 invite key
 //! with a did-JWT. Verification and storage live here; `http/directory.rs`
 //! only turns requests into these calls and results into the envelope.
 //!
-//! Storage is three sled trees of its own, changed together in one
-//! transaction so an identity, its account index and the account's invite
-//! key never disagree:
+//! Storage is sled trees of its own, changed together in one transaction so
+//! an identity, its account's index and count, and the account's invite key
+//! never disagree:
 //! - `dir_identities`: identity did:key → `{account, cacao}`
-//! - `dir_accounts`: canonical account → JSON list of its identity did:keys
-//!   (a list rather than a prefix index because sled transactions cannot
-//!   scan, and "was this the last key?" must be answered inside one)
-//! - `dir_invites`: canonical account → invite did:key
+//! - `dir_account_keys`: `account \0 identity did:key` → empty, one record
+//!   per key, so adding a key writes one small record, not the whole list
+//! - `dir_account_counts`: account → its number of keys (u32, big endian):
+//!   sled transactions cannot scan, and "is this the last key?" and the
+//!   per-account cap must be answered inside one
+//! - `dir_invites`: account → invite did:key
+//! - `dir_revocations`: identity did:key → when it was last revoked (ms,
+//!   i64 big endian), so an old CACAO cannot bring the key back
+//!
+//! Stores written before `dir_account_keys` kept one JSON list per account
+//! in `dir_accounts`; opening such a store moves the lists to the new trees
+//! in one transaction (see [`Directory::migrate_account_lists`]).
 
 pub mod cacao;
 pub mod did;
 mod error;
 pub mod jwt;
+mod recap;
 pub mod siwe;
 
 pub use error::DirError;
 
-use crate::store::{Store, StoreError};
+use crate::store::{key, Store, StoreError};
 use cacao::Cacao;
 use did::Account;
 use jwt::Action;
@@ -29,6 +38,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
+
+/// Most identity keys one account may hold.
+pub const MAX_KEYS_PER_ACCOUNT: u32 = 100;
 
 /// What `dir_identities` holds for one identity key.
 #[derive(Serialize, Deserialize)]
@@ -40,8 +52,10 @@ struct IdentityRecord {
 pub struct Directory {
     store: Store,
     identities: sled::Tree,
-    accounts: sled::Tree,
+    account_keys: sled::Tree,
+    account_counts: sled::Tree,
     invites: sled::Tree,
+    revocations: sled::Tree,
     /// The server's public URL without a trailing `/`: the required `aud`.
     audience: String,
 }
@@ -49,8 +63,10 @@ pub struct Directory {
 /// The transactional views handed to [`Directory::write`] closures.
 struct Trees<'a> {
     identities: &'a TransactionalTree,
-    accounts: &'a TransactionalTree,
+    account_keys: &'a TransactionalTree,
+    account_counts: &'a TransactionalTree,
     invites: &'a TransactionalTree,
+    revocations: &'a TransactionalTree,
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<DirError>>;
@@ -58,39 +74,93 @@ type TxResult<T> = Result<T, ConflictableTransactionError<DirError>>;
 impl Directory {
     pub fn new(store: &Store, public_url: &str) -> Result<Directory, StoreError> {
         let tree = |name: &str| store.db.open_tree(name);
-        Ok(Directory {
+        let directory = Directory {
             store: store.clone(),
             identities: tree("dir_identities")?,
-            accounts: tree("dir_accounts")?,
+            account_keys: tree("dir_account_keys")?,
+            account_counts: tree("dir_account_counts")?,
             invites: tree("dir_invites")?,
+            revocations: tree("dir_revocations")?,
             audience: public_url.trim_end_matches('/').to_string(),
-        })
+        };
+        directory.migrate_account_lists()?;
+        Ok(directory)
+    }
+
+    /// Moves the per-account JSON lists of older stores (`dir_accounts`)
+    /// into `dir_account_keys` and `dir_account_counts`, all in one
+    /// transaction and flushed before the server starts: a crash leaves
+    /// either the old layout or the new one. Accounts over the cap keep
+    /// their keys (they just cannot add more).
+    fn migrate_account_lists(&self) -> Result<(), StoreError> {
+        let legacy = self.store.db.open_tree("dir_accounts")?;
+        if legacy.is_empty() {
+            return Ok(());
+        }
+        let mut lists = Vec::new();
+        for entry in legacy.iter() {
+            let (account, list) = entry?;
+            let keys: Vec<String> = serde_json::from_slice(&list)
+                .map_err(|e| StoreError(format!("corrupt dir_accounts record: {e}")))?;
+            lists.push((account, keys));
+        }
+        let result = (&legacy, &self.account_keys, &self.account_counts).transaction(
+            |(legacy, account_keys, counts)| {
+                for (account, keys) in &lists {
+                    for identity in keys {
+                        account_keys.insert(index_key(account, identity), &[])?;
+                    }
+                    counts.insert(account, &count_bytes(keys.len() as u32))?;
+                    legacy.remove(account)?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            },
+        );
+        result.map_err(|e| StoreError(format!("migrating directory accounts: {e:?}")))?;
+        self.store.flush_now()?;
+        tracing::info!(
+            accounts = lists.len(),
+            "key directory accounts migrated to one record per key"
+        );
+        Ok(())
     }
 
     /// `POST /identity`: binds the CACAO's identity key to its account.
     /// Registering the same key for the same account again is a no-op
-    /// success (the newer CACAO is kept); for another account it is 409.
+    /// success (the newer CACAO is kept); for another account it is 409, as
+    /// is a CACAO issued before the key's last revocation or a new key for
+    /// an account already at [`MAX_KEYS_PER_ACCOUNT`].
     pub async fn register_identity(&self, cacao: Cacao, now_ms: i64) -> Result<Value, DirError> {
         let binding = cacao::verify(&cacao, now_ms)?;
         let account = binding.account.canonical();
+        let identity = binding.identity_key.as_str();
         let record = to_json(&IdentityRecord {
             account: account.clone(),
             cacao,
         })?;
         self.write(|t| {
-            if let Some(existing) = read_identity(t, &binding.identity_key)? {
+            let revoked_at = t.revocations.get(identity.as_bytes())?;
+            if revoked_at.is_some_and(|at| binding.issued_at_ms <= i64_from(&at)) {
+                return abort(DirError::revoked());
+            }
+            if let Some(existing) = read_identity(t, identity)? {
                 if existing.account != account {
                     return abort(DirError::conflict());
                 }
+                t.identities
+                    .insert(identity.as_bytes(), record.as_slice())?;
+                return Ok(());
+            }
+            let count = read_count(t, &account)?;
+            if count >= MAX_KEYS_PER_ACCOUNT {
+                return abort(DirError::too_many_keys());
             }
             t.identities
-                .insert(binding.identity_key.as_bytes(), record.as_slice())?;
-            let mut keys = read_account_keys(t, &account)?;
-            if !keys.contains(&binding.identity_key) {
-                keys.push(binding.identity_key.clone());
-                t.accounts
-                    .insert(account.as_bytes(), to_json(&keys).map_err(abort_with)?)?;
-            }
+                .insert(identity.as_bytes(), record.as_slice())?;
+            t.account_keys
+                .insert(index_key(account.as_bytes(), identity), &[])?;
+            t.account_counts
+                .insert(account.as_bytes(), &count_bytes(count + 1))?;
             Ok(())
         })
         .await?;
@@ -110,21 +180,27 @@ impl Directory {
         Ok(json!({ "cacao": record.cacao }))
     }
 
-    /// `DELETE /identity`: removes the signing identity key; removing an
-    /// account's last identity key also removes its invite key.
+    /// `DELETE /identity`: removes the signing identity key and remembers
+    /// when; removing an account's last identity key also removes its
+    /// invite key.
     pub async fn unregister_identity(&self, id_auth: &str, now_ms: i64) -> Result<Value, DirError> {
         let token = jwt::verify(id_auth, Action::UnregisterIdentity, &self.audience, now_ms)?;
         let account = token.account.canonical();
+        let identity = token.identity_key.as_str();
         self.write(|t| {
-            let mut keys = authorised_keys(t, &account, &token.identity_key)?;
-            keys.retain(|k| k != &token.identity_key);
-            t.identities.remove(token.identity_key.as_bytes())?;
-            if keys.is_empty() {
-                t.accounts.remove(account.as_bytes())?;
+            authorise(t, &account, identity)?;
+            t.identities.remove(identity.as_bytes())?;
+            t.account_keys
+                .remove(index_key(account.as_bytes(), identity))?;
+            t.revocations
+                .insert(identity.as_bytes(), &now_ms.to_be_bytes())?;
+            let left = read_count(t, &account)?.saturating_sub(1);
+            if left == 0 {
+                t.account_counts.remove(account.as_bytes())?;
                 t.invites.remove(account.as_bytes())?;
             } else {
-                t.accounts
-                    .insert(account.as_bytes(), to_json(&keys).map_err(abort_with)?)?;
+                t.account_counts
+                    .insert(account.as_bytes(), &count_bytes(left))?;
             }
             Ok(())
         })
@@ -138,7 +214,7 @@ impl Directory {
         let account = token.account.canonical();
         let invite_key = token.invite_key.unwrap_or_default();
         self.write(|t| {
-            authorised_keys(t, &account, &token.identity_key)?;
+            authorise(t, &account, &token.identity_key)?;
             t.invites
                 .insert(account.as_bytes(), invite_key.as_bytes())?;
             Ok(())
@@ -167,7 +243,7 @@ impl Directory {
         let token = jwt::verify(id_auth, Action::UnregisterInvite, &self.audience, now_ms)?;
         let account = token.account.canonical();
         self.write(|t| {
-            authorised_keys(t, &account, &token.identity_key)?;
+            authorise(t, &account, &token.identity_key)?;
             t.invites.remove(account.as_bytes())?;
             Ok(())
         })
@@ -178,15 +254,24 @@ impl Directory {
     /// Runs `f` as one transaction over the directory's trees, then waits
     /// until it is on disk: callers reply only after this returns.
     async fn write(&self, f: impl Fn(&Trees) -> TxResult<()>) -> Result<(), DirError> {
-        let result = (&self.identities, &self.accounts, &self.invites).transaction(
-            |(identities, accounts, invites)| {
-                f(&Trees {
-                    identities,
-                    accounts,
-                    invites,
-                })
-            },
-        );
+        let result = (
+            &self.identities,
+            &self.account_keys,
+            &self.account_counts,
+            &self.invites,
+            &self.revocations,
+        )
+            .transaction(
+                |(identities, account_keys, account_counts, invites, revocations)| {
+                    f(&Trees {
+                        identities,
+                        account_keys,
+                        account_counts,
+                        invites,
+                        revocations,
+                    })
+                },
+            );
         match result {
             Ok(()) => {}
             Err(TransactionError::Abort(e)) => return Err(e),
@@ -196,21 +281,36 @@ impl Directory {
     }
 }
 
-/// The account's identity keys, provided `identity_key` is one of them
-/// (else 401: a valid token from a key the account never registered).
-fn authorised_keys(t: &Trees, account: &str, identity_key: &str) -> TxResult<Vec<String>> {
-    let keys = read_account_keys(t, account)?;
-    if !keys.iter().any(|k| k == identity_key) {
-        return abort(DirError::unauthorized());
+/// 401 unless `identity_key` is registered to `account` (a valid token
+/// from a key the account never registered, or no longer has).
+fn authorise(t: &Trees, account: &str, identity_key: &str) -> TxResult<()> {
+    match t
+        .account_keys
+        .get(index_key(account.as_bytes(), identity_key))?
+    {
+        Some(_) => Ok(()),
+        None => abort(DirError::unauthorized()),
     }
-    Ok(keys)
 }
 
-fn read_account_keys(t: &Trees, account: &str) -> TxResult<Vec<String>> {
-    match t.accounts.get(account.as_bytes())? {
-        Some(bytes) => from_json(&bytes).map_err(abort_with),
-        None => Ok(Vec::new()),
-    }
+/// `account \0 identity did:key`, the `dir_account_keys` key.
+fn index_key(account: &[u8], identity_key: &str) -> Vec<u8> {
+    key(&[account, identity_key.as_bytes()])
+}
+
+fn count_bytes(count: u32) -> [u8; 4] {
+    count.to_be_bytes()
+}
+
+fn read_count(t: &Trees, account: &str) -> TxResult<u32> {
+    Ok(t.account_counts
+        .get(account.as_bytes())?
+        .and_then(|bytes| <[u8; 4]>::try_from(bytes.as_ref()).ok())
+        .map_or(0, u32::from_be_bytes))
+}
+
+fn i64_from(bytes: &[u8]) -> i64 {
+    <[u8; 8]>::try_from(bytes).map_or(i64::MAX, i64::from_be_bytes)
 }
 
 fn read_identity(t: &Trees, identity_key: &str) -> TxResult<Option<IdentityRecord>> {

@@ -1,11 +1,13 @@
 //! The Sign-In-With-Ethereum (EIP-4361) text a wallet signed, rebuilt from a
 //! CACAO payload. The signature only verifies if this text is byte-for-byte
-//! what the wallet displayed, so the template follows SPEC section 8 exactly
+//! what the wallet displayed, so the template follows `docs/directory.md` exactly
 //! (including the two blank lines before `URI:` when there is no statement,
-//! which older clients got wrong).
+//! which older clients got wrong). A trailing ReCap resource extends the
+//! statement (see `recap.rs`).
 
 use super::cacao::Payload;
 use super::did::Account;
+use super::recap;
 
 /// The message for `payload`, whose `iss` was parsed into `account`.
 pub fn message(payload: &Payload, account: &Account) -> String {
@@ -13,8 +15,9 @@ pub fn message(payload: &Payload, account: &Account) -> String {
         "{} wants you to sign in with your Ethereum account:\n{}\n\n",
         payload.domain, account.address
     );
-    if let Some(statement) = &payload.statement {
-        text.push_str(statement);
+    let statement = recap::statement(payload.statement.as_deref(), payload.resources.as_deref());
+    if let Some(statement) = statement {
+        text.push_str(&statement);
         text.push('\n');
     }
     text.push_str(&format!(
