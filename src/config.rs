@@ -1,5 +1,8 @@
-//! Command-line flags and `KEYSTRATE_*` environment variables.
+//! Command-line flags and `KEYSTRATE_*` environment variables. Switches
+//! read their variable with [`BoolishValueParser`], so `1/0`, `yes/no`,
+//! `on/off` and `true/false` all work (clap's default takes only the last).
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,7 +34,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (the default).
     Serve(ServeArgs),
-    /// Manage local users.
+    /// Manage local users (works with the server running or not).
     #[command(subcommand)]
     User(UserCommand),
     /// Manage the API keys of documents (works with the server running or not).
@@ -55,10 +58,19 @@ pub enum KeysCommand {
     Delete { doc: String, id: String },
 }
 
+/// User commands work with the server running (through its admin socket)
+/// or stopped.
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Create a local user; the password is read from standard input.
     Add { name: String },
+    /// List the accounts as `<name>\t<created at>` lines.
+    List,
+    /// Set a new password, read from standard input; the user's sessions end.
+    Passwd { name: String },
+    /// Delete a user with its sessions, permission entries, API keys and
+    /// invites (refused while it is the last admin of a document).
+    Delete { name: String },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -77,10 +89,10 @@ pub struct ServeArgs {
     )]
     pub allowed_origins: Vec<String>,
     /// Only `keystrate user add` creates accounts.
-    #[arg(long, env = "KEYSTRATE_NO_OPEN_REGISTRATION")]
+    #[arg(long, env = "KEYSTRATE_NO_OPEN_REGISTRATION", value_parser = BoolishValueParser::new())]
     pub no_open_registration: bool,
     /// Visiting a missing document does not create it.
-    #[arg(long, env = "KEYSTRATE_NO_CREATE_ON_VISIT")]
+    #[arg(long, env = "KEYSTRATE_NO_CREATE_ON_VISIT", value_parser = BoolishValueParser::new())]
     pub no_create_on_visit: bool,
     /// Concurrent connections before new ones get 503.
     #[arg(long, env = "KEYSTRATE_MAX_CONNECTIONS", default_value_t = 10_000)]

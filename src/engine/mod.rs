@@ -14,6 +14,7 @@ pub mod jwt;
 pub mod keys;
 pub mod limits;
 pub mod perms;
+pub mod users;
 
 use crate::store::Store;
 use serde::{Deserialize, Serialize};
@@ -146,6 +147,17 @@ impl Engine {
     /// the demoted admin" hold without retries.
     async fn lock_doc(&self, doc: &str) -> RwLockWriteGuard<'_, ()> {
         self.inner.locks.get(doc).write().await
+    }
+
+    /// Every document lock, in a fixed order (so it cannot deadlock with
+    /// the one-lock holders): for the rare change that spans all of a
+    /// user's documents at once (deleting the user).
+    async fn lock_all_docs(&self) -> Vec<RwLockWriteGuard<'_, ()>> {
+        let mut guards = Vec::with_capacity(self.inner.locks.0.len());
+        for lock in &self.inner.locks.0 {
+            guards.push(lock.write().await);
+        }
+        guards
     }
 
     /// Shares a document among changes that only add new records (invites):

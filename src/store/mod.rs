@@ -99,7 +99,8 @@ impl Store {
             .path(dir)
             .cache_capacity(cache_mb.saturating_mul(1024 * 1024))
             .segment_size(SEGMENT_SIZE)
-            .open()?;
+            .open()
+            .map_err(|e| open_error(dir, e))?;
         release_freed_memory();
         check_layout(&db)?;
         Self::from_db(db)
@@ -164,6 +165,19 @@ impl Store {
     pub fn flush_now(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
+    }
+}
+
+/// sled's lock on a directory another process holds is a bare `WouldBlock`
+/// I/O error; say what it means instead.
+fn open_error(dir: &Path, e: sled::Error) -> StoreError {
+    match &e {
+        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => StoreError(format!(
+            "{} is in use by another keystrate process (a running server holds it; \
+             stop it first, or use `keystrate user …` / `keystrate keys …`, which go through its admin socket)",
+            dir.display()
+        )),
+        _ => e.into(),
     }
 }
 
