@@ -539,7 +539,8 @@ async fn api_keys_panel_create_copy_delete_by_clicking() {
         json!([true, []])
     );
 
-    // alice makes a key: its full form is shown once, with a copy button.
+    // alice makes a key: its full form is shown with a copy button, and the
+    // panel says who can read the secret later (the owner, over REST).
     admin.fill("#api-key-name", "CI bot").await;
     admin.click("#api-key-form button").await;
     let full = admin
@@ -558,7 +559,7 @@ async fn api_keys_panel_create_copy_delete_by_clicking() {
     assert_eq!(secret.len(), 32, "{secret}");
     let shown = admin.text("#api-keys .key-secret").await;
     assert!(
-        shown.contains("CI bot") && shown.contains("shown only once"),
+        shown.contains("CI bot") && shown.contains("Only you, its owner, can read its secret again"),
         "{shown}"
     );
     assert_eq!(

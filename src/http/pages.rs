@@ -232,7 +232,15 @@ async fn accept_by_url(
                 Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
                 _ => StatusCode::CONFLICT,
             };
-            message_page(status, "This invite cannot be used", &format!("Error: {e}"))
+            let next_step = match e {
+                Error::RateLimited => "Wait a minute and open the link again.",
+                _ => "Ask whoever sent you the link for a new one.",
+            };
+            message_page(
+                status,
+                "This invite cannot be used",
+                &format!("Error: {e}. {next_step}"),
+            )
         }
     }
 }
