@@ -138,7 +138,9 @@ pub async fn execute(engine: &Engine, request: Request) -> Result<Value> {
         }
         Request::ListUsers => Ok(to_json(&engine.list_users()?)),
         Request::SetPassword { name, password } => {
-            engine.set_password(&parse_user(&name), &password.0, None).await?;
+            engine
+                .set_password(&parse_user(&name), &password.0, None)
+                .await?;
             Ok(json!({}))
         }
         Request::DeleteUser { name } => {

@@ -55,7 +55,14 @@ pub async fn user(
     match command {
         UserCommand::Add { name } => {
             let password = Password(password()?);
-            run(data, Request::AddUser { name: name.clone(), password }).await?;
+            run(
+                data,
+                Request::AddUser {
+                    name: name.clone(),
+                    password,
+                },
+            )
+            .await?;
             Ok(format!("created user {name}\n"))
         }
         UserCommand::List => {
@@ -75,8 +82,17 @@ pub async fn user(
         }
         UserCommand::Passwd { name } => {
             let password = Password(password()?);
-            run(data, Request::SetPassword { name: name.clone(), password }).await?;
-            Ok(format!("changed the password of {name}; its sessions ended\n"))
+            run(
+                data,
+                Request::SetPassword {
+                    name: name.clone(),
+                    password,
+                },
+            )
+            .await?;
+            Ok(format!(
+                "changed the password of {name}; its sessions ended\n"
+            ))
         }
         UserCommand::Delete { name } => {
             run(data, Request::DeleteUser { name: name.clone() }).await?;

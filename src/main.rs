@@ -39,11 +39,9 @@ fn main() -> ExitCode {
                 })
                 .await
             }
-            Some(Command::User(command)) => {
-                keystrate::cli::user(&cli.data, command, read_password)
-                    .await
-                    .map(|out| print!("{out}"))
-            }
+            Some(Command::User(command)) => keystrate::cli::user(&cli.data, command, read_password)
+                .await
+                .map(|out| print!("{out}")),
             Some(Command::Keys(command)) => keystrate::cli::keys(&cli.data, command)
                 .await
                 .map(|out| print!("{out}")),

@@ -559,7 +559,8 @@ async fn api_keys_panel_create_copy_delete_by_clicking() {
     assert_eq!(secret.len(), 32, "{secret}");
     let shown = admin.text("#api-keys .key-secret").await;
     assert!(
-        shown.contains("CI bot") && shown.contains("Only you, its owner, can read its secret again"),
+        shown.contains("CI bot")
+            && shown.contains("Only you, its owner, can read its secret again"),
         "{shown}"
     );
     assert_eq!(

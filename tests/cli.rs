@@ -312,11 +312,20 @@ async fn user_commands_with_the_server_running() {
     login(&server.base, "carol").await;
 
     // add: before, the command failed on sled's lock while the server ran.
-    let out = cli_with_stdin(&["user", "add", "dave", "--data", data], "dave's password\n");
+    let out = cli_with_stdin(
+        &["user", "add", "dave", "--data", data],
+        "dave's password\n",
+    );
     assert_eq!(assert_ok(&out), "created user dave\n");
-    assert_eq!(try_login(&server.base, "dave", "dave's password").await.0, 200);
+    assert_eq!(
+        try_login(&server.base, "dave", "dave's password").await.0,
+        200
+    );
     assert_fails(
-        &cli_with_stdin(&["user", "add", "dave", "--data", data], "another password\n"),
+        &cli_with_stdin(
+            &["user", "add", "dave", "--data", data],
+            "another password\n",
+        ),
         "username dave is taken",
     );
     assert_fails(
@@ -339,9 +348,15 @@ async fn user_commands_with_the_server_running() {
     // bob becomes admin of `shared`, owns a key and an invite there, and an
     // account key; he has an open socket.
     let mut a = alice.ws("shared").await;
-    a.ok("setPermissions", None, json!({"username": "bob", "permissions": "arw"}))
-        .await;
-    let key = assert_ok(&cli(&["keys", "create", "shared", "bot", "--owner", "bob", "--data", data]));
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "bob", "permissions": "arw"}),
+    )
+    .await;
+    let key = assert_ok(&cli(&[
+        "keys", "create", "shared", "bot", "--owner", "bob", "--data", data,
+    ]));
     let key = key.trim_end().to_string();
     let mut b = bob.ws("shared").await;
     let invite = b.ok("createInvite", None, json!({"maxUses": 2})).await;
@@ -362,8 +377,14 @@ async fn user_commands_with_the_server_running() {
 
     // passwd: the new password works, the old one and bob's session do not,
     // and his socket is closed.
-    let out = cli_with_stdin(&["user", "passwd", "bob", "--data", data], "bob's new password\n");
-    assert_eq!(assert_ok(&out), "changed the password of bob; its sessions ended\n");
+    let out = cli_with_stdin(
+        &["user", "passwd", "bob", "--data", data],
+        "bob's new password\n",
+    );
+    assert_eq!(
+        assert_ok(&out),
+        "changed the password of bob; its sessions ended\n"
+    );
     assert!(
         b.try_request("getInvites", None, json!({})).await.is_none(),
         "bob's socket closes"
@@ -374,7 +395,10 @@ async fn user_commands_with_the_server_running() {
     let me = bob.http.get(server.url("/auth/me")).send().await.unwrap();
     assert_eq!(me.status(), 401, "the old session ended");
     assert_fails(
-        &cli_with_stdin(&["user", "passwd", "nobody", "--data", data], "a long password\n"),
+        &cli_with_stdin(
+            &["user", "passwd", "nobody", "--data", data],
+            "a long password\n",
+        ),
         "no such user nobody",
     );
 
@@ -383,14 +407,20 @@ async fn user_commands_with_the_server_running() {
     let refused = cli(&["user", "delete", "alice", "--data", data]);
     assert_fails(&refused, "alice is the last admin of solo;");
     assert!(!String::from_utf8_lossy(&refused.stderr).contains("shared"));
-    assert_eq!(try_login(&server.base, "alice", "correct horse").await.0, 200);
+    assert_eq!(
+        try_login(&server.base, "alice", "correct horse").await.0,
+        200
+    );
 
     // Deleting bob takes his entry, invite, app key and account key along.
     assert_eq!(
         assert_ok(&cli(&["user", "delete", "bob", "--data", data])),
         "deleted user bob\n"
     );
-    assert_eq!(try_login(&server.base, "bob", "bob's new password").await.0, 401);
+    assert_eq!(
+        try_login(&server.base, "bob", "bob's new password").await.0,
+        401
+    );
     let anon = reqwest::Client::new();
     let r = anon
         .get(server.url(&format!("/invites_api?key={key}")))
@@ -410,7 +440,9 @@ async fn user_commands_with_the_server_running() {
     assert_eq!(entries[0]["username"], "alice");
     let invites = a.ok("getInvites", None, json!({"all": true})).await;
     assert!(
-        !invites.to_string().contains(invite["key"].as_str().unwrap()),
+        !invites
+            .to_string()
+            .contains(invite["key"].as_str().unwrap()),
         "bob's invite is gone: {invites}"
     );
     assert_eq!(
@@ -420,7 +452,10 @@ async fn user_commands_with_the_server_running() {
             .collect::<Vec<_>>(),
         ["alice", "carol", "dave"]
     );
-    assert_fails(&cli(&["user", "delete", "bob", "--data", data]), "no such user bob");
+    assert_fails(
+        &cli(&["user", "delete", "bob", "--data", data]),
+        "no such user bob",
+    );
     server.stop();
 }
 
@@ -433,14 +468,23 @@ async fn user_commands_with_the_server_stopped() {
     let data = data.to_str().unwrap();
     // `user add` may start a new data directory; the others need one.
     assert_fails(&cli(&["user", "list", "--data", data]), "no data directory");
-    assert_ok(&cli_with_stdin(&["user", "add", "alice", "--data", data], "alice's password\n"));
-    assert_ok(&cli_with_stdin(&["user", "add", "eve", "--data", data], "eve's password\n"));
+    assert_ok(&cli_with_stdin(
+        &["user", "add", "alice", "--data", data],
+        "alice's password\n",
+    ));
+    assert_ok(&cli_with_stdin(
+        &["user", "add", "eve", "--data", data],
+        "eve's password\n",
+    ));
     let server = Proc::start(std::path::Path::new(data), &[]).await;
     let (status, cookie) = try_login(&server.base, "alice", "alice's password").await;
     assert_eq!(status, 200);
     let r = reqwest::Client::new()
         .post(server.url("/api/documents"))
-        .header("cookie", format!("keystrate_session={}", cookie.clone().unwrap()))
+        .header(
+            "cookie",
+            format!("keystrate_session={}", cookie.clone().unwrap()),
+        )
         .json(&json!({"id": "notes"}))
         .send()
         .await
@@ -450,7 +494,10 @@ async fn user_commands_with_the_server_stopped() {
 
     let listed = assert_ok(&cli(&["user", "list", "--data", data]));
     assert_eq!(
-        listed.lines().map(|l| l.split('\t').next().unwrap()).collect::<Vec<_>>(),
+        listed
+            .lines()
+            .map(|l| l.split('\t').next().unwrap())
+            .collect::<Vec<_>>(),
         ["alice", "eve"]
     );
     assert_ok(&cli_with_stdin(
@@ -464,9 +511,20 @@ async fn user_commands_with_the_server_stopped() {
     assert_ok(&cli(&["user", "delete", "eve", "--data", data]));
 
     let server = Proc::start(std::path::Path::new(data), &[]).await;
-    assert_eq!(try_login(&server.base, "alice", "alice's password").await.0, 401);
-    assert_eq!(try_login(&server.base, "alice", "alice's second password").await.0, 200);
-    assert_eq!(try_login(&server.base, "eve", "eve's password").await.0, 401);
+    assert_eq!(
+        try_login(&server.base, "alice", "alice's password").await.0,
+        401
+    );
+    assert_eq!(
+        try_login(&server.base, "alice", "alice's second password")
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        try_login(&server.base, "eve", "eve's password").await.0,
+        401
+    );
     let me = reqwest::Client::new()
         .get(server.url("/auth/me"))
         .header("cookie", format!("keystrate_session={}", cookie.unwrap()))
@@ -488,7 +546,11 @@ fn finished(child: std::process::Child) -> Output {
         .unwrap()
 }
 
-fn spawn_server(data: &std::path::Path, listen: &str, envs: &[(&str, &str)]) -> std::process::Child {
+fn spawn_server(
+    data: &std::path::Path,
+    listen: &str,
+    envs: &[(&str, &str)],
+) -> std::process::Child {
     Command::new(BIN)
         .arg("--data")
         .arg(data)
@@ -511,12 +573,18 @@ async fn boolean_environment_switches_take_one_and_yes() {
         let mut child = spawn_server(
             dir.path(),
             &format!("127.0.0.1:{port}"),
-            &[("KEYSTRATE_NO_OPEN_REGISTRATION", value), ("RUST_LOG", "off")],
+            &[
+                ("KEYSTRATE_NO_OPEN_REGISTRATION", value),
+                ("RUST_LOG", "off"),
+            ],
         );
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("server exited with {status} for {value}: {:?}", finished(child));
+                panic!(
+                    "server exited with {status} for {value}: {:?}",
+                    finished(child)
+                );
             }
             if reqwest::get(format!("{base}/health")).await.is_ok() {
                 break;
@@ -531,7 +599,11 @@ async fn boolean_environment_switches_take_one_and_yes() {
             .await
             .unwrap();
         let expected = if registration_open { 201 } else { 403 };
-        assert_eq!(r.status().as_u16(), expected, "KEYSTRATE_NO_OPEN_REGISTRATION={value}");
+        assert_eq!(
+            r.status().as_u16(),
+            expected,
+            "KEYSTRATE_NO_OPEN_REGISTRATION={value}"
+        );
         let _ = child.kill();
         let _ = child.wait();
     }
@@ -562,18 +634,32 @@ async fn a_locked_data_directory_and_plain_logs() {
     let port = free_port();
     let first = spawn_server(dir.path(), &format!("127.0.0.1:{port}"), &[]);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("http://127.0.0.1:{port}/health")).await.is_err() {
+    while reqwest::get(format!("http://127.0.0.1:{port}/health"))
+        .await
+        .is_err()
+    {
         assert!(std::time::Instant::now() < deadline, "server did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let second = finished(spawn_server(dir.path(), "127.0.0.1:0", &[("RUST_LOG", "off")]));
+    let second = finished(spawn_server(
+        dir.path(),
+        "127.0.0.1:0",
+        &[("RUST_LOG", "off")],
+    ));
     assert!(!second.status.success());
     let err = String::from_utf8_lossy(&second.stderr);
-    assert!(err.contains("is in use by another keystrate process"), "{err}");
+    assert!(
+        err.contains("is in use by another keystrate process"),
+        "{err}"
+    );
     assert!(!err.contains("Os {"), "{err}");
 
     let pid = first.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let out = finished(first);
     assert!(out.status.success());
     let logs = String::from_utf8_lossy(&out.stderr);

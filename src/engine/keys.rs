@@ -324,7 +324,7 @@ impl Engine {
         let (scheme, credentials) = value
             .trim()
             .split_once(' ')
-            .ok_or_else(|| malformed("no scheme"))?;
+            .ok_or_else(|| malformed("no credentials after the scheme"))?;
         let credentials = credentials.trim();
         if scheme.eq_ignore_ascii_case("bearer") {
             if credentials.contains('/') {
@@ -333,9 +333,9 @@ impl Engine {
                 self.authenticate_jwt(credentials)
             }
         } else if scheme.eq_ignore_ascii_case("basic") {
-            let decoded = STANDARD
-                .decode(credentials)
-                .map_err(|_| malformed("Basic credentials are not base64 (wrapped lines? use base64 -w0)"))?;
+            let decoded = STANDARD.decode(credentials).map_err(|_| {
+                malformed("Basic credentials are not base64 (wrapped lines? use base64 -w0)")
+            })?;
             let decoded = String::from_utf8(decoded)
                 .map_err(|_| malformed("Basic credentials are not UTF-8"))?;
             let (id, secret) = decoded

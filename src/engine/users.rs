@@ -78,8 +78,8 @@ impl Engine {
         keep: Option<&[u8]>,
     ) -> Result<()> {
         validate_password(password)?;
-        let mut record: Value =
-            get_json(&self.store().users, user.id().as_bytes())?.ok_or_else(|| no_such_user(user))?;
+        let mut record: Value = get_json(&self.store().users, user.id().as_bytes())?
+            .ok_or_else(|| no_such_user(user))?;
         record["password_hash"] = Value::String(hash_password(password).await?);
         let sessions: Vec<Vec<u8>> = self
             .sessions_of(user)?

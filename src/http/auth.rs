@@ -63,9 +63,11 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .and(with_app(app.clone()))
         .and(session(app.clone()))
         .and(body())
-        .then(|app: App, s: Session, ct: Option<String>, body: Bytes| async move {
-            change_password(&app, &s, ct.as_deref(), &body).await
-        });
+        .then(
+            |app: App, s: Session, ct: Option<String>, body: Bytes| async move {
+                change_password(&app, &s, ct.as_deref(), &body).await
+            },
+        );
     let page = warp::path!("auth" / "login")
         .and(warp::get())
         .map(|| reply::html(StatusCode::OK, super::pages::LOGIN_PAGE));
@@ -112,7 +114,11 @@ async fn change_password(
         Ok(new) => {
             let cookie = cookie(app, &new.token, SESSION_TTL_MS / 1000);
             let body = json!({"username": new.user.username, "provider": new.user.provider});
-            reply::with_header(reply::json(StatusCode::OK, &body), header::SET_COOKIE, &cookie)
+            reply::with_header(
+                reply::json(StatusCode::OK, &body),
+                header::SET_COOKIE,
+                &cookie,
+            )
         }
         Err(e) => reply::error(&e),
     }
