@@ -235,3 +235,35 @@ async fn serve_connection(engine: Engine, stream: UnixStream) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show_in_debug_output() {
+        let secret = "hunter2 hunter2";
+        for request in [
+            Request::AddUser {
+                name: "alice".into(),
+                password: Password(secret.into()),
+            },
+            Request::SetPassword {
+                name: "alice".into(),
+                password: Password(secret.into()),
+            },
+        ] {
+            let shown = format!("{request:?}");
+            assert!(
+                shown.contains("alice") && !shown.contains(secret),
+                "{shown}"
+            );
+            // The wire form still carries it, as a plain string.
+            let wire = serde_json::to_string(&request).unwrap();
+            assert!(
+                wire.contains(&format!("\"password\":\"{secret}\"")),
+                "{wire}"
+            );
+        }
+    }
+}
