@@ -151,8 +151,8 @@ pub async fn execute(engine: &Engine, request: Request) -> Result<Value> {
 }
 
 /// The operator names a key's owner, so say plainly when that user does
-/// not exist or is not an admin (the engine's own message is the one
-/// SPEC fixes for the WebSocket `not_admin`, written for the caller).
+/// not exist or is not an admin (the engine's `not_admin` text is the fixed
+/// protocol message of docs/protocol.md, written for the caller).
 fn require_admin_owner(engine: &Engine, owner: &User, doc: &str) -> Result<()> {
     if !engine.document_exists(doc)? {
         return Err(Error::NoSuchDocument(doc.to_string()));
