@@ -150,3 +150,53 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every switch that reads an environment variable takes the spellings
+    /// people write there (clap's default parser refuses `1` and `yes`, and
+    /// the server then does not start), and reads them the right way round.
+    #[test]
+    fn every_switch_reads_one_zero_yes_no_from_the_environment() {
+        let cli = Cli::command();
+        let mut commands = vec![&cli];
+        commands.extend(cli.get_subcommands());
+        let mut checked = 0;
+        for command in commands {
+            for arg in command.get_arguments() {
+                let is_switch = matches!(arg.get_action(), clap::ArgAction::SetTrue);
+                if !is_switch || arg.get_env().is_none() {
+                    continue;
+                }
+                // The same parser, fed the text as an option value.
+                let probe = arg.clone().action(clap::ArgAction::Set).num_args(1);
+                let id = probe.get_id().to_string();
+                let long = format!("--{}", probe.get_long().expect("switches are long flags"));
+                for (text, expected) in [
+                    ("1", true),
+                    ("yes", true),
+                    ("true", true),
+                    ("0", false),
+                    ("no", false),
+                    ("false", false),
+                ] {
+                    let matches = clap::Command::new("probe")
+                        .arg(probe.clone())
+                        .try_get_matches_from(["probe", long.as_str(), text])
+                        .unwrap_or_else(|e| panic!("{:?} refuses {text:?}: {e}", arg.get_env()));
+                    assert_eq!(
+                        matches.get_one::<bool>(&id),
+                        Some(&expected),
+                        "{:?}={text}",
+                        arg.get_env()
+                    );
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 2, "the switches were not found");
+    }
+}
