@@ -41,7 +41,8 @@ pub async fn keys(data: &Path, command: KeysCommand) -> Result<String, String> {
                 .map(|k| format!("{}\t{}\n", k.id, k.name))
                 .collect()
         }
-        _ => String::new(),
+        Request::DeleteKey { .. } => String::new(),
+        other => unreachable!("not a keys request: {other:?}"),
     })
 }
 
