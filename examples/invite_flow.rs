@@ -1,7 +1,9 @@
 //! A Rust client of a running keystrate: two users, one document, one
 //! invite created over the WebSocket by the admin and accepted by the other.
+//! The two users get fresh names on every run (`ana-<random>`,
+//! `ben-<random>`), so the example never clashes with accounts already there.
 //!
-//!     cargo run --release &                      # the server on 127.0.0.1:7007
+//!     keystrate &                                # the server on 127.0.0.1:7007
 //!     cargo run --example invite_flow            # or: -- http://host:port
 
 use futures_util::{SinkExt, StreamExt};
@@ -71,12 +73,14 @@ async fn main() -> Result<(), Error> {
     let base = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "http://127.0.0.1:7007".into());
-    let alice = session(&base, "alice").await?;
-    let bob = session(&base, "bob").await?;
+    let run = hex::encode(rand::random::<[u8; 3]>());
+    let (admin_name, guest_name) = (format!("ana-{run}"), format!("ben-{run}"));
+    let admin = session(&base, &admin_name).await?;
+    let guest = session(&base, &guest_name).await?;
 
     let doc = reqwest::Client::new()
         .post(format!("{base}/api/documents"))
-        .header("cookie", format!("keystrate_session={alice}"))
+        .header("cookie", format!("keystrate_session={admin}"))
         .send()
         .await?
         .json::<Value>()
@@ -84,29 +88,29 @@ async fn main() -> Result<(), Error> {
         .as_str()
         .ok_or("no document id")?
         .to_string();
-    println!("alice created document {doc}");
+    println!("{admin_name} created document {doc}");
 
     let invite = call(
         &base,
         &doc,
-        &alice,
+        &admin,
         "createInvite",
         json!({"permissions": "rw", "maxAge": 300}),
     )
     .await?;
     println!(
-        "alice's invite: {base}/{doc}/?acceptInvite={}",
+        "{admin_name}'s invite: {base}/{doc}/?acceptInvite={}",
         invite["key"].as_str().unwrap_or("")
     );
 
     let level = call(
         &base,
         &doc,
-        &bob,
+        &guest,
         "acceptInvite",
         json!({"key": invite["key"]}),
     )
     .await?;
-    println!("bob accepted and now has {level} on {doc}");
+    println!("{guest_name} accepted and now has {level} on {doc}");
     Ok(())
 }

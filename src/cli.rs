@@ -1,11 +1,12 @@
-//! `keystrate keys …`: key management for operators. When a server runs on
-//! the data directory, the request goes through its admin socket (the server
-//! holds sled's lock); otherwise the CLI opens the store itself. Both paths
-//! run [`admin::execute`], so the rules are the same.
+//! `keystrate keys …` and `keystrate user …`: operator commands. When a
+//! server runs on the data directory, the request goes through its admin
+//! socket (the server holds sled's lock); otherwise the CLI opens the store
+//! itself. Both paths run [`admin::execute`], so the rules are the same.
 
-use crate::admin::{self, CreatedKey, Reply, Request};
-use crate::config::KeysCommand;
+use crate::admin::{self, CreatedKey, Password, Reply, Request};
+use crate::config::{KeysCommand, UserCommand};
 use crate::engine::keys::KeyDetails;
+use crate::engine::users::{display_name, parse_user, UserSummary};
 use crate::engine::{Engine, User};
 use crate::store::Store;
 use serde_json::Value;
@@ -21,7 +22,7 @@ pub async fn keys(data: &Path, command: KeysCommand) -> Result<String, String> {
         KeysCommand::Create { doc, name, owner } => Request::CreateKey {
             doc,
             name,
-            owner: parse_owner(&owner),
+            owner: parse_user(&owner),
         },
         KeysCommand::List { doc } => Request::ListKeys { doc },
         KeysCommand::Delete { doc, id } => Request::DeleteKey { doc, id },
@@ -41,17 +42,63 @@ pub async fn keys(data: &Path, command: KeysCommand) -> Result<String, String> {
                 .collect()
         }
         Request::DeleteKey { .. } => String::new(),
+        other => unreachable!("not a keys request: {other:?}"),
     })
 }
 
-/// `alice` is the local user alice; `alice:provider` names a provider.
-fn parse_owner(owner: &str) -> User {
-    match owner.split_once(':') {
-        Some((username, provider)) => User {
-            username: username.to_string(),
-            provider: provider.to_string(),
-        },
-        None => User::local(owner),
+/// Runs a user command; `password` reads the new password (standard input)
+/// for `add` and `passwd`. `Ok` is what to print on stdout.
+pub async fn user(
+    data: &Path,
+    command: UserCommand,
+    password: impl FnOnce() -> Result<String, String>,
+) -> Result<String, String> {
+    match command {
+        UserCommand::Add { name } => {
+            let password = Password(password()?);
+            run(
+                data,
+                Request::AddUser {
+                    name: name.clone(),
+                    password,
+                },
+            )
+            .await?;
+            Ok(format!("created user {name}\n"))
+        }
+        UserCommand::List => {
+            let value = run(data, Request::ListUsers).await?;
+            let users: Vec<UserSummary> = serde_json::from_value(value)
+                .map_err(|e| format!("unexpected reply from the server: {e}"))?;
+            Ok(users
+                .iter()
+                .map(|u| {
+                    let user = User {
+                        username: u.username.clone(),
+                        provider: u.provider.clone(),
+                    };
+                    format!("{}\t{}\n", display_name(&user), u.created_at)
+                })
+                .collect())
+        }
+        UserCommand::Passwd { name } => {
+            let password = Password(password()?);
+            run(
+                data,
+                Request::SetPassword {
+                    name: name.clone(),
+                    password,
+                },
+            )
+            .await?;
+            Ok(format!(
+                "changed the password of {name}; its sessions ended\n"
+            ))
+        }
+        UserCommand::Delete { name } => {
+            run(data, Request::DeleteUser { name: name.clone() }).await?;
+            Ok(format!("deleted user {name}\n"))
+        }
     }
 }
 
@@ -93,15 +140,11 @@ async fn through_server(stream: UnixStream, request: &Request) -> Result<Value, 
 }
 
 async fn on_store(data: &Path, request: Request) -> Result<Value, String> {
-    if !data.is_dir() {
+    // Only `user add` may start a new data directory (before the first start).
+    if !data.is_dir() && !matches!(request, Request::AddUser { .. }) {
         return Err(format!("no data directory at {}", data.display()));
     }
-    let store = Store::open(data).map_err(|e| {
-        format!(
-            "cannot open {} (is a server starting?): {e}",
-            data.display()
-        )
-    })?;
+    let store = Store::open(data).map_err(|e| format!("cannot open {}: {e}", data.display()))?;
     let engine = Engine::new(store, Default::default());
     let result = admin::execute(&engine, request).await;
     engine

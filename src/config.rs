@@ -1,5 +1,8 @@
-//! Command-line flags and `KEYSTRATE_*` environment variables.
+//! Command-line flags and `KEYSTRATE_*` environment variables. Switches
+//! read their variable with [`BoolishValueParser`], so `1/0`, `yes/no`,
+//! `on/off` and `true/false` all work (clap's default takes only the last).
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 use std::net::SocketAddr;
@@ -32,7 +35,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (the default).
     Serve(ServeArgs),
-    /// Manage local users.
+    /// Manage local users (works with the server running or not).
     #[command(subcommand)]
     User(UserCommand),
     /// Manage the API keys of documents (works with the server running or not).
@@ -56,10 +59,19 @@ pub enum KeysCommand {
     Delete { doc: String, id: String },
 }
 
+/// User commands work with the server running (through its admin socket)
+/// or stopped.
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Create a local user; the password is read from standard input.
     Add { name: String },
+    /// List the accounts as `<name>\t<created at>` lines.
+    List,
+    /// Set a new password, read from standard input; the user's sessions end.
+    Passwd { name: String },
+    /// Delete a user with its sessions, permission entries, API keys and
+    /// invites (refused while it is the last admin of a document).
+    Delete { name: String },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -78,10 +90,10 @@ pub struct ServeArgs {
     )]
     pub allowed_origins: Vec<String>,
     /// Only `keystrate user add` creates accounts.
-    #[arg(long, env = "KEYSTRATE_NO_OPEN_REGISTRATION")]
+    #[arg(long, env = "KEYSTRATE_NO_OPEN_REGISTRATION", value_parser = BoolishValueParser::new())]
     pub no_open_registration: bool,
     /// Visiting a missing document does not create it.
-    #[arg(long, env = "KEYSTRATE_NO_CREATE_ON_VISIT")]
+    #[arg(long, env = "KEYSTRATE_NO_CREATE_ON_VISIT", value_parser = BoolishValueParser::new())]
     pub no_create_on_visit: bool,
     /// Concurrent connections before new ones get 503.
     #[arg(long, env = "KEYSTRATE_MAX_CONNECTIONS", default_value_t = 10_000)]
@@ -180,6 +192,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
 
     #[test]
     fn trusted_proxies_and_the_socket_cap_parse() {
@@ -210,5 +223,49 @@ mod tests {
             let args = ["keystrate", bad[0], bad[1]];
             assert!(Cli::try_parse_from(args).is_err(), "{bad:?}");
         }
+    }
+
+    /// Every switch that reads an environment variable takes the spellings
+    /// people write there (clap's default parser refuses `1` and `yes`, and
+    /// the server then does not start), and reads them the right way round.
+    #[test]
+    fn every_switch_reads_one_zero_yes_no_from_the_environment() {
+        let cli = Cli::command();
+        let mut commands = vec![&cli];
+        commands.extend(cli.get_subcommands());
+        let mut checked = 0;
+        for command in commands {
+            for arg in command.get_arguments() {
+                let is_switch = matches!(arg.get_action(), clap::ArgAction::SetTrue);
+                if !is_switch || arg.get_env().is_none() {
+                    continue;
+                }
+                // The same parser, fed the text as an option value.
+                let probe = arg.clone().action(clap::ArgAction::Set).num_args(1);
+                let id = probe.get_id().to_string();
+                let long = format!("--{}", probe.get_long().expect("switches are long flags"));
+                for (text, expected) in [
+                    ("1", true),
+                    ("yes", true),
+                    ("true", true),
+                    ("0", false),
+                    ("no", false),
+                    ("false", false),
+                ] {
+                    let matches = clap::Command::new("probe")
+                        .arg(probe.clone())
+                        .try_get_matches_from(["probe", long.as_str(), text])
+                        .unwrap_or_else(|e| panic!("{:?} refuses {text:?}: {e}", arg.get_env()));
+                    assert_eq!(
+                        matches.get_one::<bool>(&id),
+                        Some(&expected),
+                        "{:?}={text}",
+                        arg.get_env()
+                    );
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 2, "the switches were not found");
     }
 }

@@ -1,7 +1,7 @@
 //! The `keystrate` binary: `serve` (the default) and the operator commands.
 
 use clap::Parser;
-use keystrate::config::{Cli, Command, Config, UserCommand};
+use keystrate::config::{Cli, Command, Config};
 use std::io::Read;
 use std::process::ExitCode;
 
@@ -12,6 +12,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "keystrate=info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal: journald and log files get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -37,7 +39,9 @@ fn main() -> ExitCode {
                 })
                 .await
             }
-            Some(Command::User(UserCommand::Add { name })) => user_add(cli.data, &name).await,
+            Some(Command::User(command)) => keystrate::cli::user(&cli.data, command, read_password)
+                .await
+                .map(|out| print!("{out}")),
             Some(Command::Keys(command)) => keystrate::cli::keys(&cli.data, command)
                 .await
                 .map(|out| print!("{out}")),
@@ -74,23 +78,11 @@ async fn wait_for_signal() {
     tracing::info!("signal received");
 }
 
-async fn user_add(data: std::path::PathBuf, name: &str) -> Result<(), String> {
+/// The password on standard input, without its line ending.
+fn read_password() -> Result<String, String> {
     let mut password = String::new();
     std::io::stdin()
         .read_to_string(&mut password)
         .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
-    let password = password.trim_end_matches(['\r', '\n']);
-    let store = keystrate::store::Store::open(&data).map_err(|e| {
-        format!(
-            "cannot open {} (is the server running?): {e}",
-            data.display()
-        )
-    })?;
-    let engine = keystrate::engine::Engine::new(store, Default::default());
-    engine
-        .create_user(name, password)
-        .await
-        .map_err(|e| e.to_string())?;
-    println!("created user {name}");
-    Ok(())
+    Ok(password.trim_end_matches(['\r', '\n']).to_string())
 }

@@ -74,6 +74,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         path: config.data.display().to_string(),
         cause,
     };
+    // Listen first: a start that fails on a busy port leaves no data
+    // directory behind.
+    let listener = TcpListener::bind(config.serve.listen)
+        .await
+        .map_err(|cause| StartError::Listen {
+            addr: config.serve.listen,
+            cause,
+        })?;
     let store = Store::open_with_cache(&config.data, config.serve.cache_mb)
         .map_err(|e| storage_err(e.to_string()))?;
     let engine = Engine::new(
@@ -84,12 +92,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             max_invites_per_document: config.serve.max_invites_per_document,
         },
     );
-    let listener = TcpListener::bind(config.serve.listen)
-        .await
-        .map_err(|cause| StartError::Listen {
-            addr: config.serve.listen,
-            cause,
-        })?;
     let addr = listener.local_addr().map_err(|cause| StartError::Listen {
         addr: config.serve.listen,
         cause,

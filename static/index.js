@@ -18,6 +18,8 @@
     $('who').textContent = 'Logged in as ' + me.username;
     $('logout').hidden = false;
     $('mine').hidden = false;
+    $('account').hidden = false;
+    $('username-hint').value = me.username;
     showDocuments(await api('GET', '/api/documents'));
   }
 
@@ -45,6 +47,18 @@
     try {
       await api('POST', '/api/documents', { id });
       location.href = '/' + encodeURIComponent(id) + '/';
+    } catch (e) { sayError(message, e); }
+  });
+
+  $('password-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      await api('POST', '/auth/password', {
+        password: $('current-password').value,
+        newPassword: $('new-password').value,
+      });
+      event.target.reset();
+      say(message, 'Password changed. Your other sessions were logged out.', 'ok');
     } catch (e) { sayError(message, e); }
   });
 

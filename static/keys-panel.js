@@ -95,7 +95,7 @@
       },
     });
     reveal.replaceChildren(
-      el("p", { text: "New key \u201c" + key.name + "\u201d. Copy it now: the full key is shown only once." }),
+      el("p", { text: "New key \u201c" + key.name + "\u201d. Copy it now. Only you, its owner, can read its secret again (GET /v1/apps/\u2026/keys/" + key._id + "); other admins never see it." }),
       el("div", { class: "row" }, [field, copy]),
       el("p", { class: "hint", text: "Use it as ?key=\u2026 or Authorization: Bearer \u2026 on /invites_api." })
     );

@@ -539,7 +539,8 @@ async fn api_keys_panel_create_copy_delete_by_clicking() {
         json!([true, []])
     );
 
-    // alice makes a key: its full form is shown once, with a copy button.
+    // alice makes a key: its full form is shown with a copy button, and the
+    // panel says who can read the secret later (the owner, over REST).
     admin.fill("#api-key-name", "CI bot").await;
     admin.click("#api-key-form button").await;
     let full = admin
@@ -558,7 +559,8 @@ async fn api_keys_panel_create_copy_delete_by_clicking() {
     assert_eq!(secret.len(), 32, "{secret}");
     let shown = admin.text("#api-keys .key-secret").await;
     assert!(
-        shown.contains("CI bot") && shown.contains("shown only once"),
+        shown.contains("CI bot")
+            && shown.contains("Only you, its owner, can read its secret again"),
         "{shown}"
     );
     assert_eq!(
@@ -672,4 +674,71 @@ async fn api_keys_panel_create_copy_delete_by_clicking() {
         .await;
     admin.close().await;
     other.close().await;
+}
+
+#[tokio::test]
+async fn changing_the_password_on_the_landing_page() {
+    if !browser_present() {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().await;
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    // A second session of alice's, which the change must end.
+    let other = server.client();
+    let r = other
+        .post(server.url("/auth/login"))
+        .json(&json!({"username": "alice", "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let driver = Driver::start().await;
+    let s = driver.session().await;
+    s.set_session_cookie(&server.base, &alice.cookie).await;
+    s.goto(&server.url("/")).await;
+    s.wait_for("!document.getElementById('account').hidden")
+        .await;
+    assert_eq!(s.text("#account-title").await, "Change your password");
+
+    // A wrong current password: the server's error, nothing changed.
+    s.fill("#current-password", "wrong horse").await;
+    s.fill("#new-password", "battery staple").await;
+    s.click("#password-form button").await;
+    let said = s
+        .wait_for("!document.getElementById('message').hidden && document.getElementById('message').textContent")
+        .await;
+    assert_eq!(said, "Wrong current password (unauthorized)");
+    let me = |client: &reqwest::Client| client.get(server.url("/auth/me")).send();
+    assert_eq!(me(&other).await.unwrap().status(), 200);
+
+    s.fill("#current-password", "correct horse").await;
+    s.fill("#new-password", "battery staple").await;
+    s.click("#password-form button").await;
+    let said = s
+        .wait_for("document.getElementById('message').textContent.startsWith('Password changed') && document.getElementById('message').textContent")
+        .await;
+    assert_eq!(
+        said,
+        "Password changed. Your other sessions were logged out."
+    );
+    assert_eq!(
+        me(&other).await.unwrap().status(),
+        401,
+        "other session ended"
+    );
+    // The page's own session goes on, with the fresh cookie.
+    s.goto(&server.url("/")).await;
+    s.wait_for("document.getElementById('who').textContent === 'Logged in as alice'")
+        .await;
+    let r = server
+        .client()
+        .post(server.url("/auth/login"))
+        .json(&json!({"username": "alice", "password": "battery staple"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    s.close().await;
 }

@@ -1,13 +1,16 @@
-//! The `keystrate keys` CLI against the real binary: while a server runs on
-//! the same data directory (through its admin socket) and while it is
-//! stopped (on the store directly), followed by the Prosody-style flow of
-//! using the key on `/invites_api`.
+//! The `keystrate keys` and `keystrate user` CLI against the real binary:
+//! while a server runs on the same data directory (through its admin socket)
+//! and while it is stopped (on the store directly), followed by the
+//! Prosody-style flow of using the key on `/invites_api`; and how the binary
+//! starts (environment switches, a busy port, a locked directory, logs).
 
 mod common;
-use common::process::{login, Proc, BIN};
+use common::process::{free_port, login, Proc, BIN};
 use serde_json::json;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 /// Runs `keystrate <args>`.
 fn cli(args: &[&str]) -> Output {
@@ -16,6 +19,30 @@ fn cli(args: &[&str]) -> Output {
         .env("RUST_LOG", "off")
         .output()
         .expect("cli runs")
+}
+
+/// Runs `keystrate <args>` with `input` on standard input.
+fn cli_with_stdin(args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "off")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cli runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn assert_ok(o: &Output) -> String {
+    assert!(o.status.success(), "should succeed: {o:?}");
+    stdout(o)
 }
 
 fn stdout(o: &Output) -> String {
@@ -58,6 +85,7 @@ async fn prosody_flow_with_the_server_running() {
     let server = Proc::start(dir.path(), &[]).await;
     login(&server.base, "alice").await.create_doc("doc1").await;
     let bob = login(&server.base, "bob").await.http;
+    login(&server.base, "carol").await;
 
     let socket = dir.path().join("admin.sock");
     assert_eq!(
@@ -151,7 +179,19 @@ async fn prosody_flow_with_the_server_running() {
         &cli(&[
             "keys", "create", "doc1", "x", "--owner", "bob", "--data", data,
         ]),
-        "Need admin permissions",
+        "bob is not an admin of doc1 (has only \"r\")",
+    );
+    assert_fails(
+        &cli(&[
+            "keys", "create", "doc1", "x", "--owner", "nobody", "--data", data,
+        ]),
+        "no such user nobody",
+    );
+    assert_fails(
+        &cli(&[
+            "keys", "create", "doc1", "x", "--owner", "carol", "--data", data,
+        ]),
+        "carol is not an admin of doc1 (has no permission)",
     );
     assert_fails(
         &cli(&["keys", "list", "nodoc", "--data", data]),
@@ -205,7 +245,7 @@ async fn keys_made_while_the_server_is_stopped_work_after_a_restart() {
         &cli(&[
             "keys", "create", "doc1", "x", "--owner", "nobody", "--data", data,
         ]),
-        "Need admin permissions",
+        "no such user nobody",
     );
     assert_fails(
         &cli(&[
@@ -242,4 +282,387 @@ async fn keys_made_while_the_server_is_stopped_work_after_a_restart() {
         .status
         .success());
     assert_eq!(stdout(&cli(&["keys", "list", "doc1", "--data", data])), "");
+}
+
+/// `/auth/login` with a password: the status, and the session cookie.
+async fn try_login(base: &str, name: &str, password: &str) -> (u16, Option<String>) {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/auth/login"))
+        .json(&json!({"username": name, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers().get("set-cookie").map(|c| {
+        c.to_str().unwrap().split(';').next().unwrap()["keystrate_session=".len()..].to_string()
+    });
+    (r.status().as_u16(), cookie)
+}
+
+/// `user add / list / passwd / delete` through the admin socket of a
+/// running server: every change is seen by the server at once.
+#[tokio::test]
+async fn user_commands_with_the_server_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let server = Proc::start(dir.path(), &[]).await;
+    let alice = login(&server.base, "alice").await;
+    alice.create_doc("shared").await;
+    alice.create_doc("solo").await;
+    let bob = login(&server.base, "bob").await;
+    login(&server.base, "carol").await;
+
+    // add: before, the command failed on sled's lock while the server ran.
+    let out = cli_with_stdin(
+        &["user", "add", "dave", "--data", data],
+        "dave's password\n",
+    );
+    assert_eq!(assert_ok(&out), "created user dave\n");
+    assert_eq!(
+        try_login(&server.base, "dave", "dave's password").await.0,
+        200
+    );
+    assert_fails(
+        &cli_with_stdin(
+            &["user", "add", "dave", "--data", data],
+            "another password\n",
+        ),
+        "username dave is taken",
+    );
+    assert_fails(
+        &cli_with_stdin(&["user", "add", "erin", "--data", data], "short\n"),
+        "password must be 8 to 1024 bytes long",
+    );
+
+    // list: one `<name>\t<created at>` line per user.
+    let listed = assert_ok(&cli(&["user", "list", "--data", data]));
+    let names: Vec<&str> = listed
+        .lines()
+        .map(|l| {
+            let (name, created) = l.split_once('\t').expect("name<TAB>created");
+            assert!(created.ends_with('Z') && created.len() == 24, "{created}");
+            name
+        })
+        .collect();
+    assert_eq!(names, ["alice", "bob", "carol", "dave"]);
+
+    // bob becomes admin of `shared`, owns a key and an invite there, and an
+    // account key; he has an open socket.
+    let mut a = alice.ws("shared").await;
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "bob", "permissions": "arw"}),
+    )
+    .await;
+    let key = assert_ok(&cli(&[
+        "keys", "create", "shared", "bot", "--owner", "bob", "--data", data,
+    ]));
+    let key = key.trim_end().to_string();
+    let mut b = bob.ws("shared").await;
+    let invite = b.ok("createInvite", None, json!({"maxUses": 2})).await;
+    let r = bob
+        .http
+        .post(server.url("/v1/account/keys"))
+        .json(&json!({"name": "laptop"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let account_key: serde_json::Value = r.json().await.unwrap();
+    let basic = format!(
+        "{}:{}",
+        account_key["key"]["_id"].as_str().unwrap(),
+        account_key["key"]["secret"].as_str().unwrap()
+    );
+
+    // passwd: the new password works, the old one and bob's session do not,
+    // and his socket is closed.
+    let out = cli_with_stdin(
+        &["user", "passwd", "bob", "--data", data],
+        "bob's new password\n",
+    );
+    assert_eq!(
+        assert_ok(&out),
+        "changed the password of bob; its sessions ended\n"
+    );
+    assert!(
+        b.try_request("getInvites", None, json!({})).await.is_none(),
+        "bob's socket closes"
+    );
+    assert_eq!(try_login(&server.base, "bob", "correct horse").await.0, 401);
+    let (status, _) = try_login(&server.base, "bob", "bob's new password").await;
+    assert_eq!(status, 200);
+    let me = bob.http.get(server.url("/auth/me")).send().await.unwrap();
+    assert_eq!(me.status(), 401, "the old session ended");
+    assert_fails(
+        &cli_with_stdin(
+            &["user", "passwd", "nobody", "--data", data],
+            "a long password\n",
+        ),
+        "no such user nobody",
+    );
+
+    // delete: refused while the user is the last admin of a document, and
+    // the message names exactly those documents.
+    let refused = cli(&["user", "delete", "alice", "--data", data]);
+    assert_fails(&refused, "alice is the last admin of solo;");
+    assert!(!String::from_utf8_lossy(&refused.stderr).contains("shared"));
+    assert_eq!(
+        try_login(&server.base, "alice", "correct horse").await.0,
+        200
+    );
+
+    // Deleting bob takes his entry, invite, app key and account key along.
+    assert_eq!(
+        assert_ok(&cli(&["user", "delete", "bob", "--data", data])),
+        "deleted user bob\n"
+    );
+    assert_eq!(
+        try_login(&server.base, "bob", "bob's new password").await.0,
+        401
+    );
+    let anon = reqwest::Client::new();
+    let r = anon
+        .get(server.url(&format!("/invites_api?key={key}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "bob's app key is gone");
+    let r = anon
+        .get(server.url("/v1/account/keys"))
+        .basic_auth(basic.split(':').next().unwrap(), basic.split(':').nth(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "bob's account key is gone");
+    let entries = a.ok("getPermissions", None, json!({})).await;
+    assert_eq!(entries.as_array().unwrap().len(), 1, "{entries}");
+    assert_eq!(entries[0]["username"], "alice");
+    let invites = a.ok("getInvites", None, json!({"all": true})).await;
+    assert!(
+        !invites
+            .to_string()
+            .contains(invite["key"].as_str().unwrap()),
+        "bob's invite is gone: {invites}"
+    );
+    assert_eq!(
+        assert_ok(&cli(&["user", "list", "--data", data]))
+            .lines()
+            .map(|l| l.split('\t').next().unwrap().to_string())
+            .collect::<Vec<_>>(),
+        ["alice", "carol", "dave"]
+    );
+    assert_fails(
+        &cli(&["user", "delete", "bob", "--data", data]),
+        "no such user bob",
+    );
+    server.stop();
+}
+
+/// The same commands on the store directly while no server runs; what
+/// they did is there after a restart.
+#[tokio::test]
+async fn user_commands_with_the_server_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    // `user add` may start a new data directory; the others need one.
+    assert_fails(&cli(&["user", "list", "--data", data]), "no data directory");
+    assert_ok(&cli_with_stdin(
+        &["user", "add", "alice", "--data", data],
+        "alice's password\n",
+    ));
+    assert_ok(&cli_with_stdin(
+        &["user", "add", "eve", "--data", data],
+        "eve's password\n",
+    ));
+    let server = Proc::start(std::path::Path::new(data), &[]).await;
+    let (status, cookie) = try_login(&server.base, "alice", "alice's password").await;
+    assert_eq!(status, 200);
+    let r = reqwest::Client::new()
+        .post(server.url("/api/documents"))
+        .header(
+            "cookie",
+            format!("keystrate_session={}", cookie.clone().unwrap()),
+        )
+        .json(&json!({"id": "notes"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    server.stop();
+
+    let listed = assert_ok(&cli(&["user", "list", "--data", data]));
+    assert_eq!(
+        listed
+            .lines()
+            .map(|l| l.split('\t').next().unwrap())
+            .collect::<Vec<_>>(),
+        ["alice", "eve"]
+    );
+    assert_ok(&cli_with_stdin(
+        &["--data", data, "user", "passwd", "alice"],
+        "alice's second password\n",
+    ));
+    assert_fails(
+        &cli(&["user", "delete", "alice", "--data", data]),
+        "alice is the last admin of notes;",
+    );
+    assert_ok(&cli(&["user", "delete", "eve", "--data", data]));
+
+    let server = Proc::start(std::path::Path::new(data), &[]).await;
+    assert_eq!(
+        try_login(&server.base, "alice", "alice's password").await.0,
+        401
+    );
+    assert_eq!(
+        try_login(&server.base, "alice", "alice's second password")
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        try_login(&server.base, "eve", "eve's password").await.0,
+        401
+    );
+    let me = reqwest::Client::new()
+        .get(server.url("/auth/me"))
+        .header("cookie", format!("keystrate_session={}", cookie.unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 401, "passwd ended alice's session");
+    server.stop();
+}
+
+/// Waits (generously) for a child to exit and returns its output.
+fn finished(child: std::process::Child) -> Output {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the binary exits")
+        .unwrap()
+}
+
+fn spawn_server(
+    data: &std::path::Path,
+    listen: &str,
+    envs: &[(&str, &str)],
+) -> std::process::Child {
+    Command::new(BIN)
+        .arg("--data")
+        .arg(data)
+        .args(["--listen", listen])
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Boolean switches read `1/0`, `yes/no`, `on/off`, `true/false` from the
+/// environment (clap's default refused `1`, so the server did not start).
+#[tokio::test]
+async fn boolean_environment_switches_take_one_and_yes() {
+    for (value, registration_open) in [("1", false), ("yes", false), ("0", true), ("no", true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut child = spawn_server(
+            dir.path(),
+            &format!("127.0.0.1:{port}"),
+            &[
+                ("KEYSTRATE_NO_OPEN_REGISTRATION", value),
+                ("RUST_LOG", "off"),
+            ],
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "server exited with {status} for {value}: {:?}",
+                    finished(child)
+                );
+            }
+            if reqwest::get(format!("{base}/health")).await.is_ok() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "server did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let r = reqwest::Client::new()
+            .post(format!("{base}/auth/register"))
+            .json(&json!({"username": "zed", "password": "a long password"}))
+            .send()
+            .await
+            .unwrap();
+        let expected = if registration_open { 201 } else { 403 };
+        assert_eq!(
+            r.status().as_u16(),
+            expected,
+            "KEYSTRATE_NO_OPEN_REGISTRATION={value}"
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// A start that fails because the port is taken leaves no data directory.
+#[test]
+fn a_busy_port_creates_no_data_directory() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("never-made");
+    let out = finished(spawn_server(&data, &addr, &[("RUST_LOG", "off")]));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("cannot listen on {addr}")),
+        "{out:?}"
+    );
+    assert!(!data.exists(), "the data directory was created");
+}
+
+/// A second server on a directory in use says so instead of sled's raw
+/// `Os { code: 11, … }`; the server logs carry no colour codes when
+/// stderr is not a terminal.
+#[tokio::test]
+async fn a_locked_data_directory_and_plain_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let first = spawn_server(dir.path(), &format!("127.0.0.1:{port}"), &[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while reqwest::get(format!("http://127.0.0.1:{port}/health"))
+        .await
+        .is_err()
+    {
+        assert!(std::time::Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let second = finished(spawn_server(
+        dir.path(),
+        "127.0.0.1:0",
+        &[("RUST_LOG", "off")],
+    ));
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains("is in use by another keystrate process"),
+        "{err}"
+    );
+    assert!(!err.contains("Os {"), "{err}");
+
+    let pid = first.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = finished(first);
+    assert!(out.status.success());
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(logs.contains("keystrate listening"), "{logs}");
+    assert!(!logs.contains('\u{1b}'), "colour codes in {logs:?}");
 }

@@ -423,7 +423,7 @@ async fn accept_invite_by_url() {
         .text()
         .await
         .unwrap()
-        .contains("Error: Invalid invitation key"));
+        .contains("Error: Invalid invitation key. Ask whoever sent you the link for a new one."));
     b.ok("getPermissions", None, json!({})).await;
 }
 
@@ -583,5 +583,97 @@ async fn unmatched_requests_get_codes_matching_their_status() {
         let body: serde_json::Value = r.json().await.unwrap();
         assert_eq!(body["code"], code, "{body}");
         assert!(body["error"].is_string(), "{body}");
+    }
+}
+
+/// `POST /auth/password`: a user changes their own password with the
+/// current one; every other session ends (its sockets close), the caller's
+/// continues with a fresh cookie.
+#[tokio::test]
+async fn users_change_their_own_password() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    alice.create_doc("doc").await;
+    let other = server.client();
+    let r = other
+        .post(server.url("/auth/login"))
+        .json(&json!({"username": "alice", "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let other_cookie = r.headers()["set-cookie"].to_str().unwrap()["keystrate_session=".len()..]
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut other_socket = Ws::connect(&server.base, "doc", Some(&other_cookie), None)
+        .await
+        .unwrap();
+    let change = |client: &reqwest::Client, body: Value| {
+        client.post(server.url("/auth/password")).json(&body).send()
+    };
+
+    let r = change(
+        &server.client(),
+        json!({"password": "correct horse", "newPassword": "battery staple"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 401, "needs a session");
+    let r = change(
+        &alice.http,
+        json!({"password": "wrong horse", "newPassword": "battery staple"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().contains("Wrong current password"));
+    let r = change(
+        &alice.http,
+        json!({"password": "correct horse", "newPassword": "short"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+
+    let r = change(
+        &alice.http,
+        json!({"password": "correct horse", "newPassword": "battery staple"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .starts_with("keystrate_session="));
+    let me = |client: &reqwest::Client| client.get(server.url("/auth/me")).send();
+    assert_eq!(
+        me(&alice.http).await.unwrap().status(),
+        200,
+        "this session goes on"
+    );
+    assert_eq!(
+        me(&other).await.unwrap().status(),
+        401,
+        "the other session ended"
+    );
+    assert!(
+        other_socket
+            .try_request("getInvites", None, json!({}))
+            .await
+            .is_none(),
+        "sockets of ended sessions close"
+    );
+    for (password, status) in [("correct horse", 401), ("battery staple", 200)] {
+        let r = server
+            .client()
+            .post(server.url("/auth/login"))
+            .json(&json!({"username": "alice", "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{password}");
     }
 }

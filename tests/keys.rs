@@ -978,3 +978,71 @@ async fn v1_oversized_bodies_get_smooch_errors() {
         (200, json!({"keys": []}))
     );
 }
+
+/// The key routes say what they need: the credentials a route takes when
+/// none came, what is wrong with a malformed `Authorization` header, and
+/// every option `/invites_api` accepts.
+#[tokio::test]
+async fn key_routes_explain_their_refusals() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    alice.create_doc("doc1").await;
+    let (id, secret) = new_app_key(&alice, "doc1", "ci").await;
+    let anon = server.client();
+    let description =
+        |got: &(u16, Value)| got.1["error"]["description"].as_str().unwrap().to_string();
+
+    // No credentials: account-scope routes name all three kinds.
+    let got = get(&anon, server.url("/v1/apps/doc1/keys"), None).await;
+    assert_error(&got, 401, "unauthorized");
+    let text = description(&got);
+    for needed in [
+        "logged-in session",
+        "Basic base64(<act_id>:<secret>)",
+        "Bearer <account JWT>",
+    ] {
+        assert!(text.contains(needed), "{text}");
+    }
+    // Invite routes take an app key too.
+    let got = get(&anon, server.url("/v1/apps/doc1/invites"), None).await;
+    assert_error(&got, 401, "unauthorized");
+    assert!(description(&got).contains("app key of doc1"), "{got:?}");
+
+    // Malformed headers: 401 with what is wrong, never an empty body.
+    let wrapped = basic(&id, &secret).replacen("Basic ", "Basic !", 1);
+    for (header, says) in [
+        (wrapped.as_str(), "not base64"),
+        ("Basic", "no credentials after the scheme"),
+        ("Token abc", "unknown scheme"),
+        ("Basic Zm9v", "no ':'"),
+    ] {
+        let got = get(&anon, server.url("/v1/apps/doc1/invites"), Some(header)).await;
+        assert_error(&got, 401, "unauthorized");
+        let text = description(&got);
+        assert!(
+            text.starts_with("Malformed Authorization header") && text.contains(says),
+            "{header}: {text}"
+        );
+    }
+    // The same key, well formed, works.
+    let got = get(
+        &anon,
+        server.url("/v1/apps/doc1/invites"),
+        Some(&basic(&id, &secret)),
+    )
+    .await;
+    assert_eq!(got.0, 200, "{got:?}");
+
+    // /invites_api lists `redirect` among its options.
+    let r = anon
+        .get(server.url(&format!("/invites_api?key={id}/{secret}&maxage=5")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("options are permissions, maxAge, maxUses, redirect"),
+        "{text}"
+    );
+}

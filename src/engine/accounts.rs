@@ -22,8 +22,8 @@ struct UserRecord {
 }
 
 #[derive(Serialize, Deserialize)]
-struct SessionRecord {
-    user: User,
+pub(crate) struct SessionRecord {
+    pub(crate) user: User,
     expires_at: i64,
 }
 
@@ -49,14 +49,28 @@ pub fn validate_username(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn validate_password(password: &str) -> Result<()> {
+/// An Argon2id hash of `password` with a fresh salt, off the async threads.
+pub(crate) async fn hash_password(password: &str) -> Result<String> {
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::encode_b64(&random_bytes::<16>()).expect("16 bytes is a valid salt");
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))?
+    .map_err(|e| Error::Internal(e.to_string()))
+}
+
+pub(crate) fn validate_password(password: &str) -> Result<()> {
     if password.len() < 8 || password.len() > 1024 {
         return Err(Error::bad("password must be 8 to 1024 bytes long"));
     }
     Ok(())
 }
 
-fn hash_token(token: &str) -> Vec<u8> {
+pub(crate) fn hash_token(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
@@ -79,17 +93,7 @@ impl Engine {
         if self.store().users.contains_key(user.id())? {
             return Err(Error::Conflict(format!("username {username} is taken")));
         }
-        let password = password.to_string();
-        let hash = tokio::task::spawn_blocking(move || {
-            let salt =
-                SaltString::encode_b64(&random_bytes::<16>()).expect("16 bytes is a valid salt");
-            Argon2::default()
-                .hash_password(password.as_bytes(), &salt)
-                .map(|h| h.to_string())
-        })
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?
-        .map_err(|e| Error::Internal(e.to_string()))?;
+        let hash = hash_password(password).await?;
         let record = UserRecord {
             username: user.username.clone(),
             provider: user.provider.clone(),

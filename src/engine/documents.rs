@@ -298,7 +298,7 @@ impl Engine {
         Ok(Entry::new(target, level))
     }
 
-    fn explicit_admins(&self, doc: &str) -> Result<Vec<User>> {
+    pub(super) fn explicit_admins(&self, doc: &str) -> Result<Vec<User>> {
         let mut out = Vec::new();
         for item in self.store().perms.scan_prefix(prefix(&[doc.as_bytes()])) {
             let (k, v) = item.map_err(crate::store::StoreError::from)?;
@@ -312,7 +312,7 @@ impl Engine {
     /// What `admin` leaves behind on a document when demoted (their
     /// invites and API keys), or with `None` everything a deleted document
     /// leaves.
-    fn leftovers(&self, doc: &str, admin: Option<&User>) -> Result<Leftovers> {
+    pub(super) fn leftovers(&self, doc: &str, admin: Option<&User>) -> Result<Leftovers> {
         let keys_prefix = match admin {
             Some(admin) => prefix(&[doc.as_bytes(), admin.id().as_bytes()]),
             None => prefix(&[doc.as_bytes()]),
@@ -342,13 +342,13 @@ impl Engine {
 /// Stored invites (record and expiry keys) and API key index entries to
 /// delete with a demotion or with their document.
 #[derive(Default)]
-struct Leftovers {
-    invites: Vec<(Vec<u8>, Vec<u8>)>,
-    keys: Vec<Vec<u8>>,
+pub(super) struct Leftovers {
+    pub(super) invites: Vec<(Vec<u8>, Vec<u8>)>,
+    pub(super) keys: Vec<Vec<u8>>,
 }
 
 impl Leftovers {
-    fn delete<E: From<crate::store::StoreError>>(&self, tx: &Tx) -> TxResult<(), E> {
+    pub(super) fn delete<E: From<crate::store::StoreError>>(&self, tx: &Tx) -> TxResult<(), E> {
         for (record, expiry) in &self.invites {
             tx_drop_invite(tx, record, expiry)?;
         }

@@ -177,6 +177,16 @@ impl Hub {
         }
     }
 
+    /// Closes every socket of `user` with 1008 (its sessions ended: a new
+    /// password, or the account deleted).
+    pub fn close_user(&self, user: &User, reason: &'static str) {
+        for room in self.rooms.iter() {
+            for client in room.values().filter(|c| c.user.as_ref() == Some(user)) {
+                deliver(client, Outgoing::Close(1008, reason));
+            }
+        }
+    }
+
     /// Closes every socket with 1001 (server going away).
     pub fn close_all(&self) {
         for room in self.rooms.iter() {

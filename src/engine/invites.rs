@@ -144,6 +144,13 @@ impl CreateOptions {
     /// Reads `{permissions, maxAge, maxUses}`; absent or null means defaults.
     /// Numbers may also be strings of digits (query strings and forms).
     pub fn from_json(options: &Value) -> Result<CreateOptions> {
+        Self::from_json_beside(options, &[])
+    }
+
+    /// As [`CreateOptions::from_json`], for a route that takes options of
+    /// its own (`also`, already removed from `options`): an unknown option's
+    /// message lists them too.
+    pub fn from_json_beside(options: &Value, also: &[&str]) -> Result<CreateOptions> {
         let empty = Map::new();
         let map = match options {
             Value::Null => &empty,
@@ -181,9 +188,10 @@ impl CreateOptions {
                     }
                 }
                 other => {
+                    let also: String = also.iter().map(|o| format!(", {o}")).collect();
                     return Err(Error::bad(format!(
-                        "unknown option {other:?}; options are permissions, maxAge, maxUses"
-                    )))
+                        "unknown option {other:?}; options are permissions, maxAge, maxUses{also}"
+                    )));
                 }
             }
         }

@@ -336,7 +336,16 @@ impl Engine {
     /// Authenticates an `Authorization` header value: `Bearer <id>/<secret>`,
     /// `Bearer <JWT>` or `Basic base64(<id>:<secret>)`.
     pub fn authenticate_header(&self, value: &str) -> Result<KeyRecord> {
-        let (scheme, credentials) = value.trim().split_once(' ').ok_or_else(unauthorized)?;
+        let malformed = |what: &str| {
+            Error::Unauthorized(format!(
+                "Malformed Authorization header: {what}; expected Basic base64(<id>:<secret>), \
+                 Bearer <id>/<secret> or Bearer <JWT>"
+            ))
+        };
+        let (scheme, credentials) = value
+            .trim()
+            .split_once(' ')
+            .ok_or_else(|| malformed("no credentials after the scheme"))?;
         let credentials = credentials.trim();
         if scheme.eq_ignore_ascii_case("bearer") {
             if credentials.contains('/') {
@@ -345,12 +354,17 @@ impl Engine {
                 self.authenticate_jwt(credentials)
             }
         } else if scheme.eq_ignore_ascii_case("basic") {
-            let decoded = STANDARD.decode(credentials).map_err(|_| unauthorized())?;
-            let decoded = String::from_utf8(decoded).map_err(|_| unauthorized())?;
-            let (id, secret) = decoded.split_once(':').ok_or_else(unauthorized)?;
+            let decoded = STANDARD.decode(credentials).map_err(|_| {
+                malformed("Basic credentials are not base64 (wrapped lines? use base64 -w0)")
+            })?;
+            let decoded = String::from_utf8(decoded)
+                .map_err(|_| malformed("Basic credentials are not UTF-8"))?;
+            let (id, secret) = decoded
+                .split_once(':')
+                .ok_or_else(|| malformed("Basic credentials have no ':'"))?;
             self.authenticate_secret(id, secret)
         } else {
-            Err(unauthorized())
+            Err(malformed("unknown scheme"))
         }
     }
 

@@ -15,6 +15,7 @@ pub mod keys;
 pub mod limits;
 pub mod perms;
 pub mod quota;
+pub mod users;
 
 use crate::store::Store;
 use serde::{Deserialize, Serialize};
@@ -172,6 +173,17 @@ impl Engine {
         let guard = self.lock_doc(doc).await;
         let user = self.require_admin(caller, doc)?;
         Ok((guard, user))
+    }
+
+    /// Every document lock, in a fixed order (so it cannot deadlock with
+    /// the one-lock holders): for the rare change that spans all of a
+    /// user's documents at once (deleting the user).
+    async fn lock_all_docs(&self) -> Vec<RwLockWriteGuard<'_, ()>> {
+        let mut guards = Vec::with_capacity(self.inner.locks.0.len());
+        for lock in &self.inner.locks.0 {
+            guards.push(lock.write().await);
+        }
+        guards
     }
 
     /// Shares a document among changes that only add new records (invites):

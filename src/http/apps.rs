@@ -87,6 +87,10 @@ struct Request<'a> {
 
 type Answer = Result<(StatusCode, Value)>;
 
+/// What an account-scope route says to a caller without credentials.
+const ACCOUNT_SCOPE: &str = "This route needs account scope: a logged-in session, \
+     Authorization: Basic base64(<act_id>:<secret>) or Authorization: Bearer <account JWT>";
+
 async fn dispatch(r: &Request<'_>, method: &Method, version: &str, path: &[&str]) -> Answer {
     let engine = &r.app.engine;
     match (method.as_str(), path) {
@@ -199,16 +203,19 @@ impl Request<'_> {
                 }
                 Ok(key.caller())
             }
-            None => self.session_caller(),
+            None => self.session_or(ACCOUNT_SCOPE),
         }
     }
 
     fn session_caller(&self) -> Result<Caller> {
+        self.session_or("This route needs a logged-in session (an API key cannot mint JWTs)")
+    }
+
+    /// The session's user, or 401 saying which credentials the route takes.
+    fn session_or(&self, needs: &str) -> Result<Caller> {
         match &self.session.caller {
             Caller::User(_) if self.authorization.is_none() => Ok(self.session.caller.clone()),
-            _ => Err(Error::Unauthorized(
-                "This route needs a logged-in session".into(),
-            )),
+            _ => Err(Error::Unauthorized(needs.into())),
         }
     }
 
@@ -225,7 +232,10 @@ impl Request<'_> {
                     _ => Ok(key.caller()),
                 }
             }
-            None => self.session_caller(),
+            None => self.session_or(&format!(
+                "This route needs an app key of {doc} (Bearer <id>/<secret>, Bearer <app JWT> \
+                 or Basic base64(<id>:<secret>)) or account scope (see docs/programs.md)"
+            )),
         }
     }
 

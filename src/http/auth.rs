@@ -1,7 +1,8 @@
-//! `/auth/*`: register, login, logout, me, and the login page.
+//! `/auth/*`: register, login, logout, me, password change, and the login page.
 
 use super::{
-    body, parse_form_or_json, reply, same_site, session, with_app, App, Session, SESSION_COOKIE,
+    body, parse_body, parse_form_or_json, reply, same_site, session, with_app, App, Session,
+    SESSION_COOKIE,
 };
 use crate::engine::accounts::{NewSession, SESSION_TTL_MS};
 use crate::engine::{Caller, Error};
@@ -65,6 +66,16 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
             Caller::User(u) => reply::json(StatusCode::OK, &u),
             Caller::Anonymous => reply::error(&Error::Unauthorized("Not logged in".into())),
         });
+    let password = warp::path!("auth" / "password")
+        .and(warp::post())
+        .and(with_app(app.clone()))
+        .and(session(app.clone()))
+        .and(body())
+        .then(
+            |app: App, s: Session, ct: Option<String>, body: Bytes| async move {
+                change_password(&app, &s, ct.as_deref(), &body).await
+            },
+        );
     let page = warp::path!("auth" / "login")
         .and(warp::get())
         .map(|| reply::html(StatusCode::OK, super::pages::LOGIN_PAGE));
@@ -75,9 +86,50 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .unify()
         .or(me)
         .unify()
+        .or(password)
+        .unify()
         .or(page)
         .unify()
         .boxed()
+}
+
+/// `POST /auth/password {"password", "newPassword"}`: a logged-in user's
+/// own change. Every other session ends; this one gets a fresh cookie.
+async fn change_password(
+    app: &App,
+    s: &Session,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Response {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Change {
+        password: String,
+        new_password: String,
+    }
+    let Caller::User(user) = &s.caller else {
+        return reply::error(&Error::Unauthorized("Not logged in".into()));
+    };
+    let result = match parse_body::<Change>(content_type, body) {
+        Ok(c) => {
+            app.engine
+                .change_own_password(user, &c.password, &c.new_password)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(new) => {
+            let cookie = cookie(app, &new.token, SESSION_TTL_MS / 1000);
+            let body = json!({"username": new.user.username, "provider": new.user.provider});
+            reply::with_header(
+                reply::json(StatusCode::OK, &body),
+                header::SET_COOKIE,
+                &cookie,
+            )
+        }
+        Err(e) => reply::error(&e),
+    }
 }
 
 /// Parses credentials, runs `f`, and answers with the user and a cookie.

@@ -58,7 +58,7 @@ async fn create_invite(
         let redirect = options
             .remove("redirect")
             .is_some_and(|v| wants_redirect(&v));
-        let options = CreateOptions::from_json(&Value::Object(options))?;
+        let options = CreateOptions::from_json_beside(&Value::Object(options), &["redirect"])?;
         let doc = key.doc.as_deref().expect("app key");
         let invite = app
             .engine

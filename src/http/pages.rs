@@ -212,15 +212,22 @@ async fn accept_by_url(
             };
             reply::redirect(StatusCode::SEE_OTHER, &location)
         }
-        Err(Error::RateLimited) => message_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many attempts",
-            "Error: Too many requests",
-        ),
-        Err(e) => message_page(
-            StatusCode::CONFLICT,
-            "This invite cannot be used",
-            &format!("Error: {e}"),
-        ),
+        Err(e) => {
+            let (status, next_step) = match e {
+                Error::RateLimited => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Wait a minute and open the link again.",
+                ),
+                _ => (
+                    StatusCode::CONFLICT,
+                    "Ask whoever sent you the link for a new one.",
+                ),
+            };
+            message_page(
+                status,
+                "This invite cannot be used",
+                &format!("Error: {e}. {next_step}"),
+            )
+        }
     }
 }

@@ -95,6 +95,7 @@ impl Store {
         create_private_dir(dir).map_err(|e| StoreError(e.to_string()))?;
         require_free_space(dir)?;
         check_segment_size(dir)?;
+        require_unlocked(dir)?;
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_mb.saturating_mul(1024 * 1024))
@@ -164,6 +165,24 @@ impl Store {
     pub fn flush_now(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
+    }
+}
+
+/// sled reports a directory another process holds as a raw `Os { code: 11 … }`
+/// text; try its lock (the same `flock` on `db`) first and say what it means.
+fn require_unlocked(dir: &Path) -> Result<(), StoreError> {
+    use fs2::FileExt;
+    let Ok(file) = std::fs::File::open(dir.join("db")) else {
+        return Ok(()); // a new directory: nobody holds it
+    };
+    match file.try_lock_exclusive() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(StoreError(format!(
+            "{} is in use by another keystrate process (a running server holds it; stop it \
+             first, or use `keystrate user …` / `keystrate keys …`, which go through its admin socket)",
+            dir.display()
+        ))),
+        // Unlocked when `file` closes; sled takes the lock itself next.
+        _ => Ok(()),
     }
 }
 

@@ -1,0 +1,229 @@
+//! Operator account management (`keystrate user list / passwd / delete`) and
+//! a user's own password change. Each change is one transaction: a new
+//! password ends the user's sessions with it; deleting a user takes its
+//! sessions, permission entries, API keys and the invites it created along.
+
+use super::accounts::{hash_password, hash_token, validate_password, NewSession, SessionRecord};
+use super::documents::Leftovers;
+use super::{timestamp, Engine, Error, Level, Result, User};
+use crate::store::{decode, get_json, last_part, prefix, tx_put_json, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One account as `keystrate user list` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserSummary {
+    pub username: String,
+    pub provider: String,
+    pub created_at: String,
+}
+
+/// The fields of a stored user record this module reads; the rest of the
+/// record is kept as it is.
+#[derive(Deserialize)]
+struct StoredUser {
+    username: String,
+    provider: String,
+    created_at: i64,
+}
+
+fn no_such_user(user: &User) -> Error {
+    Error::NotFound(format!("no such user {}", display_name(user)))
+}
+
+/// `alice` for a local user, `name:provider` otherwise (as `--owner` takes it).
+pub fn display_name(user: &User) -> String {
+    if user.provider == "local" {
+        user.username.clone()
+    } else {
+        user.id()
+    }
+}
+
+/// Parses `alice` (the local user) or `name:provider`.
+pub fn parse_user(name: &str) -> User {
+    match name.split_once(':') {
+        Some((username, provider)) => User {
+            username: username.to_string(),
+            provider: provider.to_string(),
+        },
+        None => User::local(name),
+    }
+}
+
+impl Engine {
+    /// Every account, in id order.
+    pub fn list_users(&self) -> Result<Vec<UserSummary>> {
+        let mut out = Vec::new();
+        for item in self.store().users.iter() {
+            let (_, v) = item.map_err(StoreError::from)?;
+            let record: StoredUser = decode(&v)?;
+            out.push(UserSummary {
+                username: record.username,
+                provider: record.provider,
+                created_at: timestamp(record.created_at),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Sets a new password and ends every session of the user except
+    /// `keep` (the hash of the session that asked, for a user's own
+    /// change); the user's sockets close.
+    pub async fn set_password(
+        &self,
+        user: &User,
+        password: &str,
+        keep: Option<&[u8]>,
+    ) -> Result<()> {
+        validate_password(password)?;
+        let mut record: Value = get_json(&self.store().users, user.id().as_bytes())?
+            .ok_or_else(|| no_such_user(user))?;
+        record["password_hash"] = Value::String(hash_password(password).await?);
+        let sessions: Vec<Vec<u8>> = self
+            .sessions_of(user)?
+            .into_iter()
+            .filter(|s| Some(s.as_slice()) != keep)
+            .collect();
+        let id = user.id();
+        self.store().write(|tx| {
+            // Deleted meanwhile: do not bring the account back.
+            if tx.users.get(id.as_bytes())?.is_none() {
+                return Err(sled::transaction::ConflictableTransactionError::Abort(
+                    no_such_user(user),
+                ));
+            }
+            tx_put_json(tx.users, id.as_bytes(), &record)?;
+            for s in &sessions {
+                tx.sessions.remove(s.as_slice())?;
+            }
+            Ok(())
+        })?;
+        self.durable().await?;
+        self.hub().close_user(user, "password changed");
+        tracing::info!(user = %id, sessions = sessions.len(), "password changed; sessions ended");
+        Ok(())
+    }
+
+    /// A logged-in user's own change: the current password must be right
+    /// (checked, and throttled, as a login is). Every other session ends;
+    /// the caller gets a fresh session in place of the one it used.
+    pub async fn change_own_password(
+        &self,
+        user: &User,
+        current: &str,
+        new: &str,
+    ) -> Result<NewSession> {
+        if user.provider != "local" {
+            return Err(Error::bad("only local accounts have a password here"));
+        }
+        validate_password(new)?;
+        let session = self
+            .login(&user.username, current)
+            .await
+            .map_err(|e| match e {
+                Error::Unauthorized(_) => Error::Unauthorized("Wrong current password".into()),
+                e => e,
+            })?;
+        self.set_password(user, new, Some(&hash_token(&session.token)))
+            .await?;
+        Ok(session)
+    }
+
+    /// Deletes a user with its sessions, permission entries, API keys and
+    /// the invites it created, in one transaction. Refused, naming the
+    /// documents, while the user is the last admin of any.
+    pub async fn delete_user(&self, user: &User) -> Result<()> {
+        let docs = {
+            // Every document lock: no promotion or demotion may slip in
+            // between the last-admin check and the change.
+            let _guards = self.lock_all_docs().await;
+            if !self.user_exists(user)? {
+                return Err(no_such_user(user));
+            }
+            let docs = self.docs_of(user)?;
+            let mut sole_admin_of = Vec::new();
+            for (doc, level) in &docs {
+                if level.is_admin() && self.explicit_admins(doc)?.iter().all(|a| a == user) {
+                    sole_admin_of.push(doc.as_str());
+                }
+            }
+            if !sole_admin_of.is_empty() {
+                return Err(Error::Conflict(format!(
+                    "{} is the last admin of {}; make someone else admin there (or delete those documents) first",
+                    display_name(user),
+                    sole_admin_of.join(", ")
+                )));
+            }
+            let mut leftovers = Vec::new();
+            for (doc, _) in &docs {
+                leftovers.push(self.leftovers(doc, Some(user))?);
+            }
+            let account_keys = super::documents::scan_keys(
+                &self.store().key_index,
+                &prefix(&[b"", user.id().as_bytes()]),
+            )?;
+            let sessions = self.sessions_of(user)?;
+            let id = user.id();
+            self.store().write(|tx| {
+                tx.users.remove(id.as_bytes())?;
+                for s in &sessions {
+                    tx.sessions.remove(s.as_slice())?;
+                }
+                for (doc, _) in &docs {
+                    super::documents::tx_set_entry::<Error>(tx, doc, user, Level::None)?;
+                }
+                for l in &leftovers {
+                    l.delete::<Error>(tx)?;
+                }
+                Leftovers {
+                    invites: Vec::new(),
+                    keys: account_keys.clone(),
+                }
+                .delete::<Error>(tx)
+            })?;
+            for ((doc, _), l) in docs.iter().zip(&leftovers) {
+                self.invite_counts().give_back(doc, l.invites.len());
+            }
+            docs
+        };
+        self.durable().await?;
+        self.hub().close_user(user, "account deleted");
+        for (doc, _) in &docs {
+            self.refresh_user(doc, user);
+        }
+        tracing::info!(user = %user.id(), documents = docs.len(), "user deleted");
+        Ok(())
+    }
+
+    /// The documents where `user` has an explicit entry, with its level.
+    fn docs_of(&self, user: &User) -> Result<Vec<(String, Level)>> {
+        let mut out = Vec::new();
+        for item in self
+            .store()
+            .user_docs
+            .scan_prefix(prefix(&[user.id().as_bytes()]))
+        {
+            let (k, v) = item.map_err(StoreError::from)?;
+            out.push((
+                String::from_utf8_lossy(last_part(&k)).into_owned(),
+                Level::from_stored(&v),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The stored keys of `user`'s sessions. Sessions are keyed by token
+    /// digest, so this scans them all: fine for these rare operator changes.
+    fn sessions_of(&self, user: &User) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        for item in self.store().sessions.iter() {
+            let (k, v) = item.map_err(StoreError::from)?;
+            if decode::<SessionRecord>(&v).is_ok_and(|s| &s.user == user) {
+                out.push(k.to_vec());
+            }
+        }
+        Ok(out)
+    }
+}
