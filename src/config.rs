@@ -103,6 +103,10 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYSTRATE_CACHE_MB", default_value_t = crate::store::DEFAULT_CACHE_MB,
           value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
     pub cache_mb: u64,
+    /// Seconds a session lasts after login; its sockets close (1008) then.
+    #[arg(long, env = "KEYSTRATE_SESSION_TTL", default_value_t = 30 * 24 * 3600,
+          value_parser = clap::value_parser!(u64).range(1..=10 * 365 * 24 * 3600))]
+    pub session_ttl: u64,
 }
 
 impl Default for ServeArgs {
@@ -118,6 +122,7 @@ impl Default for ServeArgs {
             ws_ping_interval: 30,
             ws_rate_limit: 100,
             cache_mb: crate::store::DEFAULT_CACHE_MB,
+            session_ttl: crate::engine::accounts::SESSION_TTL.as_secs(),
         }
     }
 }

@@ -81,6 +81,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         EngineConfig {
             open_registration: !config.serve.no_open_registration,
             create_on_visit: !config.serve.no_create_on_visit,
+            session_ttl: Duration::from_secs(config.serve.session_ttl),
         },
     );
     let listener = TcpListener::bind(config.serve.listen)

@@ -28,6 +28,13 @@ pub enum Error {
     UnknownAction,
     #[error("Too many requests")]
     RateLimited,
+    /// Too many recent failures (e.g. wrong passwords): refused without
+    /// trying, for this many more seconds.
+    #[error("Too many failed attempts; try again later")]
+    Throttled { retry_after_s: u64 },
+    /// A bounded resource (password hashing) is saturated.
+    #[error("Server busy; try again shortly")]
+    Busy,
     /// Authenticated but not allowed (e.g. reading a private document).
     #[error("{0}")]
     Forbidden(String),
@@ -58,7 +65,8 @@ impl Error {
             Error::NoSuchDocument(_) => "no_such_document",
             Error::LastAdmin => "last_admin",
             Error::UnknownAction => "unknown_action",
-            Error::RateLimited => "rate_limited",
+            Error::RateLimited | Error::Throttled { .. } => "rate_limited",
+            Error::Busy => "busy",
             Error::Forbidden(_) => "forbidden",
             Error::Unauthorized(_) => "unauthorized",
             Error::Conflict(_) => "conflict",
@@ -80,8 +88,19 @@ impl Error {
             | Error::Conflict(_)
             | Error::LastAdmin => 409,
             Error::BadRequest(_) | Error::UnknownAction => 400,
-            Error::RateLimited => 429,
+            Error::RateLimited | Error::Throttled { .. } => 429,
+            Error::Busy => 503,
             Error::Internal(_) => 500,
+        }
+    }
+
+    /// Seconds the client should wait (`Retry-After`), for errors that
+    /// clear by themselves.
+    pub fn retry_after_s(&self) -> Option<u64> {
+        match self {
+            Error::Throttled { retry_after_s } => Some(*retry_after_s),
+            Error::Busy => Some(1),
+            _ => None,
         }
     }
 

@@ -9,6 +9,7 @@ pub mod documents;
 pub mod error;
 pub mod events;
 pub mod expiry;
+pub mod hashing;
 pub mod invites;
 pub mod jwt;
 pub mod keys;
@@ -84,6 +85,8 @@ impl Caller {
 pub struct EngineConfig {
     pub open_registration: bool,
     pub create_on_visit: bool,
+    /// How long a session lasts.
+    pub session_ttl: std::time::Duration,
 }
 
 impl Default for EngineConfig {
@@ -91,6 +94,7 @@ impl Default for EngineConfig {
         EngineConfig {
             open_registration: true,
             create_on_visit: true,
+            session_ttl: accounts::SESSION_TTL,
         }
     }
 }
@@ -107,6 +111,8 @@ struct Inner {
     config: EngineConfig,
     locks: DocLocks,
     failures: limits::FailureLimiter,
+    login_failures: accounts::LoginFailures,
+    hashing: hashing::HashPool,
     expiry_changed: Notify,
 }
 
@@ -119,6 +125,8 @@ impl Engine {
                 config,
                 locks: DocLocks::new(),
                 failures: limits::FailureLimiter::new(20, std::time::Duration::from_secs(60)),
+                login_failures: accounts::LoginFailures::default(),
+                hashing: hashing::HashPool::new(),
                 expiry_changed: Notify::new(),
             }),
         }

@@ -1,7 +1,10 @@
 //! `/auth/*`: register, login, logout, me, and the login page.
 
-use super::{body, parse_body, reply, session, with_app, App, Session, SESSION_COOKIE};
-use crate::engine::accounts::{NewSession, SESSION_TTL_MS};
+use super::{
+    body, client_addr, client_ip, parse_body, reply, session, with_app, App, Conn, Session,
+    SESSION_COOKIE,
+};
+use crate::engine::accounts::NewSession;
 use crate::engine::{Caller, Error};
 use bytes::Bytes;
 use serde::Deserialize;
@@ -31,13 +34,17 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
     let login = warp::path!("auth" / "login")
         .and(warp::post())
         .and(with_app(app.clone()))
+        .and(client_addr())
         .and(body())
-        .then(|app: App, ct: Option<String>, body: Bytes| async move {
-            credentials_then(&app, ct, &body, StatusCode::OK, |app, c| async move {
-                app.engine.login(&c.username, &c.password).await
-            })
-            .await
-        });
+        .then(
+            |app: App, conn: Option<Conn>, ct: Option<String>, body: Bytes| async move {
+                let client = client_ip(&conn);
+                credentials_then(&app, ct, &body, StatusCode::OK, |app, c| async move {
+                    app.engine.login(&c.username, &c.password, client).await
+                })
+                .await
+            },
+        );
     let logout = warp::path!("auth" / "logout")
         .and(warp::post())
         .and(with_app(app.clone()))
@@ -91,7 +98,7 @@ where
     };
     match result {
         Ok(s) => {
-            let cookie = cookie(app, &s.token, SESSION_TTL_MS / 1000);
+            let cookie = cookie(app, &s.token, app.engine.config().session_ttl.as_secs());
             let body = json!({"username": s.user.username, "provider": s.user.provider});
             reply::with_header(reply::json(status, &body), header::SET_COOKIE, &cookie)
         }
@@ -100,7 +107,7 @@ where
 }
 
 /// The session cookie; `max_age` 0 clears it.
-fn cookie(app: &App, token: &str, max_age: i64) -> String {
+fn cookie(app: &App, token: &str, max_age: u64) -> String {
     let secure = if app.secure_cookies() { "; Secure" } else { "" };
     format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age}{secure}")
 }

@@ -77,6 +77,8 @@ impl PendingUpgrade {
 pub struct Session {
     pub caller: Caller,
     pub token: Option<String>,
+    /// When a live session ends (ms since the epoch); sockets close then.
+    pub expires_at: Option<i64>,
 }
 
 pub fn with_app(app: App) -> impl Filter<Extract = (App,), Error = Infallible> + Clone {
@@ -86,11 +88,12 @@ pub fn with_app(app: App) -> impl Filter<Extract = (App,), Error = Infallible> +
 /// Resolves the session cookie; an unknown or expired token is anonymous.
 pub fn session(app: App) -> impl Filter<Extract = (Session,), Error = Infallible> + Clone {
     warp::cookie::optional::<String>(SESSION_COOKIE).map(move |token: Option<String>| {
-        let user = token
+        let live = token
             .as_deref()
-            .and_then(|t| app.engine.session_user(t).ok().flatten());
+            .and_then(|t| app.engine.session(t).ok().flatten());
         Session {
-            caller: user.map(Caller::User).unwrap_or(Caller::Anonymous),
+            expires_at: live.as_ref().map(|s| s.expires_at),
+            caller: live.map(|s| Caller::User(s.user)).unwrap_or(Caller::Anonymous),
             token,
         }
     })
@@ -99,6 +102,11 @@ pub fn session(app: App) -> impl Filter<Extract = (Session,), Error = Infallible
 /// The client's address (for per-client limits); unknown in unit setups.
 pub fn client_addr() -> impl Filter<Extract = (Option<Conn>,), Error = Infallible> + Clone {
     warp::ext::optional::<Conn>()
+}
+
+/// The client address every address-based limit keys on.
+pub fn client_ip(conn: &Option<Conn>) -> Option<std::net::IpAddr> {
+    conn.as_ref().map(|c| c.peer.ip())
 }
 
 /// A body larger than [`MAX_BODY`].

@@ -205,7 +205,7 @@ async fn accept_by_url(
     rest: &[&(String, String)],
     conn: Option<Conn>,
 ) -> Response {
-    let client = conn.map(|c| format!("ip:{}", c.peer.ip()));
+    let client = super::client_ip(&conn).map(|ip| format!("ip:{ip}"));
     let failures = app.engine.failures();
     if client.as_deref().is_some_and(|c| failures.is_blocked(c)) {
         return message_page(

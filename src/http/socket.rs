@@ -10,7 +10,8 @@
 use super::{client_addr, reply, session, with_app, App, Conn, PendingUpgrade, Session};
 use crate::engine::documents::validate_doc_id;
 use crate::engine::Caller;
-use crate::ws::{serve_socket, MAX_FRAME};
+use crate::engine::accounts::SessionId;
+use crate::ws::{serve_socket, SocketSession, MAX_FRAME};
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -82,6 +83,13 @@ pub fn route(app: App) -> BoxedFilter<(Response,)> {
                 };
                 let engine = app.engine.clone();
                 let policy = app.socket_policy;
+                let session = match (&s.token, s.expires_at) {
+                    (Some(token), Some(expires_at)) => Some(SocketSession {
+                        id: SessionId::of(token),
+                        expires_at,
+                    }),
+                    _ => None,
+                };
                 tokio::spawn(async move {
                     let upgraded = match upgrade.await {
                         Ok(u) => u,
@@ -97,7 +105,8 @@ pub fn route(app: App) -> BoxedFilter<(Response,)> {
                         Some(config),
                     )
                     .await;
-                    serve_socket(engine, socket, doc, s.caller, level, policy, conn).await;
+                    serve_socket(engine, socket, doc, s.caller, session, level, policy, conn)
+                        .await;
                 });
                 switching_protocols(&hs.key)
             },

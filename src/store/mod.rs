@@ -43,6 +43,9 @@ pub struct Store {
     pub users: sled::Tree,
     /// `sha256(session token)` → session record.
     pub sessions: sled::Tree,
+    /// `expiry ms (big endian) ++ sha256(session token)` → empty, ordered by
+    /// deadline, for the purge of expired sessions.
+    pub session_expiry: sled::Tree,
     /// `doc id` → document record.
     pub docs: sled::Tree,
     /// `doc \0 user id` → permission level.
@@ -78,6 +81,7 @@ pub struct Tx<'a> {
     pub expiry: &'a TransactionalTree,
     pub keys: &'a TransactionalTree,
     pub key_index: &'a TransactionalTree,
+    pub session_expiry: &'a TransactionalTree,
 }
 
 /// Result type inside a transaction closure.
@@ -85,7 +89,6 @@ pub type TxResult<T, E> = Result<T, ConflictableTransactionError<E>>;
 
 impl Store {
     /// Opens (or creates) the data directory with the default page cache.
-    /// Must run inside a tokio runtime because it starts the flusher task.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         Self::open_with_cache(dir, DEFAULT_CACHE_MB)
     }
@@ -117,8 +120,9 @@ impl Store {
             tree("expiry")?,
             tree("keys")?,
             tree("key_index")?,
+            tree("session_expiry")?,
         ]);
-        let [users, sessions, docs, perms, user_docs, invites, expiry, keys, key_index] =
+        let [users, sessions, docs, perms, user_docs, invites, expiry, keys, key_index, session_expiry] =
             trees.0.clone();
         Ok(Store {
             users,
@@ -130,6 +134,7 @@ impl Store {
             expiry,
             keys,
             key_index,
+            session_expiry,
             flusher: Flusher::start(db.clone()),
             combiner: Combiner::start(trees.clone()),
             all: trees,
@@ -169,7 +174,7 @@ impl Store {
 
 /// The trees in the order of [`Tx`]'s fields.
 #[derive(Clone)]
-pub(crate) struct AllTrees([sled::Tree; 9]);
+pub(crate) struct AllTrees([sled::Tree; 10]);
 
 impl AllTrees {
     pub(crate) fn write<T, E>(&self, f: impl Fn(&Tx) -> TxResult<T, E>) -> Result<T, E>
@@ -188,6 +193,7 @@ impl AllTrees {
                 expiry: &t[6],
                 keys: &t[7],
                 key_index: &t[8],
+                session_expiry: &t[9],
             })
         });
         match result {
