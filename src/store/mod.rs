@@ -283,17 +283,35 @@ fn other_layout(found: Option<&[u8]>) -> StoreError {
     ))
 }
 
-/// Creates the data directory readable by its owner only: it holds password
-/// hashes and API key secrets. An existing directory keeps its mode.
+/// Makes the data directory readable by its owner only: it holds password
+/// hashes and API key secrets. A new one is created 0700; an existing one
+/// that others can enter is tightened to 0700, with a warning. If that is
+/// not allowed (another owner), the server still starts and says so.
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    if dir.is_dir() {
-        return Ok(());
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.is_dir() {
+        return std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir);
     }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
+    let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        match std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+            Ok(()) => tracing::warn!(
+                dir = %dir.display(),
+                was = format!("{mode:o}"),
+                "the data directory was open to other users; its mode is now 700"
+            ),
+            Err(e) => tracing::warn!(
+                dir = %dir.display(),
+                mode = format!("{mode:o}"),
+                error = %e,
+                "the data directory is open to other users and could not be made private"
+            ),
+        }
+    }
+    Ok(())
 }
 
 /// Free space below which the server refuses to start: with less, the first
