@@ -67,7 +67,13 @@ impl Default for HashPool {
     }
 }
 
+/// Niceness of the hashing threads: under a flood of logins the CPU goes
+/// first to answering requests and committing writes, hashing takes what is
+/// left.
+const NICENESS: libc::c_int = 10;
+
 fn work(queue: &Mutex<Receiver<Job>>) {
+    lower_priority();
     loop {
         // The lock is held only while waiting for the next job, not while
         // running it.
@@ -79,6 +85,18 @@ fn work(queue: &Mutex<Receiver<Job>>) {
             Ok(job) => job(),
             Err(_) => return, // the pool was dropped
         }
+    }
+}
+
+/// Lowers this thread's priority; on Linux the nice value is per thread.
+fn lower_priority() {
+    // SAFETY: plain system calls on the calling thread's own id.
+    let rc = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, NICENESS)
+    };
+    if rc != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "hashing thread keeps its priority");
     }
 }
 
