@@ -81,3 +81,58 @@ async fn an_expired_session_closes_its_sockets_and_is_purged() {
         .unwrap();
     assert!(r.headers()["set-cookie"].to_str().unwrap().contains(&cookie_lifetime));
 }
+
+/// Sessions stored before the expiry index existed are indexed at start,
+/// so the expired ones are purged too.
+#[tokio::test]
+async fn sessions_stored_without_the_expiry_index_are_indexed_and_purged() {
+    let mut server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let token = alice.cookie.clone();
+    drop(alice);
+    server.stop().await;
+    let data = server.dir.path().to_path_buf();
+    {
+        // As an older build left it: sessions, no index, one long expired.
+        // The stopped server's storage threads let go of it shortly.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let db = loop {
+            match sled::Config::new()
+                .path(&data)
+                .segment_size(2 * 1024 * 1024)
+                .open()
+            {
+                Ok(db) => break db,
+                Err(e) => assert!(Instant::now() < deadline, "{e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let sessions = db.open_tree("sessions").unwrap();
+        let (_, live) = sessions.first().unwrap().unwrap();
+        let mut expired: serde_json::Value = serde_json::from_slice(&live).unwrap();
+        expired["expires_at"] = json!(1_000);
+        sessions
+            .insert([7u8; 32], serde_json::to_vec(&expired).unwrap())
+            .unwrap();
+        db.open_tree("session_expiry").unwrap().clear().unwrap();
+        db.flush().unwrap();
+    }
+    let running = keystrate::start(keystrate::Config {
+        data: data.clone(),
+        serve: keystrate::config::ServeArgs {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..Default::default()
+        },
+    })
+    .await
+    .unwrap();
+    let store = running.engine.store();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store.sessions.len() != 1 || store.session_expiry.len() != 1 {
+        assert!(Instant::now() < deadline, "not indexed and purged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The live one still works.
+    assert!(running.engine.session_user(&token).unwrap().is_some());
+    running.shutdown().await;
+}
