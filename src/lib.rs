@@ -39,4 +39,5 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// `_RJEM_MALLOC_CONF` in the environment overrides these, e.g.
 /// `narenas:8` on a many-core machine.
 #[export_name = "_rjem_malloc_conf"]
-static JEMALLOC_CONF: &u8 = &b"narenas:1,background_thread:true,dirty_decay_ms:5000,muzzy_decay_ms:5000\0"[0];
+static JEMALLOC_CONF: &u8 =
+    &b"narenas:1,background_thread:true,dirty_decay_ms:5000,muzzy_decay_ms:5000\0"[0];

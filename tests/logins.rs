@@ -141,9 +141,6 @@ fn durable_writes_do_not_wait_for_tokios_blocking_pool() {
         let created = tokio::time::timeout(Duration::from_secs(30), alice.create_doc("doc")).await;
         release.send(()).unwrap();
         blocker.await.unwrap();
-        assert!(
-            created.is_ok(),
-            "the write waited for the blocking pool"
-        );
+        assert!(created.is_ok(), "the write waited for the blocking pool");
     });
 }

@@ -72,7 +72,11 @@ async fn rss_returns_after_three_thousand_sockets_leave() {
     for r in readers {
         r.await.unwrap();
     }
-    eprintln!("RSS before {} MiB, with {SOCKETS} sockets {} MiB", before / 1024, peak / 1024);
+    eprintln!(
+        "RSS before {} MiB, with {SOCKETS} sockets {} MiB",
+        before / 1024,
+        peak / 1024
+    );
 
     let left = Instant::now();
     let mut now = p.rss_kb();

@@ -36,10 +36,18 @@ async fn logout_closes_every_socket_of_that_session_with_1008() {
     let mut on_b = alice.ws("doc-b").await;
     let mut other_session = elsewhere.ws("doc-a").await;
 
-    let r = alice.http.post(alice.url("/auth/logout")).send().await.unwrap();
+    let r = alice
+        .http
+        .post(alice.url("/auth/logout"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
     for ws in [&mut on_a, &mut on_b] {
-        assert_eq!(close_code(ws, Duration::from_secs(10)).await, CloseCode::Policy);
+        assert_eq!(
+            close_code(ws, Duration::from_secs(10)).await,
+            CloseCode::Policy
+        );
     }
     // The other session's socket still acts.
     let perms = other_session.ok("getPermissions", None, json!({})).await;
@@ -62,8 +70,14 @@ async fn an_expired_session_closes_its_sockets_and_is_purged() {
     // A second session, never presented again.
     common::process::login(&server.base, "bob").await;
     // The socket closes by itself when the session ends...
-    assert_eq!(close_code(&mut ws, Duration::from_secs(60)).await, CloseCode::Policy);
-    assert!(started.elapsed() >= Duration::from_secs(TTL - 1), "not before expiry");
+    assert_eq!(
+        close_code(&mut ws, Duration::from_secs(60)).await,
+        CloseCode::Policy
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(TTL - 1),
+        "not before expiry"
+    );
     // ...and the stored sessions go without anyone presenting them.
     let store = server.engine().store();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -79,7 +93,10 @@ async fn an_expired_session_closes_its_sockets_and_is_purged() {
         .send()
         .await
         .unwrap();
-    assert!(r.headers()["set-cookie"].to_str().unwrap().contains(&cookie_lifetime));
+    assert!(r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains(&cookie_lifetime));
 }
 
 /// Sessions stored before the expiry index existed are indexed at start,

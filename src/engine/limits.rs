@@ -194,7 +194,11 @@ mod tests {
         for i in 0..50_000 {
             l.record(&format!("k{i}"));
         }
-        assert_eq!(l.len(), 50_000, "nothing is scanned or dropped within a window");
+        assert_eq!(
+            l.len(),
+            50_000,
+            "nothing is scanned or dropped within a window"
+        );
         let mut g = l.generations();
         let later = g.started + window;
         g.rotate(later, window);

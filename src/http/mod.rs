@@ -93,7 +93,9 @@ pub fn session(app: App) -> impl Filter<Extract = (Session,), Error = Infallible
             .and_then(|t| app.engine.session(t).ok().flatten());
         Session {
             expires_at: live.as_ref().map(|s| s.expires_at),
-            caller: live.map(|s| Caller::User(s.user)).unwrap_or(Caller::Anonymous),
+            caller: live
+                .map(|s| Caller::User(s.user))
+                .unwrap_or(Caller::Anonymous),
             token,
         }
     })

@@ -8,9 +8,9 @@
 //! a 4 KiB buffer grows when a large one arrives.
 
 use super::{client_addr, reply, session, with_app, App, Conn, PendingUpgrade, Session};
+use crate::engine::accounts::SessionId;
 use crate::engine::documents::validate_doc_id;
 use crate::engine::Caller;
-use crate::engine::accounts::SessionId;
 use crate::ws::{serve_socket, SocketSession, MAX_FRAME};
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -105,8 +105,7 @@ pub fn route(app: App) -> BoxedFilter<(Response,)> {
                         Some(config),
                     )
                     .await;
-                    serve_socket(engine, socket, doc, s.caller, session, level, policy, conn)
-                        .await;
+                    serve_socket(engine, socket, doc, s.caller, session, level, policy, conn).await;
                 });
                 switching_protocols(&hs.key)
             },

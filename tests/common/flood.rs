@@ -58,8 +58,13 @@ pub async fn login_flood(
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                let body = json!({"username": format!("guess-{i}-{n}"), "password": "wrong password"});
-                let Ok(r) = http.post(format!("{base}/auth/login")).json(&body).send().await
+                let body =
+                    json!({"username": format!("guess-{i}-{n}"), "password": "wrong password"});
+                let Ok(r) = http
+                    .post(format!("{base}/auth/login"))
+                    .json(&body)
+                    .send()
+                    .await
                 else {
                     *statuses.entry(0).or_insert(0) += 1;
                     continue;
