@@ -141,6 +141,10 @@ pub struct ServeArgs {
           default_value_t = crate::engine::quota::DEFAULT_MAX_INVITES,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_invites_per_document: usize,
+    /// Seconds a session lasts after login; its sockets close (1008) then.
+    #[arg(long, env = "KEYSTRATE_SESSION_TTL", default_value_t = 30 * 24 * 3600,
+          value_parser = clap::value_parser!(u64).range(1..=10 * 365 * 24 * 3600))]
+    pub session_ttl: u64,
 }
 
 impl Default for ServeArgs {
@@ -160,6 +164,7 @@ impl Default for ServeArgs {
             directory_writes_per_minute: 30,
             cache_mb: crate::store::DEFAULT_CACHE_MB,
             max_invites_per_document: crate::engine::quota::DEFAULT_MAX_INVITES,
+            session_ttl: crate::engine::accounts::SESSION_TTL.as_secs(),
         }
     }
 }

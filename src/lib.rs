@@ -28,7 +28,16 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// invites expire are freed from other threads than allocated them, and
 /// with several arenas each kept its own half-empty slabs. One arena took
 /// the peak of an expiry burst from 125 to 97 MB at the same request rates
-/// (docs/benchmarks.md). `_RJEM_MALLOC_CONF` in the environment overrides
-/// it, e.g. `narenas:8` on a many-core machine.
+/// (docs/benchmarks.md).
+///
+/// A background thread returns freed memory to the system: by itself
+/// jemalloc purges only while allocating, so after a burst (thousands of
+/// sockets leaving) an idle server kept hundreds of MB. Unused dirty pages
+/// go back after about 5 s, instead of the default 10 s, so that a burst
+/// is returned well within the 30 s the docs promise.
+///
+/// `_RJEM_MALLOC_CONF` in the environment overrides these, e.g.
+/// `narenas:8` on a many-core machine.
 #[export_name = "_rjem_malloc_conf"]
-static JEMALLOC_CONF: &u8 = &b"narenas:1\0"[0];
+static JEMALLOC_CONF: &u8 =
+    &b"narenas:1,background_thread:true,dirty_decay_ms:5000,muzzy_decay_ms:5000\0"[0];

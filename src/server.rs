@@ -90,6 +90,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             open_registration: !config.serve.no_open_registration,
             create_on_visit: !config.serve.no_create_on_visit,
             max_invites_per_document: config.serve.max_invites_per_document,
+            session_ttl: Duration::from_secs(config.serve.session_ttl),
         },
     );
     let addr = listener.local_addr().map_err(|cause| StartError::Listen {

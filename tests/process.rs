@@ -122,7 +122,7 @@ async fn connections_over_the_cap_get_503_and_the_server_recovers() {
 /// misnamed options symbol links fine and is silently ignored, so this asks
 /// jemalloc itself (its exit report lists the options in force).
 #[test]
-fn the_binary_runs_jemalloc_with_one_arena() {
+fn the_binary_runs_jemalloc_with_one_arena_and_background_purging() {
     let out = Command::new(BIN)
         .arg("--version")
         .env("_RJEM_MALLOC_CONF", "stats_print:true")
@@ -130,7 +130,14 @@ fn the_binary_runs_jemalloc_with_one_arena() {
         .unwrap();
     assert!(out.status.success());
     let report = String::from_utf8_lossy(&out.stderr);
-    assert!(report.contains("opt.narenas: 1\n"), "{report}");
+    for option in [
+        "opt.narenas: 1\n",
+        "opt.background_thread: true ",
+        "opt.dirty_decay_ms: 5000 ",
+        "opt.muzzy_decay_ms: 5000 ",
+    ] {
+        assert!(report.contains(option), "{option} missing from {report}");
+    }
 }
 
 #[tokio::test]
@@ -193,6 +200,18 @@ async fn a_new_data_directory_is_private() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("fresh").join("data");
+    let _p = Proc::start(&data, &[]).await;
+    let mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{mode:o}");
+}
+
+#[tokio::test]
+async fn an_existing_data_directory_open_to_others_is_made_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
     let _p = Proc::start(&data, &[]).await;
     let mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700, "{mode:o}");

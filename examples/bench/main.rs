@@ -5,13 +5,20 @@
 //!     cargo run --release --example bench -- --quick       # smoke run
 //!     cargo run --release --example bench -- --only check,create --invites 100000
 //!
-//! Scenarios: check, create, accept, fanout, idle, invites, http. Servers run
+//! Scenarios: check, create, accept, fanout, idle, invites, http, login. Servers run
 //! as child processes of this binary (it re-executes itself with a hidden
 //! `--serve`, `--echo`, `--echo-small`, `--hello` or `--populate` mode); this process is the
 //! load generator. See docs/benchmarks.md.
 
+/// The login flood's load, shared with `tests/login_flood.rs`.
+#[path = "../../tests/common/flood.rs"]
+mod flood;
 mod http;
 mod load;
+mod login;
+/// Reading `/proc`, shared with the tests.
+#[path = "../../tests/common/procfs.rs"]
+mod procfs;
 mod procs;
 mod prosody;
 mod rpc;
@@ -35,10 +42,12 @@ pub struct Opts {
     pub readers: usize,
     pub fanout_rounds: usize,
     pub invites: u64,
+    /// How long the login flood lasts.
+    pub flood: Duration,
 }
 
-const SCENARIOS: [&str; 7] = [
-    "check", "create", "accept", "fanout", "idle", "invites", "http",
+const SCENARIOS: [&str; 8] = [
+    "check", "create", "accept", "fanout", "idle", "invites", "http", "login",
 ];
 
 impl Opts {
@@ -55,6 +64,7 @@ impl Opts {
             readers: if quick { 200 } else { 1000 },
             fanout_rounds: if quick { 5 } else { 20 },
             invites: if quick { 50_000 } else { 1_000_000 },
+            flood: Duration::from_secs(if quick { 5 } else { 10 }),
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -147,6 +157,9 @@ async fn bench(o: Opts) {
     }
     if o.wants("http") {
         step("http", http::invites_api(&o, &mut rows)).await;
+    }
+    if o.wants("login") {
+        step("login", login::flood(&o, &mut rows)).await;
     }
     table::print(&rows);
 }

@@ -38,7 +38,7 @@ impl Proc {
 
     /// Resident set size in KiB (VmRSS).
     pub fn rss_kb(&self) -> u64 {
-        rss_kb(self.pid())
+        crate::procfs::rss_kb(self.pid())
     }
 
     /// Waits until the process accepts TCP connections (or answers
@@ -88,18 +88,6 @@ impl Drop for Proc {
             let _ = self.child.wait();
         }
     }
-}
-
-pub fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// CPU time (user + system) process `pid` has used so far, from

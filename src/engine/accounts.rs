@@ -2,16 +2,31 @@
 //! session tokens only as SHA-256 digests, so a stolen data directory holds
 //! no usable credential.
 
+use super::limits::FailureLimiter;
 use super::{now_ms, random_bytes, Engine, Error, Result, User};
-use crate::store::{get_json, tx_put_json};
+use crate::store::{get_json, tx_put_json, StoreError, Tx};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use sled::transaction::UnabortableTransactionError;
+use std::net::IpAddr;
+use std::time::Duration;
 
-/// Sessions last 30 days.
-pub const SESSION_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
+/// Sessions last 30 days unless the operator says otherwise.
+pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Failed logins allowed per username, and per client address, within
+/// [`LOGIN_FAILURE_WINDOW`] (to two windows); past them login answers 429
+/// without checking the password. An address gets more: several people may
+/// share one behind a NAT.
+pub const LOGIN_FAILURES_PER_USER: u32 = 10;
+pub const LOGIN_FAILURES_PER_ADDRESS: u32 = 100;
+pub const LOGIN_FAILURE_WINDOW: Duration = Duration::from_secs(300);
+
+/// Most expired sessions deleted in one transaction.
+const PURGE_BATCH: usize = 256;
 
 #[derive(Serialize, Deserialize)]
 struct UserRecord {
@@ -24,13 +39,99 @@ struct UserRecord {
 #[derive(Serialize, Deserialize)]
 pub(crate) struct SessionRecord {
     pub(crate) user: User,
-    expires_at: i64,
+    pub(crate) expires_at: i64,
 }
 
 /// A new session: the token goes to the client once and is never stored.
 pub struct NewSession {
     pub user: User,
     pub token: String,
+}
+
+/// What the server keeps of a session token: its SHA-256. Sockets carry it
+/// so that a logout can find them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionId([u8; 32]);
+
+impl SessionId {
+    pub fn of(token: &str) -> SessionId {
+        SessionId(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// The id a session is stored under, if `key` is one.
+    pub(crate) fn from_stored(key: &[u8]) -> Option<SessionId> {
+        Some(SessionId(key.try_into().ok()?))
+    }
+}
+
+/// Deletes a session and its expiry index entry.
+pub(crate) fn tx_drop_session(
+    tx: &Tx,
+    id: &SessionId,
+    expires_at: i64,
+) -> std::result::Result<(), UnabortableTransactionError> {
+    tx.sessions.remove(&id.0[..])?;
+    tx.session_expiry.remove(&expiry_key(expires_at, id)[..])?;
+    Ok(())
+}
+
+/// A session that is live now.
+#[derive(Clone)]
+pub struct LiveSession {
+    pub user: User,
+    pub id: SessionId,
+    /// Milliseconds since the epoch.
+    pub expires_at: i64,
+}
+
+/// Failed logins, counted per username and per client address.
+pub struct LoginFailures {
+    by_user: FailureLimiter,
+    by_address: FailureLimiter,
+}
+
+impl Default for LoginFailures {
+    fn default() -> Self {
+        LoginFailures {
+            by_user: FailureLimiter::new(LOGIN_FAILURES_PER_USER, LOGIN_FAILURE_WINDOW),
+            by_address: FailureLimiter::new(LOGIN_FAILURES_PER_ADDRESS, LOGIN_FAILURE_WINDOW),
+        }
+    }
+}
+
+impl LoginFailures {
+    /// `Throttled` while either key is blocked.
+    fn check(&self, user: &User, client: Option<IpAddr>) -> Result<()> {
+        let by_user = self.by_user.retry_after(&user.id());
+        let by_address = client.and_then(|ip| self.by_address.retry_after(&ip.to_string()));
+        match by_user.max(by_address) {
+            Some(wait) => Err(Error::Throttled {
+                retry_after_s: wait.as_secs().max(1),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn record(&self, user: &User, client: Option<IpAddr>) {
+        self.by_user.record(&user.id());
+        if let Some(ip) = client {
+            self.by_address.record(&ip.to_string());
+        }
+    }
+}
+
+/// `session_expiry` key: the deadline (big endian, so the tree is in
+/// deadline order) then the session id.
+fn expiry_key(expires_at: i64, id: &SessionId) -> [u8; 40] {
+    let mut k = [0u8; 40];
+    k[..8].copy_from_slice(&expires_at.to_be_bytes());
+    k[8..].copy_from_slice(&id.0);
+    k
+}
+
+fn parse_expiry_key(k: &[u8]) -> Option<(i64, &[u8])> {
+    let deadline = i64::from_be_bytes(k.get(..8)?.try_into().ok()?);
+    Some((deadline, k.get(8..)?))
 }
 
 /// Checks SPEC's username rule: 1–64 of `[A-Za-z0-9._-]`, not `anonymous`.
@@ -49,20 +150,6 @@ pub fn validate_username(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// An Argon2id hash of `password` with a fresh salt, off the async threads.
-pub(crate) async fn hash_password(password: &str) -> Result<String> {
-    let password = password.to_string();
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::encode_b64(&random_bytes::<16>()).expect("16 bytes is a valid salt");
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-    })
-    .await
-    .map_err(|e| Error::Internal(e.to_string()))?
-    .map_err(|e| Error::Internal(e.to_string()))
-}
-
 pub(crate) fn validate_password(password: &str) -> Result<()> {
     if password.len() < 8 || password.len() > 1024 {
         return Err(Error::bad("password must be 8 to 1024 bytes long"));
@@ -70,11 +157,24 @@ pub(crate) fn validate_password(password: &str) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn hash_token(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
-}
-
 impl Engine {
+    /// An Argon2id hash of `password` with a fresh salt, on the bounded
+    /// hashing pool (`Busy` when it is full).
+    pub(crate) async fn hash_password(&self, password: &str) -> Result<String> {
+        let password = password.to_string();
+        self.inner
+            .hashing
+            .run(move || {
+                let salt = SaltString::encode_b64(&random_bytes::<16>())
+                    .expect("16 bytes is a valid salt");
+                Argon2::default()
+                    .hash_password(password.as_bytes(), &salt)
+                    .map(|h| h.to_string())
+            })
+            .await?
+            .map_err(|e| Error::Internal(e.to_string()))
+    }
+
     /// Open registration from the web: refused when the operator closed it.
     pub async fn register(&self, username: &str, password: &str) -> Result<NewSession> {
         if !self.config().open_registration {
@@ -93,7 +193,7 @@ impl Engine {
         if self.store().users.contains_key(user.id())? {
             return Err(Error::Conflict(format!("username {username} is taken")));
         }
-        let hash = hash_password(password).await?;
+        let hash = self.hash_password(password).await?;
         let record = UserRecord {
             username: user.username.clone(),
             provider: user.provider.clone(),
@@ -120,10 +220,18 @@ impl Engine {
         Ok(self.store().users.contains_key(user.id())?)
     }
 
-    /// Checks a password and opens a session.
-    pub async fn login(&self, username: &str, password: &str) -> Result<NewSession> {
+    /// Checks a password and opens a session. `client` is the caller's
+    /// address, for the per-address failure limit.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<NewSession> {
         let denied = || Error::Unauthorized("Wrong username or password".into());
         let user = User::local(username);
+        let failures = &self.inner.login_failures;
+        failures.check(&user, client)?;
         let record: Option<UserRecord> = get_json(&self.store().users, user.id().as_bytes())?;
         // Verify against a fixed hash when the user is unknown, so that timing
         // does not tell which usernames exist.
@@ -132,18 +240,21 @@ impl Engine {
             .map(|r| r.password_hash)
             .unwrap_or_else(|| DUMMY_HASH.to_string());
         let password = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&stored)
-                .map(|h| {
-                    Argon2::default()
-                        .verify_password(password.as_bytes(), &h)
-                        .is_ok()
-                })
-                .unwrap_or(false)
-        })
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?;
+        let ok = self
+            .inner
+            .hashing
+            .run(move || {
+                PasswordHash::new(&stored)
+                    .map(|h| {
+                        Argon2::default()
+                            .verify_password(password.as_bytes(), &h)
+                            .is_ok()
+                    })
+                    .unwrap_or(false)
+            })
+            .await?;
         if !(ok && known) {
+            failures.record(&user, client);
             return Err(denied());
         }
         self.new_session(user).await
@@ -151,41 +262,135 @@ impl Engine {
 
     async fn new_session(&self, user: User) -> Result<NewSession> {
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>());
+        let ttl_ms = i64::try_from(self.config().session_ttl.as_millis()).unwrap_or(i64::MAX);
         let record = SessionRecord {
             user: user.clone(),
-            expires_at: now_ms() + SESSION_TTL_MS,
+            expires_at: now_ms().saturating_add(ttl_ms),
         };
-        let key = hash_token(&token);
+        let id = SessionId::of(&token);
         self.store().write(|tx| {
-            tx_put_json(tx.sessions, &key, &record)?;
+            tx_put_json(tx.sessions, &id.0, &record)?;
+            tx.session_expiry
+                .insert(&expiry_key(record.expires_at, &id)[..], &[])?;
             Ok::<_, sled::transaction::ConflictableTransactionError<Error>>(())
         })?;
         self.durable().await?;
+        // The purge task may be idle with no session to wait for.
+        self.expiry_changed();
         Ok(NewSession { user, token })
     }
 
-    /// The user behind a session token, if the session is live.
-    pub fn session_user(&self, token: &str) -> Result<Option<User>> {
-        let key = hash_token(token);
-        let record: Option<SessionRecord> = get_json(&self.store().sessions, &key)?;
+    /// The live session behind a token, if any.
+    pub fn session(&self, token: &str) -> Result<Option<LiveSession>> {
+        self.session_by_id(SessionId::of(token))
+    }
+
+    /// True while the session is stored and not expired.
+    pub fn session_is_live(&self, id: &SessionId) -> Result<bool> {
+        Ok(self.session_by_id(id.clone())?.is_some())
+    }
+
+    fn session_by_id(&self, id: SessionId) -> Result<Option<LiveSession>> {
+        let record: Option<SessionRecord> = get_json(&self.store().sessions, &id.0)?;
         match record {
-            Some(s) if s.expires_at > now_ms() => Ok(Some(s.user)),
+            Some(s) if s.expires_at > now_ms() => Ok(Some(LiveSession {
+                user: s.user,
+                id,
+                expires_at: s.expires_at,
+            })),
+            // Its index entry is due, so the purge task removes it.
             Some(_) => {
-                self.store().sessions.remove(&key)?;
+                self.store().sessions.remove(id.0)?;
                 Ok(None)
             }
             None => Ok(None),
         }
     }
 
-    /// Deletes a session server-side.
+    /// The user behind a session token, if the session is live.
+    pub fn session_user(&self, token: &str) -> Result<Option<User>> {
+        Ok(self.session(token)?.map(|s| s.user))
+    }
+
+    /// Deletes a session server-side and closes its sockets (1008).
     pub async fn logout(&self, token: &str) -> Result<()> {
-        let key = hash_token(token);
+        let id = SessionId::of(token);
         self.store().write(|tx| {
-            tx.sessions.remove(key.as_slice())?;
+            if let Some(bytes) = tx.sessions.get(&id.0[..])? {
+                if let Ok(record) = crate::store::decode::<SessionRecord>(&bytes) {
+                    tx_drop_session(tx, &id, record.expires_at)?;
+                }
+            }
             Ok::<_, sled::transaction::ConflictableTransactionError<Error>>(())
         })?;
-        self.durable().await
+        self.durable().await?;
+        self.hub().close_session(&id, "logged out");
+        Ok(())
+    }
+
+    /// Deletes every session past its expiry; returns the next deadline.
+    /// Sessions are found through the `session_expiry` index, so this reads
+    /// only what is due.
+    pub fn purge_expired_sessions(&self) -> Result<Option<i64>> {
+        let store = self.store();
+        loop {
+            let now = now_ms();
+            let mut due = Vec::new();
+            let mut next = None;
+            for item in store.session_expiry.iter().keys() {
+                let k = item.map_err(StoreError::from)?;
+                match parse_expiry_key(&k) {
+                    Some((deadline, _)) if deadline > now => {
+                        next = Some(deadline);
+                        break;
+                    }
+                    _ => due.push(k),
+                }
+                if due.len() == PURGE_BATCH {
+                    break;
+                }
+            }
+            if due.is_empty() {
+                return Ok(next);
+            }
+            store.write(|tx| {
+                for k in &due {
+                    if let Some((_, id)) = parse_expiry_key(k) {
+                        tx.sessions.remove(id)?;
+                    }
+                    tx.session_expiry.remove(k)?;
+                }
+                Ok::<_, sled::transaction::ConflictableTransactionError<Error>>(())
+            })?;
+            tracing::debug!(count = due.len(), "expired sessions purged");
+        }
+    }
+
+    /// Indexes sessions stored before the `session_expiry` index existed,
+    /// so that the purge finds them too. Runs once, at start.
+    pub fn index_unindexed_sessions(&self) -> Result<()> {
+        let store = self.store();
+        if !store.session_expiry.is_empty() || store.sessions.is_empty() {
+            return Ok(());
+        }
+        let mut indexed = 0usize;
+        for item in store.sessions.iter() {
+            let (k, v) = item.map_err(StoreError::from)?;
+            let (Ok(id), Ok(record)) = (
+                <[u8; 32]>::try_from(&k[..]),
+                crate::store::decode::<SessionRecord>(&v),
+            ) else {
+                continue;
+            };
+            let key = expiry_key(record.expires_at, &SessionId(id));
+            store
+                .session_expiry
+                .insert(&key[..], &[])
+                .map_err(StoreError::from)?;
+            indexed += 1;
+        }
+        tracing::info!(indexed, "indexed sessions stored by an older build");
+        Ok(())
     }
 }
 

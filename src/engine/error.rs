@@ -30,6 +30,13 @@ pub enum Error {
     RateLimited,
     #[error("A document can hold at most {max} invites; remove some or let them expire")]
     TooManyInvites { max: usize },
+    /// Too many recent failures (e.g. wrong passwords): refused without
+    /// trying, for this many more seconds.
+    #[error("Too many failed attempts; try again later")]
+    Throttled { retry_after_s: u64 },
+    /// A bounded resource (password hashing) is saturated.
+    #[error("Server busy; try again shortly")]
+    Busy,
     /// Authenticated but not allowed (e.g. reading a private document).
     #[error("{0}")]
     Forbidden(String),
@@ -63,7 +70,8 @@ impl Error {
             Error::NoSuchDocument(_) => "no_such_document",
             Error::LastAdmin => "last_admin",
             Error::UnknownAction => "unknown_action",
-            Error::RateLimited => "rate_limited",
+            Error::RateLimited | Error::Throttled { .. } => "rate_limited",
+            Error::Busy => "busy",
             Error::TooManyInvites { .. } => "too_many_invites",
             Error::Forbidden(_) => "forbidden",
             Error::Unauthorized(_) => "unauthorized",
@@ -88,9 +96,20 @@ impl Error {
             | Error::LastAdmin
             | Error::TooManyInvites { .. } => 409,
             Error::BadRequest(_) | Error::UnknownAction => 400,
-            Error::RateLimited => 429,
+            Error::RateLimited | Error::Throttled { .. } => 429,
+            Error::Busy => 503,
             Error::UnsupportedMediaType(_) => 415,
             Error::Internal(_) => 500,
+        }
+    }
+
+    /// Seconds the client should wait (`Retry-After`), for errors that
+    /// clear by themselves.
+    pub fn retry_after_s(&self) -> Option<u64> {
+        match self {
+            Error::Throttled { retry_after_s } => Some(*retry_after_s),
+            Error::Busy => Some(1),
+            _ => None,
         }
     }
 

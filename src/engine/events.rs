@@ -4,11 +4,12 @@
 //! `permissionsChanged` to the affected user's sockets, and presence
 //! (`clientJoin` / `clientPart`) only between sockets that can read.
 
+use super::accounts::SessionId;
 use super::{Level, User};
 use dashmap::DashMap;
 use serde_json::json;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::{mpsc, Notify};
 
 /// How many frames may wait for a slow socket before it is disconnected.
@@ -26,10 +27,34 @@ pub enum Outgoing {
 /// A socket's handle in a room.
 pub struct ClientHandle {
     pub user: Option<User>,
+    /// The session the socket was opened with (none for anonymous ones).
+    pub session: Option<SessionId>,
     pub level: Level,
     pub tx: mpsc::Sender<Outgoing>,
-    /// Woken when the socket must be dropped (its queue overflowed).
-    pub kick: Arc<Notify>,
+    /// Tells the socket loop to close the socket (1008) and stop reading.
+    pub evict: Arc<Eviction>,
+}
+
+/// The hub's request that a socket go away, with the reason its close
+/// frame gives. The first reason wins.
+#[derive(Default)]
+pub struct Eviction {
+    reason: OnceLock<&'static str>,
+    wake: Notify,
+}
+
+impl Eviction {
+    pub fn evict(&self, reason: &'static str) {
+        let _ = self.reason.set(reason);
+        // Stores a permit if the loop is not waiting yet: never lost.
+        self.wake.notify_one();
+    }
+
+    /// Resolves once evicted, with the reason.
+    pub async fn evicted(&self) -> &'static str {
+        self.wake.notified().await;
+        self.reason.get().copied().unwrap_or("evicted")
+    }
 }
 
 #[derive(Default)]
@@ -50,7 +75,7 @@ fn presence(kind: &str, doc: &str, id: &str, user: &Option<User>) -> String {
 
 fn deliver(client: &ClientHandle, frame: Outgoing) {
     if client.tx.try_send(frame).is_err() {
-        client.kick.notify_one();
+        client.evict.evict("too slow to read events");
     }
 }
 
@@ -180,9 +205,22 @@ impl Hub {
     /// Closes every socket of `user` with 1008 (its sessions ended: a new
     /// password, or the account deleted).
     pub fn close_user(&self, user: &User, reason: &'static str) {
+        self.evict_where(|c| c.user.as_ref() == Some(user), reason);
+    }
+
+    /// Closes every socket opened with session `id` (1008), on every
+    /// document. Logouts are rare and each needs a session, which costs a
+    /// password hash to get, so a scan of the rooms is cheap enough and
+    /// keeps no second index to maintain.
+    pub fn close_session(&self, id: &SessionId, reason: &'static str) {
+        self.evict_where(|c| c.session.as_ref() == Some(id), reason);
+    }
+
+    /// Evicts (1008) every socket that `which` picks, on every document.
+    fn evict_where(&self, which: impl Fn(&ClientHandle) -> bool, reason: &'static str) {
         for room in self.rooms.iter() {
-            for client in room.values().filter(|c| c.user.as_ref() == Some(user)) {
-                deliver(client, Outgoing::Close(1008, reason));
+            for client in room.values().filter(|c| which(c)) {
+                client.evict.evict(reason);
             }
         }
     }

@@ -1,7 +1,8 @@
-//! The background task that deletes invites at their expiry instant. Like
-//! mini-redis's purge task it sleeps until the next deadline (read from the
-//! ordered `expiry` index, so nothing is held in memory) and is woken early
-//! when an invite is created.
+//! The background task that deletes invites and sessions at their expiry
+//! instant. Like mini-redis's purge task it sleeps until the next deadline
+//! (read from the ordered `expiry` and `session_expiry` indexes, so nothing
+//! is held in memory) and is woken early when an invite or a session is
+//! created.
 
 use super::invites::{split_doc_key, DueInvite};
 use super::{now_ms, Engine};
@@ -97,17 +98,36 @@ impl Engine {
     }
 }
 
+/// Deletes expired sessions; the next session deadline.
+fn purge_sessions(engine: &Engine) -> Option<i64> {
+    engine.purge_expired_sessions().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "purging expired sessions failed");
+        Some(now_ms() + 1000)
+    })
+}
+
+/// The earlier of two optional deadlines.
+fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Runs until `shutdown` turns true.
 pub async fn run(engine: Engine, mut shutdown: watch::Receiver<bool>) {
+    if let Err(e) = engine.index_unindexed_sessions() {
+        tracing::error!(error = %e, "indexing stored sessions failed");
+    }
     loop {
-        let next = engine.purge_expired().await;
+        let next = earliest(engine.purge_expired().await, purge_sessions(&engine));
         let until_next = async {
             match next {
                 Some(deadline) => {
                     let wait = Duration::from_millis((deadline - now_ms()).max(0) as u64);
                     tokio::time::sleep(wait).await
                 }
-                // Nothing stored: sleep until an invite is created.
+                // Nothing stored: sleep until an invite or session is created.
                 None => std::future::pending().await,
             }
         };

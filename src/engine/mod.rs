@@ -9,6 +9,7 @@ pub mod documents;
 pub mod error;
 pub mod events;
 pub mod expiry;
+pub mod hashing;
 pub mod invites;
 pub mod jwt;
 pub mod keys;
@@ -88,6 +89,8 @@ pub struct EngineConfig {
     pub create_on_visit: bool,
     /// Invites one document may hold before creating more is refused.
     pub max_invites_per_document: usize,
+    /// How long a session lasts.
+    pub session_ttl: std::time::Duration,
 }
 
 impl Default for EngineConfig {
@@ -96,6 +99,7 @@ impl Default for EngineConfig {
             open_registration: true,
             create_on_visit: true,
             max_invites_per_document: quota::DEFAULT_MAX_INVITES,
+            session_ttl: accounts::SESSION_TTL,
         }
     }
 }
@@ -113,6 +117,8 @@ struct Inner {
     locks: DocLocks,
     failures: limits::FailureLimiter,
     invite_counts: quota::InviteCounts,
+    login_failures: accounts::LoginFailures,
+    hashing: hashing::HashPool,
     expiry_changed: Notify,
 }
 
@@ -125,6 +131,8 @@ impl Engine {
                 locks: DocLocks::new(),
                 failures: limits::FailureLimiter::new(20, std::time::Duration::from_secs(60)),
                 invite_counts: quota::InviteCounts::new(config.max_invites_per_document),
+                login_failures: accounts::LoginFailures::default(),
+                hashing: hashing::HashPool::new(),
                 expiry_changed: Notify::new(),
                 config,
             }),

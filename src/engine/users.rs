@@ -3,7 +3,7 @@
 //! password ends the user's sessions with it; deleting a user takes its
 //! sessions, permission entries, API keys and the invites it created along.
 
-use super::accounts::{hash_password, hash_token, validate_password, NewSession, SessionRecord};
+use super::accounts::{tx_drop_session, validate_password, NewSession, SessionId, SessionRecord};
 use super::documents::Leftovers;
 use super::{timestamp, Engine, Error, Level, Result, User};
 use crate::store::{decode, get_json, last_part, prefix, tx_put_json, StoreError};
@@ -69,22 +69,22 @@ impl Engine {
     }
 
     /// Sets a new password and ends every session of the user except
-    /// `keep` (the hash of the session that asked, for a user's own
-    /// change); the user's sockets close.
+    /// `keep` (the session that asked, for a user's own change); the ended
+    /// sessions' sockets close.
     pub async fn set_password(
         &self,
         user: &User,
         password: &str,
-        keep: Option<&[u8]>,
+        keep: Option<&SessionId>,
     ) -> Result<()> {
         validate_password(password)?;
         let mut record: Value = get_json(&self.store().users, user.id().as_bytes())?
             .ok_or_else(|| no_such_user(user))?;
-        record["password_hash"] = Value::String(hash_password(password).await?);
-        let sessions: Vec<Vec<u8>> = self
+        record["password_hash"] = Value::String(self.hash_password(password).await?);
+        let sessions: Vec<(SessionId, i64)> = self
             .sessions_of(user)?
             .into_iter()
-            .filter(|s| Some(s.as_slice()) != keep)
+            .filter(|(id, _)| Some(id) != keep)
             .collect();
         let id = user.id();
         self.store().write(|tx| {
@@ -95,13 +95,15 @@ impl Engine {
                 ));
             }
             tx_put_json(tx.users, id.as_bytes(), &record)?;
-            for s in &sessions {
-                tx.sessions.remove(s.as_slice())?;
+            for (session, expires_at) in &sessions {
+                tx_drop_session(tx, session, *expires_at)?;
             }
             Ok(())
         })?;
         self.durable().await?;
-        self.hub().close_user(user, "password changed");
+        for (session, _) in &sessions {
+            self.hub().close_session(session, "password changed");
+        }
         tracing::info!(user = %id, sessions = sessions.len(), "password changed; sessions ended");
         Ok(())
     }
@@ -114,19 +116,20 @@ impl Engine {
         user: &User,
         current: &str,
         new: &str,
+        client: Option<std::net::IpAddr>,
     ) -> Result<NewSession> {
         if user.provider != "local" {
             return Err(Error::bad("only local accounts have a password here"));
         }
         validate_password(new)?;
         let session = self
-            .login(&user.username, current)
+            .login(&user.username, current, client)
             .await
             .map_err(|e| match e {
                 Error::Unauthorized(_) => Error::Unauthorized("Wrong current password".into()),
                 e => e,
             })?;
-        self.set_password(user, new, Some(&hash_token(&session.token)))
+        self.set_password(user, new, Some(&SessionId::of(&session.token)))
             .await?;
         Ok(session)
     }
@@ -168,8 +171,8 @@ impl Engine {
             let id = user.id();
             self.store().write(|tx| {
                 tx.users.remove(id.as_bytes())?;
-                for s in &sessions {
-                    tx.sessions.remove(s.as_slice())?;
+                for (session, expires_at) in &sessions {
+                    tx_drop_session(tx, session, *expires_at)?;
                 }
                 for (doc, _) in &docs {
                     super::documents::tx_set_entry::<Error>(tx, doc, user, Level::None)?;
@@ -214,14 +217,15 @@ impl Engine {
         Ok(out)
     }
 
-    /// The stored keys of `user`'s sessions. Sessions are keyed by token
+    /// `user`'s sessions with their expiry. Sessions are keyed by token
     /// digest, so this scans them all: fine for these rare operator changes.
-    fn sessions_of(&self, user: &User) -> Result<Vec<Vec<u8>>> {
+    fn sessions_of(&self, user: &User) -> Result<Vec<(SessionId, i64)>> {
         let mut out = Vec::new();
         for item in self.store().sessions.iter() {
             let (k, v) = item.map_err(StoreError::from)?;
-            if decode::<SessionRecord>(&v).is_ok_and(|s| &s.user == user) {
-                out.push(k.to_vec());
+            match (SessionId::from_stored(&k), decode::<SessionRecord>(&v)) {
+                (Some(id), Ok(s)) if &s.user == user => out.push((id, s.expires_at)),
+                _ => {}
             }
         }
         Ok(out)

@@ -1,14 +1,16 @@
 //! `/auth/*`: register, login, logout, me, password change, and the login page.
 
+use super::client::client_ip;
 use super::{
     body, parse_body, parse_form_or_json, reply, same_site, session, with_app, App, Session,
     SESSION_COOKIE,
 };
-use crate::engine::accounts::{NewSession, SESSION_TTL_MS};
+use crate::engine::accounts::NewSession;
 use crate::engine::{Caller, Error};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
+use std::net::IpAddr;
 use warp::filters::BoxedFilter;
 use warp::http::{header, StatusCode};
 use warp::reply::Response;
@@ -38,13 +40,16 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(same_site(app.clone()))
         .and(with_app(app.clone()))
+        .and(client_ip(&app))
         .and(body())
-        .then(|app: App, ct: Option<String>, body: Bytes| async move {
-            credentials_then(&app, ct, &body, StatusCode::OK, |app, c| async move {
-                app.engine.login(&c.username, &c.password).await
-            })
-            .await
-        });
+        .then(
+            |app: App, client: Option<IpAddr>, ct: Option<String>, body: Bytes| async move {
+                credentials_then(&app, ct, &body, StatusCode::OK, |app, c| async move {
+                    app.engine.login(&c.username, &c.password, client).await
+                })
+                .await
+            },
+        );
     let logout = warp::path!("auth" / "logout")
         .and(warp::post())
         .and(same_site(app.clone()))
@@ -70,10 +75,11 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(with_app(app.clone()))
         .and(session(app.clone()))
+        .and(client_ip(&app))
         .and(body())
         .then(
-            |app: App, s: Session, ct: Option<String>, body: Bytes| async move {
-                change_password(&app, &s, ct.as_deref(), &body).await
+            |app: App, s: Session, client: Option<IpAddr>, ct: Option<String>, body: Bytes| async move {
+                change_password(&app, &s, client, ct.as_deref(), &body).await
             },
         );
     let page = warp::path!("auth" / "login")
@@ -98,6 +104,7 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
 async fn change_password(
     app: &App,
     s: &Session,
+    client: Option<IpAddr>,
     content_type: Option<&str>,
     body: &[u8],
 ) -> Response {
@@ -113,14 +120,14 @@ async fn change_password(
     let result = match parse_body::<Change>(content_type, body) {
         Ok(c) => {
             app.engine
-                .change_own_password(user, &c.password, &c.new_password)
+                .change_own_password(user, &c.password, &c.new_password, client)
                 .await
         }
         Err(e) => Err(e),
     };
     match result {
         Ok(new) => {
-            let cookie = cookie(app, &new.token, SESSION_TTL_MS / 1000);
+            let cookie = cookie(app, &new.token, app.engine.config().session_ttl.as_secs());
             let body = json!({"username": new.user.username, "provider": new.user.provider});
             reply::with_header(
                 reply::json(StatusCode::OK, &body),
@@ -150,7 +157,7 @@ where
     };
     match result {
         Ok(s) => {
-            let cookie = cookie(app, &s.token, SESSION_TTL_MS / 1000);
+            let cookie = cookie(app, &s.token, app.engine.config().session_ttl.as_secs());
             let body = json!({"username": s.user.username, "provider": s.user.provider});
             reply::with_header(reply::json(status, &body), header::SET_COOKIE, &cookie)
         }
@@ -159,7 +166,7 @@ where
 }
 
 /// The session cookie; `max_age` 0 clears it.
-fn cookie(app: &App, token: &str, max_age: i64) -> String {
+fn cookie(app: &App, token: &str, max_age: u64) -> String {
     let secure = if app.secure_cookies() { "; Secure" } else { "" };
     format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age}{secure}")
 }

@@ -99,6 +99,8 @@ impl PendingUpgrade {
 pub struct Session {
     pub caller: Caller,
     pub token: Option<String>,
+    /// When a live session ends (ms since the epoch); sockets close then.
+    pub expires_at: Option<i64>,
 }
 
 pub fn with_app(app: App) -> impl Filter<Extract = (App,), Error = Infallible> + Clone {
@@ -175,11 +177,14 @@ pub fn session(app: App) -> impl Filter<Extract = (Session,), Error = Rejection>
                     if !method.is_safe() && token.is_some() && authorization.is_none() {
                         check.enforce()?;
                     }
-                    let user = token
+                    let live = token
                         .as_deref()
-                        .and_then(|t| app.engine.session_user(t).ok().flatten());
+                        .and_then(|t| app.engine.session(t).ok().flatten());
                     Ok::<_, Rejection>(Session {
-                        caller: user.map(Caller::User).unwrap_or(Caller::Anonymous),
+                        expires_at: live.as_ref().map(|s| s.expires_at),
+                        caller: live
+                            .map(|s| Caller::User(s.user))
+                            .unwrap_or(Caller::Anonymous),
                         token,
                     })
                 }

@@ -41,7 +41,11 @@ pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
 /// An engine error as `{"error","code"}` with its HTTP status.
 pub fn error(e: &Error) -> Response {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    json_error(status, e.code(), &e.to_string())
+    let r = json_error(status, e.code(), &e.to_string());
+    match e.retry_after_s() {
+        Some(s) => with_header(r, header::RETRY_AFTER, &s.to_string()),
+        None => r,
+    }
 }
 
 pub fn redirect(status: StatusCode, location: &str) -> Response {

@@ -9,9 +9,10 @@
 
 use super::client::client_ip;
 use super::{reply, session, with_app, App, Conn, PendingUpgrade, Session};
+use crate::engine::accounts::SessionId;
 use crate::engine::documents::validate_doc_id;
 use crate::engine::Caller;
-use crate::ws::{serve_socket, MAX_FRAME};
+use crate::ws::{serve_socket, SocketSession, MAX_FRAME};
 use dashmap::DashMap;
 use hyper_util::rt::TokioIo;
 use std::net::IpAddr;
@@ -148,6 +149,13 @@ pub fn route(app: App) -> BoxedFilter<(Response,)> {
                 };
                 let engine = app.engine.clone();
                 let policy = app.socket_policy;
+                let session = match (&s.token, s.expires_at) {
+                    (Some(token), Some(expires_at)) => Some(SocketSession {
+                        id: SessionId::of(token),
+                        expires_at,
+                    }),
+                    _ => None,
+                };
                 tokio::spawn(async move {
                     let upgraded = match upgrade.await {
                         Ok(u) => u,
@@ -165,7 +173,7 @@ pub fn route(app: App) -> BoxedFilter<(Response,)> {
                     .await;
                     // The connection slot and the caller's place last as long as the socket.
                     let keep = (conn, place);
-                    serve_socket(engine, socket, doc, s.caller, level, policy, keep).await;
+                    serve_socket(engine, socket, doc, s.caller, session, level, policy, keep).await;
                 });
                 switching_protocols(&hs.key)
             },

@@ -2,8 +2,10 @@
 //! transaction, so one transaction per change caps durable writes at a few
 //! thousand a second however the flushes are shared. Changes that only
 //! write (their checks were made by the caller, under its document lock)
-//! are queued here; one task applies everything queued at that moment in a
-//! single transaction and wakes each caller.
+//! are queued here; one thread applies everything queued at that moment in
+//! a single transaction and wakes each caller. The thread is its own, not
+//! one of tokio's blocking pool, so that writes never queue behind other
+//! blocking work.
 
 use super::{AllTrees, StoreError, Tx};
 use sled::transaction::UnabortableTransactionError;
@@ -26,7 +28,10 @@ pub(crate) struct Combiner {
 impl Combiner {
     pub(crate) fn start(trees: AllTrees) -> Combiner {
         let (queue, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(trees, rx));
+        std::thread::Builder::new()
+            .name("keystrate-write".into())
+            .spawn(move || run(trees, rx))
+            .expect("spawn the write combiner thread");
         Combiner { queue }
     }
 
@@ -39,8 +44,8 @@ impl Combiner {
     }
 }
 
-async fn run(trees: AllTrees, mut rx: mpsc::UnboundedReceiver<Job>) {
-    while let Some(first) = rx.recv().await {
+fn run(trees: AllTrees, mut rx: mpsc::UnboundedReceiver<Job>) {
+    while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -49,17 +54,12 @@ async fn run(trees: AllTrees, mut rx: mpsc::UnboundedReceiver<Job>) {
             }
         }
         let (changes, waiters): (Vec<Change>, Vec<_>) = batch.into_iter().unzip();
-        let trees = trees.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            trees.write::<(), StoreError>(|tx| {
-                for change in &changes {
-                    change(tx)?;
-                }
-                Ok(())
-            })
-        })
-        .await
-        .unwrap_or_else(|e| Err(StoreError(e.to_string())));
+        let result = trees.write::<(), StoreError>(|tx| {
+            for change in &changes {
+                change(tx)?;
+            }
+            Ok(())
+        });
         if let Err(e) = &result {
             tracing::error!(error = %e, "combined write failed");
         }

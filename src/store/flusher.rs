@@ -2,9 +2,11 @@
 //! that started after their change has finished.
 //!
 //! sled 0.34's `flush_async` hangs when many tasks await it at once (sled
-//! issue #1308), so exactly one task ever flushes: it takes every waiter that
-//! queued up, runs the blocking `flush()` on the blocking pool, and wakes them
-//! all. Concurrent writers therefore share one disk sync.
+//! issue #1308), so exactly one thread ever flushes: it takes every waiter
+//! that queued up, runs the blocking `flush()`, and wakes them all.
+//! Concurrent writers therefore share one disk sync. The thread is its own,
+//! not one of tokio's blocking pool, so that durable writes never queue
+//! behind other blocking work.
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -15,10 +17,14 @@ pub struct Flusher {
 }
 
 impl Flusher {
-    /// Starts the flusher task for `db`. It ends when every handle is dropped.
+    /// Starts the flusher thread for `db`. It ends when every handle is
+    /// dropped.
     pub fn start(db: sled::Db) -> Flusher {
         let (queue, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(db, rx));
+        std::thread::Builder::new()
+            .name("keystrate-flush".into())
+            .spawn(move || run(db, rx))
+            .expect("spawn the flusher thread");
         Flusher { queue }
     }
 
@@ -33,20 +39,16 @@ impl Flusher {
     }
 }
 
-async fn run(db: sled::Db, mut rx: mpsc::UnboundedReceiver<oneshot::Sender<Result<(), String>>>) {
+fn run(db: sled::Db, mut rx: mpsc::UnboundedReceiver<oneshot::Sender<Result<(), String>>>) {
     let mut waiters = Vec::new();
-    while let Some(first) = rx.recv().await {
+    while let Some(first) = rx.blocking_recv() {
         waiters.push(first);
         // Everyone already queued had applied their change before queueing,
         // so this one flush covers them all.
         while let Ok(more) = rx.try_recv() {
             waiters.push(more);
         }
-        let db = db.clone();
-        let result = tokio::task::spawn_blocking(move || db.flush())
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map(|_| ()).map_err(|e| e.to_string()));
+        let result = db.flush().map(|_| ()).map_err(|e| e.to_string());
         if let Err(e) = &result {
             tracing::error!(error = %e, "flush failed");
         }

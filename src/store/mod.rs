@@ -43,6 +43,9 @@ pub struct Store {
     pub users: sled::Tree,
     /// `sha256(session token)` → session record.
     pub sessions: sled::Tree,
+    /// `expiry ms (big endian) ++ sha256(session token)` → empty, ordered by
+    /// deadline, for the purge of expired sessions.
+    pub session_expiry: sled::Tree,
     /// `doc id` → document record.
     pub docs: sled::Tree,
     /// `doc \0 user id` → permission level.
@@ -78,6 +81,7 @@ pub struct Tx<'a> {
     pub expiry: &'a TransactionalTree,
     pub keys: &'a TransactionalTree,
     pub key_index: &'a TransactionalTree,
+    pub session_expiry: &'a TransactionalTree,
 }
 
 /// Result type inside a transaction closure.
@@ -85,7 +89,6 @@ pub type TxResult<T, E> = Result<T, ConflictableTransactionError<E>>;
 
 impl Store {
     /// Opens (or creates) the data directory with the default page cache.
-    /// Must run inside a tokio runtime because it starts the flusher task.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         Self::open_with_cache(dir, DEFAULT_CACHE_MB)
     }
@@ -118,8 +121,9 @@ impl Store {
             tree("expiry")?,
             tree("keys")?,
             tree("key_index")?,
+            tree("session_expiry")?,
         ]);
-        let [users, sessions, docs, perms, user_docs, invites, expiry, keys, key_index] =
+        let [users, sessions, docs, perms, user_docs, invites, expiry, keys, key_index, session_expiry] =
             trees.0.clone();
         Ok(Store {
             users,
@@ -131,6 +135,7 @@ impl Store {
             expiry,
             keys,
             key_index,
+            session_expiry,
             flusher: Flusher::start(db.clone()),
             combiner: Combiner::start(trees.clone()),
             all: trees,
@@ -188,7 +193,7 @@ fn require_unlocked(dir: &Path) -> Result<(), StoreError> {
 
 /// The trees in the order of [`Tx`]'s fields.
 #[derive(Clone)]
-pub(crate) struct AllTrees([sled::Tree; 9]);
+pub(crate) struct AllTrees([sled::Tree; 10]);
 
 impl AllTrees {
     pub(crate) fn write<T, E>(&self, f: impl Fn(&Tx) -> TxResult<T, E>) -> Result<T, E>
@@ -207,6 +212,7 @@ impl AllTrees {
                 expiry: &t[6],
                 keys: &t[7],
                 key_index: &t[8],
+                session_expiry: &t[9],
             })
         });
         match result {
@@ -296,17 +302,35 @@ fn other_layout(found: Option<&[u8]>) -> StoreError {
     ))
 }
 
-/// Creates the data directory readable by its owner only: it holds password
-/// hashes and API key secrets. An existing directory keeps its mode.
+/// Makes the data directory readable by its owner only: it holds password
+/// hashes and API key secrets. A new one is created 0700; an existing one
+/// that others can enter is tightened to 0700, with a warning. If that is
+/// not allowed (another owner), the server still starts and says so.
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    if dir.is_dir() {
-        return Ok(());
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.is_dir() {
+        return std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir);
     }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
+    let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        match std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+            Ok(()) => tracing::warn!(
+                dir = %dir.display(),
+                was = format!("{mode:o}"),
+                "the data directory was open to other users; its mode is now 700"
+            ),
+            Err(e) => tracing::warn!(
+                dir = %dir.display(),
+                mode = format!("{mode:o}"),
+                error = %e,
+                "the data directory is open to other users and could not be made private"
+            ),
+        }
+    }
+    Ok(())
 }
 
 /// Free space below which the server refuses to start: with less, the first

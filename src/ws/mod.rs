@@ -6,14 +6,15 @@
 pub mod actions;
 pub mod protocol;
 
-use crate::engine::events::{ClientHandle, Outgoing, QUEUE};
+use crate::engine::accounts::SessionId;
+use crate::engine::events::{ClientHandle, Eviction, Outgoing, QUEUE};
 use crate::engine::limits::TokenBucket;
-use crate::engine::{random_bytes, Caller, Engine, Error, Level};
+use crate::engine::{now_ms, random_bytes, Caller, Engine, Error, Level};
 use futures_util::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -94,13 +95,23 @@ pub struct SocketPolicy {
     pub requests_per_s: u32,
 }
 
+/// The session a socket was opened with: a logout finds the socket by
+/// `id`, and the socket closes by itself at `expires_at`.
+pub struct SocketSession {
+    pub id: SessionId,
+    /// Milliseconds since the epoch.
+    pub expires_at: i64,
+}
+
 /// Serves one upgraded socket until it closes. `keep` is held for the
 /// socket's lifetime (the connection slot that counts against the cap).
+#[allow(clippy::too_many_arguments)]
 pub async fn serve_socket<K: Send + 'static>(
     engine: Engine,
     socket: WebSocket,
     doc: String,
     caller: Caller,
+    session: Option<SocketSession>,
     level: Level,
     policy: SocketPolicy,
     keep: K,
@@ -109,7 +120,7 @@ pub async fn serve_socket<K: Send + 'static>(
     let client_id = hex::encode(random_bytes::<8>());
     let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel::<Outgoing>(QUEUE);
-    let kick = Arc::new(Notify::new());
+    let evict = Arc::new(Eviction::default());
     // Re-read: the permission may have changed during the upgrade.
     let level = engine.effective_level(&doc, caller.user()).unwrap_or(level);
     engine.hub().join(
@@ -117,11 +128,29 @@ pub async fn serve_socket<K: Send + 'static>(
         &client_id,
         ClientHandle {
             user: caller.user().cloned(),
+            session: session.as_ref().map(|s| s.id.clone()),
             level,
             tx: tx.clone(),
-            kick: kick.clone(),
+            evict: evict.clone(),
         },
     );
+    // A logout that ran before the join could not see this socket; the
+    // session it deleted is gone by now, so the socket sees that instead.
+    if let Some(s) = &session {
+        if !engine.session_is_live(&s.id).unwrap_or(false) {
+            evict.evict("logged out");
+        }
+    }
+    let session_ends = async {
+        match &session {
+            Some(s) => {
+                let left = u64::try_from(s.expires_at - now_ms()).unwrap_or(0);
+                tokio::time::sleep(Duration::from_millis(left)).await
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let mut session_ends = std::pin::pin!(session_ends);
     tracing::debug!(doc = %doc, client = %client_id, "socket joined");
 
     let writer = tokio::spawn(write_frames(sink, rx));
@@ -142,8 +171,12 @@ pub async fn serve_socket<K: Send + 'static>(
                 let _ = tx.try_send(Outgoing::Ping);
                 continue;
             }
-            _ = kick.notified() => {
-                let _ = tx.try_send(Outgoing::Close(1008, "too slow to read events"));
+            reason = evict.evicted() => {
+                let _ = tx.try_send(Outgoing::Close(1008, reason));
+                break;
+            }
+            _ = &mut session_ends => {
+                let _ = tx.try_send(Outgoing::Close(1008, "session expired"));
                 break;
             }
         };

@@ -2,7 +2,9 @@
 //! directory, and real HTTP and WebSocket clients.
 #![allow(dead_code)]
 
+pub mod flood;
 pub mod process;
+pub mod procfs;
 
 use futures_util::{SinkExt, StreamExt};
 use keystrate::config::{Config, ServeArgs};

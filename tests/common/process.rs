@@ -53,6 +53,11 @@ impl Proc {
         format!("{}{}", self.base, path)
     }
 
+    /// The server's resident set size in KiB.
+    pub fn rss_kb(&self) -> u64 {
+        super::procfs::rss_kb(self.child.id())
+    }
+
     /// SIGTERM, and the process must exit 0 (the graceful path).
     pub fn stop(mut self) {
         let status = self.sigterm();
