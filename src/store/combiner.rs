@@ -26,13 +26,14 @@ pub(crate) struct Combiner {
 }
 
 impl Combiner {
-    pub(crate) fn start(trees: AllTrees) -> Combiner {
+    /// Starts the combiner thread; it ends when every handle is dropped.
+    pub(crate) fn spawn(trees: AllTrees) -> (Combiner, std::thread::JoinHandle<()>) {
         let (queue, rx) = mpsc::unbounded_channel();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("keystrate-write".into())
             .spawn(move || run(trees, rx))
             .expect("spawn the write combiner thread");
-        Combiner { queue }
+        (Combiner { queue }, thread)
     }
 
     /// Returns once `change` is applied (not yet flushed).

@@ -20,12 +20,17 @@ impl Flusher {
     /// Starts the flusher thread for `db`. It ends when every handle is
     /// dropped.
     pub fn start(db: sled::Db) -> Flusher {
+        Self::spawn(db).0
+    }
+
+    /// Like [`Flusher::start`], with the thread's handle to join.
+    pub(crate) fn spawn(db: sled::Db) -> (Flusher, std::thread::JoinHandle<()>) {
         let (queue, rx) = mpsc::unbounded_channel();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("keystrate-flush".into())
             .spawn(move || run(db, rx))
             .expect("spawn the flusher thread");
-        Flusher { queue }
+        (Flusher { queue }, thread)
     }
 
     /// Waits until everything written before this call is on disk.

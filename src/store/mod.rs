@@ -15,6 +15,7 @@ use sled::transaction::{
 };
 use sled::Transactional;
 use std::path::Path;
+use std::sync::Arc;
 
 pub use combiner::Change;
 use combiner::Combiner;
@@ -68,6 +69,30 @@ pub struct Store {
     all: AllTrees,
     flusher: Flusher,
     combiner: Combiner,
+    /// Last, so that the queues above close before it joins the threads.
+    _writer_threads: Arc<WriterThreads>,
+}
+
+/// The flusher's and the combiner's threads. They hold the database, and so
+/// its lock, until their queues close; when the last handle on the store
+/// goes they are joined, so that the data directory is free again as soon
+/// as the store is dropped (the CLI, an import or the next server may open
+/// it right after).
+struct WriterThreads(Vec<std::thread::JoinHandle<()>>);
+
+impl Drop for WriterThreads {
+    fn drop(&mut self) {
+        // Bounded: a flusher handle kept elsewhere keeps its thread alive.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        for thread in self.0.drain(..) {
+            while !thread.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
+        }
+    }
 }
 
 /// The transactional view of every tree, handed to [`Store::write`] closures.
@@ -125,6 +150,8 @@ impl Store {
         ]);
         let [users, sessions, docs, perms, user_docs, invites, expiry, keys, key_index, session_expiry] =
             trees.0.clone();
+        let (flusher, flush_thread) = Flusher::spawn(db.clone());
+        let (combiner, write_thread) = Combiner::spawn(trees.clone());
         Ok(Store {
             users,
             sessions,
@@ -136,8 +163,9 @@ impl Store {
             keys,
             key_index,
             session_expiry,
-            flusher: Flusher::start(db.clone()),
-            combiner: Combiner::start(trees.clone()),
+            flusher,
+            combiner,
+            _writer_threads: Arc::new(WriterThreads(vec![flush_thread, write_thread])),
             all: trees,
             db,
         })
@@ -397,4 +425,26 @@ pub fn tx_put_json<T: Serialize>(
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError(format!("corrupt record: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The CLI, an import or the next server opens a directory right after
+    /// the previous store on it is dropped: its lock must be free by then,
+    /// not once the writer threads get around to ending.
+    #[test]
+    fn a_dropped_store_frees_its_directory_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        for i in 0..50u32 {
+            let store = Store::open(dir.path()).expect("opens right after the last drop");
+            runtime.block_on(async {
+                store.users.insert(i.to_be_bytes(), &[]).unwrap();
+                store.write_combined(Box::new(|_| Ok(()))).await.unwrap();
+                store.durable().await.unwrap();
+            });
+        }
+    }
 }
