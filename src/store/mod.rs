@@ -208,7 +208,20 @@ fn require_unlocked(dir: &Path) -> Result<(), StoreError> {
     let Ok(file) = std::fs::File::open(dir.join("db")) else {
         return Ok(()); // a new directory: nobody holds it
     };
-    match file.try_lock_exclusive() {
+    // A store dropped a moment ago (in this process, or a server that just
+    // exited) lets go of the lock only once sled's background writers end,
+    // a few milliseconds later; a running server never does.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    let mut locked = file.try_lock_exclusive();
+    while locked
+        .as_ref()
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        locked = file.try_lock_exclusive();
+    }
+    match locked {
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(StoreError(format!(
             "{} is in use by another keystrate process (a running server holds it; stop it \
              first, or use `keystrate user …` / `keystrate keys …`, which go through its admin socket)",
