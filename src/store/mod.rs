@@ -106,6 +106,12 @@ impl Store {
             .open()?;
         release_freed_memory();
         check_layout(&db)?;
+        if db.contains_key(crate::transfer::IMPORT_MARK)? {
+            return Err(StoreError(format!(
+                "an import into {} did not finish; delete the directory and run the import again",
+                dir.display()
+            )));
+        }
         Self::from_db(db)
     }
 
@@ -262,7 +268,7 @@ fn release_freed_memory() {
 /// The on-disk layout this build reads, kept in the default tree so that a
 /// data directory written with another layout is refused, not misread.
 const LAYOUT: &[u8] = b"3";
-const LAYOUT_KEY: &[u8] = b"keystrate-layout";
+pub const LAYOUT_KEY: &[u8] = b"keystrate-layout";
 
 fn check_layout(db: &sled::Db) -> Result<(), StoreError> {
     match db.get(LAYOUT_KEY)? {
