@@ -97,42 +97,100 @@ pub fn export(store: &Store, out: &mut dyn Write) -> Result<(), StoreError> {
         version: VERSION,
     };
     write_line(out, &header)?;
-    let mut line = |record: &Record| write_line(out, record);
-    for item in store.users.iter() {
+    each_record(&store.db, InviteLayout::BytesUnderDoc, |record| {
+        write_line(out, &record)
+    })?;
+    out.flush().map_err(write_failed)
+}
+
+/// Where a storage layout keeps an invite's document and key. Everything
+/// else is stored alike in layouts 1 to 3, so one reader serves them all
+/// (the layout migration reads old stores with it).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum InviteLayout {
+    /// Layout 1: `invite key (hex)` → the record, which holds both.
+    KeyOnly,
+    /// Layout 2: `doc \0 invite key (hex)`.
+    HexUnderDoc,
+    /// Layout 3: `doc \0 <invite key's 32 bytes>`.
+    BytesUnderDoc,
+}
+
+/// A layout 1 invite: its key and document inside the stored JSON.
+#[derive(Deserialize)]
+struct SelfNamedInvite {
+    key: String,
+    doc: String,
+    #[serde(flatten)]
+    rest: InviteRecord,
+}
+
+fn read_invite(layout: InviteLayout, key: &[u8], bytes: &[u8]) -> Result<InviteRecord, StoreError> {
+    match layout {
+        InviteLayout::BytesUnderDoc => read_record(key, bytes),
+        InviteLayout::HexUnderDoc => {
+            let split = key
+                .iter()
+                .position(|b| *b == SEP)
+                .ok_or_else(|| corrupt("invite"))?;
+            let mut invite: InviteRecord = decode(bytes)?;
+            invite.doc = utf8(&key[..split])?;
+            invite.key = utf8(&key[split + 1..])?;
+            Ok(invite)
+        }
+        InviteLayout::KeyOnly => {
+            let named: SelfNamedInvite = decode(bytes)?;
+            Ok(InviteRecord {
+                key: named.key,
+                doc: named.doc,
+                ..named.rest
+            })
+        }
+    }
+}
+
+/// Hands every record of `db` to `emit`: by type, then in storage key order.
+pub(crate) fn each_record(
+    db: &sled::Db,
+    invites: InviteLayout,
+    mut emit: impl FnMut(Record) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let tree = |name: &str| db.open_tree(name);
+    for item in tree("users")?.iter() {
         let (_, bytes) = item?;
         let user: UserRecord = decode(&bytes)?;
-        line(&Record::User {
+        emit(Record::User {
             username: user.username,
             provider: user.provider,
             password_hash: user.password_hash,
             created_at: user.created_at,
         })?;
     }
-    for item in store.docs.iter() {
+    for item in tree("docs")?.iter() {
         let (id, bytes) = item?;
         let doc: DocRecord = decode(&bytes)?;
-        line(&Record::Document {
+        emit(Record::Document {
             id: utf8(&id)?,
             created_at: doc.created_at,
             created_by: doc.created_by,
         })?;
     }
-    for item in store.perms.iter() {
+    for item in tree("perms")?.iter() {
         let (key, level) = item?;
         let split = key
             .iter()
             .position(|b| *b == SEP)
             .ok_or_else(|| corrupt("permission"))?;
-        line(&Record::Permission {
+        emit(Record::Permission {
             document: utf8(&key[..split])?,
             user: user_from_id(&key[split + 1..]).ok_or_else(|| corrupt("permission"))?,
             permissions: utf8(&level)?,
         })?;
     }
-    for item in store.invites.iter() {
+    for item in tree("invites")?.iter() {
         let (key, bytes) = item?;
-        let invite = read_record(&key, &bytes)?;
-        line(&Record::Invite {
+        let invite = read_invite(invites, &key, &bytes)?;
+        emit(Record::Invite {
             document: invite.doc,
             key: invite.key,
             permissions: invite.permissions,
@@ -143,10 +201,10 @@ pub fn export(store: &Store, out: &mut dyn Write) -> Result<(), StoreError> {
             accepted_by: invite.accepted_by,
         })?;
     }
-    for item in store.keys.iter() {
+    for item in tree("keys")?.iter() {
         let (_, bytes) = item?;
         let key: KeyRecord = decode(&bytes)?;
-        line(&Record::Key {
+        emit(Record::Key {
             id: key.id,
             document: key.doc,
             owner: key.owner,
@@ -156,31 +214,31 @@ pub fn export(store: &Store, out: &mut dyn Write) -> Result<(), StoreError> {
             last_used_at: key.last_used_at,
         })?;
     }
-    for item in store.db.open_tree(directory::IDENTITIES)?.iter() {
+    for item in tree(directory::IDENTITIES)?.iter() {
         let (identity_key, bytes) = item?;
         let identity: IdentityRecord = decode(&bytes)?;
-        line(&Record::Identity {
+        emit(Record::Identity {
             identity_key: utf8(&identity_key)?,
             account: identity.account,
             cacao: identity.cacao,
         })?;
     }
-    for item in store.db.open_tree(directory::INVITE_KEYS)?.iter() {
+    for item in tree(directory::INVITE_KEYS)?.iter() {
         let (account, invite_key) = item?;
-        line(&Record::InviteKey {
+        emit(Record::InviteKey {
             account: utf8(&account)?,
             invite_key: utf8(&invite_key)?,
         })?;
     }
-    for item in store.db.open_tree(directory::REVOCATIONS)?.iter() {
+    for item in tree(directory::REVOCATIONS)?.iter() {
         let (identity_key, at) = item?;
         let at: [u8; 8] = at.as_ref().try_into().map_err(|_| corrupt("revocation"))?;
-        line(&Record::Revocation {
+        emit(Record::Revocation {
             identity_key: utf8(&identity_key)?,
             revoked_at: i64::from_be_bytes(at),
         })?;
     }
-    out.flush().map_err(write_failed)
+    Ok(())
 }
 
 fn write_line(out: &mut dyn Write, value: &impl Serialize) -> Result<(), StoreError> {
@@ -396,11 +454,17 @@ const BATCH: usize = 1000;
 /// the last write is flushed, so a crash half way leaves a store the server
 /// refuses to start on (and the next import refuses as not empty).
 pub fn import(store: &Store, records: &[Record]) -> Result<(), String> {
+    import_marked(store, records, b"")
+}
+
+/// [`import`], with `note` kept in the mark: what [`Store::open`] adds to
+/// its refusal should the import not finish.
+pub(crate) fn import_marked(store: &Store, records: &[Record], note: &[u8]) -> Result<(), String> {
     let failed = |e: StoreError| e.to_string();
     if !is_empty(store).map_err(failed)? {
         return Err("the store is not empty; import only into a new data directory".into());
     }
-    store.db.insert(IMPORT_MARK, b"").map_err(|e| e.to_string())?;
+    store.db.insert(IMPORT_MARK, note).map_err(|e| e.to_string())?;
     store.flush_now().map_err(failed)?;
     for batch in records.chunks(BATCH) {
         store
