@@ -264,6 +264,31 @@ async fn a_bad_line_is_named_by_its_number_and_nothing_is_written() {
     }
 }
 
+#[tokio::test]
+async fn a_store_whose_import_did_not_finish_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    ok(&cli_with_stdin(&["user", "add", "alice", "--data", path(&data)], PASSWORD.as_bytes()));
+    {
+        // What `import` leaves behind when it dies before its last flush.
+        let db = sled::Config::new()
+            .path(&data)
+            .segment_size(2 * 1024 * 1024)
+            .open()
+            .unwrap();
+        db.insert("keystrate-import-in-progress", "").unwrap();
+        db.flush().unwrap();
+    }
+    let out = Command::new(BIN)
+        .arg("--data")
+        .arg(&data)
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    fails(&out, "did not finish; delete the directory and run the import again");
+    fails(&cli(&["export", "--data", path(&data)]), "did not finish");
+}
+
 /// The argon2 hash of [`PASSWORD`] as this build stores it.
 fn password_hash(root: &Path) -> String {
     let source = root.join("hash-source");
