@@ -10,7 +10,9 @@
 use crate::engine::accounts::UserRecord;
 use crate::engine::directory::{self, cacao::Cacao, IdentityRecord};
 use crate::engine::documents::{tx_set_entry, user_from_id, validate_doc_id, DocRecord};
-use crate::engine::invites::{read_record, tx_put_invite, well_formed_key, Acceptance, InviteRecord};
+use crate::engine::invites::{
+    read_record, tx_put_invite, well_formed_key, Acceptance, InviteRecord,
+};
 use crate::engine::keys::{KeyRecord, ACCOUNT_PREFIX, APP_PREFIX};
 use crate::engine::{Level, User};
 use crate::store::{decode, tx_put_json, Store, StoreError, SEP};
@@ -346,7 +348,13 @@ fn check(record: &Record) -> Result<(), String> {
             password_hash,
             ..
         } => {
-            user_ok(&User { username: username.clone(), provider: provider.clone() }, "user")?;
+            user_ok(
+                &User {
+                    username: username.clone(),
+                    provider: provider.clone(),
+                },
+                "user",
+            )?;
             if password_hash.is_empty() {
                 return Err("user: empty password hash".into());
             }
@@ -386,7 +394,10 @@ fn check(record: &Record) -> Result<(), String> {
                 .try_for_each(|a| user_ok(&a.user, "acceptedBy"))
         }
         Record::Key {
-            id, document, owner, ..
+            id,
+            document,
+            owner,
+            ..
         } => {
             let kind_ok = match document {
                 Some(doc) => {
@@ -435,7 +446,9 @@ pub fn is_empty(store: &Store) -> Result<bool, StoreError> {
     for name in store.db.tree_names() {
         let tree = store.db.open_tree(&name)?;
         let empty = if name == b"__sled__default" {
-            tree.iter().keys().all(|k| k.is_ok_and(|k| k == crate::store::LAYOUT_KEY))
+            tree.iter()
+                .keys()
+                .all(|k| k.is_ok_and(|k| k == crate::store::LAYOUT_KEY))
         } else {
             tree.is_empty()
         };
@@ -464,7 +477,10 @@ pub(crate) fn import_marked(store: &Store, records: &[Record], note: &[u8]) -> R
     if !is_empty(store).map_err(failed)? {
         return Err("the store is not empty; import only into a new data directory".into());
     }
-    store.db.insert(IMPORT_MARK, note).map_err(|e| e.to_string())?;
+    store
+        .db
+        .insert(IMPORT_MARK, note)
+        .map_err(|e| e.to_string())?;
     store.flush_now().map_err(failed)?;
     for batch in records.chunks(BATCH) {
         store
@@ -493,7 +509,11 @@ fn put(
             password_hash,
             created_at,
         } => {
-            let id = User { username: username.clone(), provider: provider.clone() }.id();
+            let id = User {
+                username: username.clone(),
+                provider: provider.clone(),
+            }
+            .id();
             let user = UserRecord {
                 username,
                 provider,

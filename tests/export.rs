@@ -46,7 +46,10 @@ fn ok(o: &Output) -> String {
 fn fails(o: &Output, message: &str) {
     assert!(!o.status.success(), "should fail: {o:?}");
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains(message), "stderr {err:?} should contain {message:?}");
+    assert!(
+        err.contains(message),
+        "stderr {err:?} should contain {message:?}"
+    );
 }
 
 fn path(p: &Path) -> &str {
@@ -58,7 +61,12 @@ fn types(lines: &str) -> Vec<String> {
     lines
         .lines()
         .skip(1)
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["type"].as_str().unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect()
 }
 
@@ -83,7 +91,12 @@ async fn accept(base: &str, name: &str, doc: &str, invite: &str) -> common::User
         .await
         .unwrap();
     assert_eq!(r.status(), 303, "{name} accepts {invite}");
-    let r = user.http.get(user.url(&format!("/{doc}/"))).send().await.unwrap();
+    let r = user
+        .http
+        .get(user.url(&format!("/{doc}/")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "{name} may open {doc}");
     user
 }
@@ -99,12 +112,18 @@ async fn export_import_export_gives_the_same_lines_and_the_copy_serves_the_data(
     alice.create_doc("doc1").await;
     let mut ws = alice.ws("doc1").await;
     let used = ws
-        .ok("createInvite", None, json!({"permissions": "rw", "maxUses": 3}))
+        .ok(
+            "createInvite",
+            None,
+            json!({"permissions": "rw", "maxUses": 3}),
+        )
         .await["key"]
         .as_str()
         .unwrap()
         .to_string();
-    let spare = ws.ok("createInvite", None, json!({"permissions": "r"})).await["key"]
+    let spare = ws
+        .ok("createInvite", None, json!({"permissions": "r"}))
+        .await["key"]
         .as_str()
         .unwrap()
         .to_string();
@@ -112,7 +131,14 @@ async fn export_import_export_gives_the_same_lines_and_the_copy_serves_the_data(
 
     // An app key and an account key.
     let app_key = ok(&cli(&[
-        "keys", "create", "doc1", "bridge", "--owner", "alice", "--data", path(&old),
+        "keys",
+        "create",
+        "doc1",
+        "bridge",
+        "--owner",
+        "alice",
+        "--data",
+        path(&old),
     ]));
     let app_key = app_key.trim().to_string();
     let r = alice
@@ -165,7 +191,13 @@ async fn export_import_export_gives_the_same_lines_and_the_copy_serves_the_data(
 
     // ... gives the same lines as on the stopped store, into a 0600 file.
     let file = root.path().join("backup.jsonl");
-    ok(&cli(&["export", "--data", path(&old), "--out", path(&file)]));
+    ok(&cli(&[
+        "export",
+        "--data",
+        path(&old),
+        "--out",
+        path(&file),
+    ]));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), running);
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
@@ -213,9 +245,15 @@ async fn export_import_export_gives_the_same_lines_and_the_copy_serves_the_data(
 async fn import_refuses_a_store_that_is_not_empty_and_changes_nothing() {
     let root = tempfile::tempdir().unwrap();
     let (source, target) = (root.path().join("source"), root.path().join("target"));
-    ok(&cli_with_stdin(&["user", "add", "alice", "--data", path(&source)], PASSWORD.as_bytes()));
+    ok(&cli_with_stdin(
+        &["user", "add", "alice", "--data", path(&source)],
+        PASSWORD.as_bytes(),
+    ));
     let lines = ok(&cli(&["export", "--data", path(&source)]));
-    ok(&cli_with_stdin(&["user", "add", "zed", "--data", path(&target)], PASSWORD.as_bytes()));
+    ok(&cli_with_stdin(
+        &["user", "add", "zed", "--data", path(&target)],
+        PASSWORD.as_bytes(),
+    ));
     let before = ok(&cli(&["export", "--data", path(&target)]));
 
     fails(
@@ -237,7 +275,10 @@ async fn import_refuses_a_store_that_is_not_empty_and_changes_nothing() {
 async fn a_bad_line_is_named_by_its_number_and_nothing_is_written() {
     let root = tempfile::tempdir().unwrap();
     let source = root.path().join("source");
-    ok(&cli_with_stdin(&["user", "add", "alice", "--data", path(&source)], PASSWORD.as_bytes()));
+    ok(&cli_with_stdin(
+        &["user", "add", "alice", "--data", path(&source)],
+        PASSWORD.as_bytes(),
+    ));
     let good = ok(&cli(&["export", "--data", path(&source)]));
     let user_line = good.lines().nth(1).unwrap();
     let invite = json!({
@@ -247,11 +288,20 @@ async fn a_bad_line_is_named_by_its_number_and_nothing_is_written() {
         "maxUses": null, "acceptedBy": []
     });
     let cases = [
-        (format!("{good}{{\"type\":\"user\",\"username\":"), "line 3:"),
+        (
+            format!("{good}{{\"type\":\"user\",\"username\":"),
+            "line 3:",
+        ),
         (format!("{good}{{\"type\":\"nothing\"}}\n"), "line 3:"),
         (format!("{good}{invite}\n"), "line 3: invite key must be 64"),
-        (format!("{good}{user_line}\n"), "line 3: a record with the same key"),
-        (good.replacen("\"version\":1", "\"version\":9", 1), "line 1: export version 9"),
+        (
+            format!("{good}{user_line}\n"),
+            "line 3: a record with the same key",
+        ),
+        (
+            good.replacen("\"version\":1", "\"version\":9", 1),
+            "line 1: export version 9",
+        ),
         (String::new(), "no keystrate export header"),
     ];
     for (i, (input, message)) in cases.iter().enumerate() {
@@ -268,7 +318,10 @@ async fn a_bad_line_is_named_by_its_number_and_nothing_is_written() {
 async fn a_store_whose_import_did_not_finish_is_refused() {
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
-    ok(&cli_with_stdin(&["user", "add", "alice", "--data", path(&data)], PASSWORD.as_bytes()));
+    ok(&cli_with_stdin(
+        &["user", "add", "alice", "--data", path(&data)],
+        PASSWORD.as_bytes(),
+    ));
     {
         // What `import` leaves behind when it dies before its last flush.
         let db = sled::Config::new()
@@ -285,14 +338,20 @@ async fn a_store_whose_import_did_not_finish_is_refused() {
         .args(["--listen", "127.0.0.1:0"])
         .output()
         .unwrap();
-    fails(&out, "did not finish; delete the directory and run the import again");
+    fails(
+        &out,
+        "did not finish; delete the directory and run the import again",
+    );
     fails(&cli(&["export", "--data", path(&data)]), "did not finish");
 }
 
 /// The argon2 hash of [`PASSWORD`] as this build stores it.
 fn password_hash(root: &Path) -> String {
     let source = root.join("hash-source");
-    ok(&cli_with_stdin(&["user", "add", "alice", "--data", path(&source)], PASSWORD.as_bytes()));
+    ok(&cli_with_stdin(
+        &["user", "add", "alice", "--data", path(&source)],
+        PASSWORD.as_bytes(),
+    ));
     let lines = ok(&cli(&["export", "--data", path(&source)]));
     let user: Value = serde_json::from_str(lines.lines().nth(1).unwrap()).unwrap();
     user["passwordHash"].as_str().unwrap().to_string()
@@ -324,10 +383,15 @@ fn write_old_store(dir: &Path, layout: &str, hash: &str, invite: &str) {
         )
         .unwrap();
     tree("docs")
-        .insert("doc1", json(json!({"created_at": 1_700_000_000_000i64, "created_by": alice})))
+        .insert(
+            "doc1",
+            json(json!({"created_at": 1_700_000_000_000i64, "created_by": alice})),
+        )
         .unwrap();
     tree("perms").insert(b"doc1\0alice:local", "arw").unwrap();
-    tree("user_docs").insert(b"alice:local\0doc1", "arw").unwrap();
+    tree("user_docs")
+        .insert(b"alice:local\0doc1", "arw")
+        .unwrap();
     let expires_at: i64 = 4_000_000_000_000; // year 2096
     let mut record = json!({
         "permissions": "rw", "created_at": 1_700_000_000_000i64, "expires_at": expires_at,
@@ -342,7 +406,9 @@ fn write_old_store(dir: &Path, layout: &str, hash: &str, invite: &str) {
         tree("doc_invites")
             .insert(key(&[b"doc1", b"alice:local", invite.as_bytes()]), b"")
             .unwrap();
-        tree("expiry").insert(key(&[&deadline, invite.as_bytes()]), b"").unwrap();
+        tree("expiry")
+            .insert(key(&[&deadline, invite.as_bytes()]), b"")
+            .unwrap();
     } else {
         tree("invites")
             .insert(key(&[b"doc1", invite.as_bytes()]), json(record))
@@ -364,11 +430,18 @@ async fn stores_of_layouts_1_and_2_are_migrated_at_start_with_a_copy_aside() {
         write_old_store(&data, layout, &hash, &invite);
 
         let server = Proc::start(&data, &[]).await;
-        assert_eq!(password_login(&server.base, "alice").await, 200, "layout {layout}");
+        assert_eq!(
+            password_login(&server.base, "alice").await,
+            200,
+            "layout {layout}"
+        );
         let alice = login(&server.base, "alice").await;
         let mut ws = alice.ws("doc1").await;
         let listed = ws.ok("getInvites", None, json!({})).await;
-        assert!(listed.to_string().contains(&invite), "layout {layout}: {listed}");
+        assert!(
+            listed.to_string().contains(&invite),
+            "layout {layout}: {listed}"
+        );
         accept(&server.base, "bob", "doc1", &invite).await;
         server.stop();
 
@@ -395,7 +468,12 @@ async fn stores_of_layouts_1_and_2_are_migrated_at_start_with_a_copy_aside() {
         } else {
             [b"doc1\0".as_slice(), invite.as_bytes()].concat()
         };
-        assert!(db.open_tree("invites").unwrap().get(old_key).unwrap().is_some());
+        assert!(db
+            .open_tree("invites")
+            .unwrap()
+            .get(old_key)
+            .unwrap()
+            .is_some());
         drop(db);
 
         // The migrated store restarts as it is (no second migration).

@@ -262,7 +262,10 @@ async fn a_data_directory_with_a_newer_storage_layout_is_refused_untouched() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("uses storage layout 4, newer than"), "{stderr}");
+    assert!(
+        stderr.contains("uses storage layout 4, newer than"),
+        "{stderr}"
+    );
     let export = format!("keystrate export --data {}", dir.path().display());
     assert!(stderr.contains(&export), "{stderr}");
     assert!(stderr.contains("keystrate import --data"), "{stderr}");

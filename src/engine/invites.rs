@@ -381,7 +381,10 @@ pub(crate) fn split_doc_key(tail: &[u8]) -> Option<(String, String)> {
 
 /// Decodes the invite stored at `record_key`, filling in the document and
 /// key that the sled key holds.
-pub(crate) fn read_record(record_key: &[u8], bytes: &[u8]) -> std::result::Result<InviteRecord, StoreError> {
+pub(crate) fn read_record(
+    record_key: &[u8],
+    bytes: &[u8],
+) -> std::result::Result<InviteRecord, StoreError> {
     let (doc, key) = split_doc_key(record_key)
         .ok_or_else(|| StoreError("invite stored under a malformed key".into()))?;
     let mut invite: InviteRecord = decode(bytes)?;

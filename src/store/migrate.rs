@@ -44,9 +44,7 @@ pub(crate) fn prepare(dir: &Path) -> Result<Option<Pending>, StoreError> {
         "1" => InviteLayout::KeyOnly,
         "2" => InviteLayout::HexUnderDoc,
         // Layout 2 written with sled's old segment size is read like layout 2.
-        current if current.as_bytes() == LAYOUT && segment_size == SEGMENT_SIZE => {
-            return Ok(None)
-        }
+        current if current.as_bytes() == LAYOUT && segment_size == SEGMENT_SIZE => return Ok(None),
         current if current.as_bytes() == LAYOUT => InviteLayout::BytesUnderDoc,
         newer => return Err(newer_layout(dir, newer)),
     };
