@@ -79,7 +79,8 @@ pub enum Record {
     Identity {
         identity_key: String,
         account: String,
-        cacao: Cacao,
+        // Boxed: a CACAO is several times the size of any other record.
+        cacao: Box<Cacao>,
     },
     InviteKey {
         account: String,
@@ -222,7 +223,7 @@ pub(crate) fn each_record(
         emit(Record::Identity {
             identity_key: utf8(&identity_key)?,
             account: identity.account,
-            cacao: identity.cacao,
+            cacao: Box::new(identity.cacao),
         })?;
     }
     for item in tree(directory::INVITE_KEYS)?.iter() {
@@ -610,7 +611,7 @@ fn put_directory(store: &Store, records: &[Record]) -> Result<(), StoreError> {
             } => {
                 let identity = IdentityRecord {
                     account: account.clone(),
-                    cacao: cacao.clone(),
+                    cacao: (**cacao).clone(),
                 };
                 let bytes = serde_json::to_vec(&identity).expect("records always serialise");
                 identities.insert(identity_key.as_bytes(), bytes)?;
