@@ -153,8 +153,7 @@ async fn on_store(data: &Path, request: Request) -> Result<Value, String> {
 
 /// `keystrate export`: through the running server's admin socket, or from
 /// the stopped store. Writes to `out` (created 0600: it holds password
-/// hashes and key secrets) or standard output. `Ok` is what to print on
-/// nothing else.
+/// hashes and key secrets) or standard output, and prints nothing else.
 pub async fn export(data: &Path, out: Option<&Path>) -> Result<(), String> {
     let lines = match UnixStream::connect(admin::socket_path(data)).await {
         Ok(stream) => match through_server(stream, &Request::Export).await? {

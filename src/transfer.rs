@@ -638,3 +638,47 @@ fn put_directory(store: &Store, records: &[Record]) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "{\"format\":\"keystrate-export\",\"version\":1}\n";
+
+    fn read_text(text: &str) -> Result<Vec<Record>, String> {
+        read(text.as_bytes())
+    }
+
+    #[test]
+    fn a_record_line_reads_back_to_the_same_line() {
+        let line = r#"{"type":"permission","document":"doc1","user":{"username":"anonymous","provider":""},"permissions":"r"}"#;
+        let records = read_text(&format!("{HEADER}{line}\n")).unwrap();
+        assert_eq!(serde_json::to_string(&records[0]).unwrap(), line);
+    }
+
+    #[test]
+    fn unknown_fields_and_types_are_refused_with_their_line() {
+        for (line, message) in [
+            (
+                r#"{"type":"invite_key","account":"eip155:1:0xab","inviteKey":"did:key:z6LS","extra":1}"#,
+                "unknown field `extra`",
+            ),
+            (
+                r#"{"type":"session","id":"x"}"#,
+                "unknown variant `session`",
+            ),
+            (
+                r#"{"type":"permission","document":"doc1","user":{"username":"bob","provider":"local"},"permissions":""}"#,
+                "are not r, rw or arw",
+            ),
+            (
+                r#"{"type":"key","id":"act_1","document":"doc1","owner":{"username":"bob","provider":"local"},"name":"n","secret":"s","createdAt":1,"lastUsedAt":null}"#,
+                "must start with app_",
+            ),
+        ] {
+            let error = read_text(&format!("{HEADER}{line}\n")).unwrap_err();
+            assert!(error.starts_with("line 2: "), "{error}");
+            assert!(error.contains(message), "{error}");
+        }
+    }
+}
