@@ -58,6 +58,8 @@ pub enum Request {
     DeleteUser {
         name: String,
     },
+    /// Every record as export lines (`docs/export.md`), in one string.
+    Export,
 }
 
 /// A password on its way to the engine; `Debug` never shows it.
@@ -146,6 +148,18 @@ pub async fn execute(engine: &Engine, request: Request) -> Result<Value> {
         Request::DeleteUser { name } => {
             engine.delete_user(&parse_user(&name)).await?;
             Ok(json!({}))
+        }
+        Request::Export => {
+            let store = engine.store().clone();
+            let lines = tokio::task::spawn_blocking(move || {
+                let mut lines = Vec::new();
+                crate::transfer::export(&store, &mut lines).map(|()| lines)
+            })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+            Ok(Value::String(
+                String::from_utf8(lines).expect("export lines are JSON text"),
+            ))
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `keystrate keys …` and `keystrate user …`: operator commands. When a
+//! `keystrate keys …`, `user …`, `export` and `import`: operator commands. When a
 //! server runs on the data directory, the request goes through its admin
 //! socket (the server holds sled's lock); otherwise the CLI opens the store
 //! itself. Both paths run [`admin::execute`], so the rules are the same.
@@ -10,7 +10,7 @@ use crate::engine::users::{display_name, parse_user, UserSummary};
 use crate::engine::{Engine, User};
 use crate::store::Store;
 use serde_json::Value;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write};
 use std::path::Path;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
@@ -110,10 +110,7 @@ async fn run(data: &Path, request: Request) -> Result<Value, String> {
         Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
             on_store(data, request).await
         }
-        Err(e) => Err(format!(
-            "cannot reach the server's admin socket in {}: {e}",
-            data.display()
-        )),
+        Err(e) => Err(unreachable_server(data, e)),
     }
 }
 
@@ -144,7 +141,7 @@ async fn on_store(data: &Path, request: Request) -> Result<Value, String> {
     if !data.is_dir() && !matches!(request, Request::AddUser { .. }) {
         return Err(format!("no data directory at {}", data.display()));
     }
-    let store = Store::open(data).map_err(|e| format!("cannot open {}: {e}", data.display()))?;
+    let store = open(data)?;
     let engine = Engine::new(store, Default::default());
     let result = admin::execute(&engine, request).await;
     engine
@@ -152,4 +149,84 @@ async fn on_store(data: &Path, request: Request) -> Result<Value, String> {
         .flush_now()
         .map_err(|e| format!("cannot flush {}: {e}", data.display()))?;
     result.map_err(|e| e.to_string())
+}
+
+/// `keystrate export`: through the running server's admin socket, or from
+/// the stopped store. Writes to `out` (created 0600: it holds password
+/// hashes and key secrets) or standard output, and prints nothing else.
+pub async fn export(data: &Path, out: Option<&Path>) -> Result<(), String> {
+    let lines = match UnixStream::connect(admin::socket_path(data)).await {
+        Ok(stream) => match through_server(stream, &Request::Export).await? {
+            Value::String(lines) => lines.into_bytes(),
+            other => return Err(format!("unexpected reply from the server: {other}")),
+        },
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
+            if !data.is_dir() {
+                return Err(format!("no data directory at {}", data.display()));
+            }
+            let store = open(data)?;
+            let mut lines = Vec::new();
+            crate::transfer::export(&store, &mut lines).map_err(|e| e.to_string())?;
+            lines
+        }
+        Err(e) => return Err(unreachable_server(data, e)),
+    };
+    let written = match out {
+        Some(path) => private_file(path).and_then(|mut f| f.write_all(&lines)),
+        None => std::io::stdout().write_all(&lines),
+    };
+    written.map_err(|e| format!("cannot write the export: {e}"))
+}
+
+/// A file only its owner can read, created or emptied.
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // `mode` applies only to a new file.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(file)
+}
+
+/// `keystrate import`: checks the whole input first (nothing is written
+/// from a bad file), then fills the empty, stopped store. `Ok` is what to
+/// print on stdout.
+pub async fn import(data: &Path, input: Option<&Path>) -> Result<String, String> {
+    if UnixStream::connect(admin::socket_path(data)).await.is_ok() {
+        return Err(format!(
+            "a server is running on {}; import only into a new data directory, with no server on it",
+            data.display()
+        ));
+    }
+    let records = match input {
+        Some(path) => {
+            let file = std::fs::File::open(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            crate::transfer::read(std::io::BufReader::new(file))
+        }
+        None => crate::transfer::read(std::io::stdin().lock()),
+    }
+    .map_err(|e| format!("nothing imported: {e}"))?;
+    let store = open(data)?;
+    crate::transfer::import(&store, &records)?;
+    Ok(format!(
+        "imported {} records into {}\n",
+        records.len(),
+        data.display()
+    ))
+}
+
+fn open(data: &Path) -> Result<Store, String> {
+    Store::open(data).map_err(|e| format!("cannot open {}: {e}", data.display()))
+}
+
+fn unreachable_server(data: &Path, e: std::io::Error) -> String {
+    format!(
+        "cannot reach the server's admin socket in {}: {e}",
+        data.display()
+    )
 }

@@ -41,6 +41,18 @@ pub enum Command {
     /// Manage the API keys of documents (works with the server running or not).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Write every record as JSON Lines (works with the server running or not).
+    Export {
+        /// File to write (created 0600); standard output without it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Read an export into an empty data directory (server stopped).
+    Import {
+        /// File to read; standard input without it.
+        #[arg(long = "in")]
+        input: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod http;
 pub mod server;
 pub mod store;
+pub mod transfer;
 pub mod ws;
 
 pub use config::Config;

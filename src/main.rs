@@ -45,6 +45,12 @@ fn main() -> ExitCode {
             Some(Command::Keys(command)) => keystrate::cli::keys(&cli.data, command)
                 .await
                 .map(|out| print!("{out}")),
+            Some(Command::Export { out }) => {
+                keystrate::cli::export(&cli.data, out.as_deref()).await
+            }
+            Some(Command::Import { input }) => keystrate::cli::import(&cli.data, input.as_deref())
+                .await
+                .map(|out| print!("{out}")),
         }
     });
     match result {

@@ -29,11 +29,11 @@ pub const LOGIN_FAILURE_WINDOW: Duration = Duration::from_secs(300);
 const PURGE_BATCH: usize = 256;
 
 #[derive(Serialize, Deserialize)]
-struct UserRecord {
-    username: String,
-    provider: String,
-    password_hash: String,
-    created_at: i64,
+pub(crate) struct UserRecord {
+    pub(crate) username: String,
+    pub(crate) provider: String,
+    pub(crate) password_hash: String,
+    pub(crate) created_at: i64,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -45,9 +45,9 @@ pub fn validate_doc_id(id: &str) -> Result<()> {
 }
 
 #[derive(Serialize, Deserialize)]
-struct DocRecord {
-    created_at: i64,
-    created_by: User,
+pub(crate) struct DocRecord {
+    pub(crate) created_at: i64,
+    pub(crate) created_by: User,
 }
 
 /// One permission entry as listed by `getPermissions`.
@@ -83,7 +83,7 @@ fn user_doc_key(user: &User, doc: &str) -> Vec<u8> {
     key(&[user.id().as_bytes(), doc.as_bytes()])
 }
 
-fn user_from_id(id: &[u8]) -> Option<User> {
+pub(crate) fn user_from_id(id: &[u8]) -> Option<User> {
     let id = std::str::from_utf8(id).ok()?;
     let (username, provider) = id.split_once(':')?;
     Some(User {

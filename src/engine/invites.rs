@@ -346,7 +346,7 @@ pub struct InvitePage {
 }
 
 /// Invite keys are 64 lowercase hex characters; anything else cannot exist.
-fn well_formed_key(key: &str) -> bool {
+pub(crate) fn well_formed_key(key: &str) -> bool {
     key.len() == 64 && key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
@@ -381,7 +381,10 @@ pub(crate) fn split_doc_key(tail: &[u8]) -> Option<(String, String)> {
 
 /// Decodes the invite stored at `record_key`, filling in the document and
 /// key that the sled key holds.
-fn read_record(record_key: &[u8], bytes: &[u8]) -> std::result::Result<InviteRecord, StoreError> {
+pub(crate) fn read_record(
+    record_key: &[u8],
+    bytes: &[u8],
+) -> std::result::Result<InviteRecord, StoreError> {
     let (doc, key) = split_doc_key(record_key)
         .ok_or_else(|| StoreError("invite stored under a malformed key".into()))?;
     let mut invite: InviteRecord = decode(bytes)?;
@@ -399,7 +402,7 @@ pub(crate) fn expiry_key(expires_at: i64, doc: &str, invite_key: &str) -> Vec<u8
     with_raw_key(prefix(&[&deadline, doc.as_bytes()]), invite_key)
 }
 
-fn tx_put_invite(
+pub(crate) fn tx_put_invite(
     tx: &Tx,
     invite: &InviteRecord,
 ) -> std::result::Result<(), UnabortableTransactionError> {

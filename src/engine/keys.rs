@@ -61,7 +61,7 @@ pub struct KeyDetails {
 }
 
 impl KeyRecord {
-    fn index_key(&self) -> Vec<u8> {
+    pub(crate) fn index_key(&self) -> Vec<u8> {
         let doc = self.doc.as_deref().unwrap_or("");
         key(&[
             doc.as_bytes(),

@@ -8,6 +8,7 @@
 
 mod combiner;
 mod flusher;
+mod migrate;
 
 use serde::{de::DeserializeOwned, Serialize};
 use sled::transaction::{
@@ -122,8 +123,9 @@ impl Store {
     pub fn open_with_cache(dir: &Path, cache_mb: u64) -> Result<Store, StoreError> {
         create_private_dir(dir).map_err(|e| StoreError(e.to_string()))?;
         require_free_space(dir)?;
-        check_segment_size(dir)?;
         require_unlocked(dir)?;
+        let migration = migrate::prepare(dir)?;
+        check_segment_size(dir)?;
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_mb.saturating_mul(1024 * 1024))
@@ -131,7 +133,32 @@ impl Store {
             .open()?;
         release_freed_memory();
         check_layout(&db)?;
-        Self::from_db(db)
+        if let Some(unfinished) = db.get(crate::transfer::IMPORT_MARK)? {
+            return Err(StoreError(format!(
+                "an import into {} did not finish; delete the directory and run the import \
+                 again{}",
+                dir.display(),
+                String::from_utf8_lossy(&unfinished)
+            )));
+        }
+        let store = Self::from_db(db)?;
+        if let Some(pending) = migration {
+            let note = format!(
+                " (or, for the layout migration, move {} back to {})",
+                pending.backup.display(),
+                dir.display()
+            );
+            crate::transfer::import_marked(&store, &pending.records, note.as_bytes())
+                .map_err(StoreError)?;
+            tracing::info!(
+                from = %pending.from,
+                to = %String::from_utf8_lossy(LAYOUT),
+                records = pending.records.len(),
+                backup = %pending.backup.display(),
+                "data directory migrated to the current storage layout; the old one is kept aside"
+            );
+        }
+        Ok(store)
     }
 
     fn from_db(db: sled::Db) -> Result<Store, StoreError> {
@@ -276,7 +303,7 @@ pub const DEFAULT_CACHE_MB: u64 = 8;
 /// sled's log segment size. With 2 MiB segments (sled's default is 512 KiB)
 /// the first start after a million invites replays the log in 0.9 s instead
 /// of 1.2 s; larger ones cost memory in write buffers (docs/benchmarks.md).
-const SEGMENT_SIZE: usize = 2 * 1024 * 1024;
+pub(crate) const SEGMENT_SIZE: usize = 2 * 1024 * 1024;
 
 /// Opening a store replays sled's log, which allocates and frees a great
 /// deal; jemalloc would hand the freed pages back only after its decay time
@@ -302,8 +329,8 @@ fn release_freed_memory() {
 
 /// The on-disk layout this build reads, kept in the default tree so that a
 /// data directory written with another layout is refused, not misread.
-const LAYOUT: &[u8] = b"3";
-const LAYOUT_KEY: &[u8] = b"keystrate-layout";
+pub(crate) const LAYOUT: &[u8] = b"3";
+pub const LAYOUT_KEY: &[u8] = b"keystrate-layout";
 
 fn check_layout(db: &sled::Db) -> Result<(), StoreError> {
     match db.get(LAYOUT_KEY)? {

@@ -39,14 +39,21 @@ use serde_json::{json, Value};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
 
+/// The directory's tree names (export and import read and write them too).
+pub(crate) const IDENTITIES: &str = "dir_identities";
+pub(crate) const ACCOUNT_KEYS: &str = "dir_account_keys";
+pub(crate) const ACCOUNT_COUNTS: &str = "dir_account_counts";
+pub(crate) const INVITE_KEYS: &str = "dir_invites";
+pub(crate) const REVOCATIONS: &str = "dir_revocations";
+
 /// Most identity keys one account may hold.
 pub const MAX_KEYS_PER_ACCOUNT: u32 = 100;
 
 /// What `dir_identities` holds for one identity key.
 #[derive(Serialize, Deserialize)]
-struct IdentityRecord {
-    account: String,
-    cacao: Cacao,
+pub(crate) struct IdentityRecord {
+    pub(crate) account: String,
+    pub(crate) cacao: Cacao,
 }
 
 pub struct Directory {
@@ -76,11 +83,11 @@ impl Directory {
         let tree = |name: &str| store.db.open_tree(name);
         let directory = Directory {
             store: store.clone(),
-            identities: tree("dir_identities")?,
-            account_keys: tree("dir_account_keys")?,
-            account_counts: tree("dir_account_counts")?,
-            invites: tree("dir_invites")?,
-            revocations: tree("dir_revocations")?,
+            identities: tree(IDENTITIES)?,
+            account_keys: tree(ACCOUNT_KEYS)?,
+            account_counts: tree(ACCOUNT_COUNTS)?,
+            invites: tree(INVITE_KEYS)?,
+            revocations: tree(REVOCATIONS)?,
             audience: public_url.trim_end_matches('/').to_string(),
         };
         directory.migrate_account_lists()?;
@@ -294,11 +301,11 @@ fn authorise(t: &Trees, account: &str, identity_key: &str) -> TxResult<()> {
 }
 
 /// `account \0 identity did:key`, the `dir_account_keys` key.
-fn index_key(account: &[u8], identity_key: &str) -> Vec<u8> {
+pub(crate) fn index_key(account: &[u8], identity_key: &str) -> Vec<u8> {
     key(&[account, identity_key.as_bytes()])
 }
 
-fn count_bytes(count: u32) -> [u8; 4] {
+pub(crate) fn count_bytes(count: u32) -> [u8; 4] {
     count.to_be_bytes()
 }
 
