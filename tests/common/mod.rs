@@ -262,6 +262,24 @@ impl Ws {
         }
     }
 
+    /// Whether the server closes this socket within `limit`. A request is
+    /// sent now and then to find out: one that crossed the close may still
+    /// be answered, so a reply alone proves nothing.
+    pub async fn closes_within(&mut self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < deadline {
+            if self
+                .try_request("getInvites", None, json!({}))
+                .await
+                .is_none()
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
     /// Collects every frame arriving within `wait`.
     pub async fn drain(&mut self, wait: Duration) -> Vec<Value> {
         let mut out = std::mem::take(&mut self.events);
