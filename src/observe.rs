@@ -61,6 +61,13 @@ pub fn init_logging(format: LogFormat) {
     }
 }
 
+/// Latency buckets in seconds: 100 µs (a cached read) to 10 s (a stalled
+/// disk).
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
 /// The process-wide Prometheus recorder, installed on first use. Several
 /// servers in one process (tests) share it.
 pub fn recorder() -> Result<PrometheusHandle, String> {
@@ -68,7 +75,10 @@ pub fn recorder() -> Result<PrometheusHandle, String> {
     HANDLE
         .get_or_init(|| {
             PrometheusBuilder::new()
-                .install_recorder()
+                // Histograms, not the exporter's default summaries: buckets
+                // add up across servers and over time.
+                .set_buckets(LATENCY_BUCKETS)
+                .and_then(|b| b.install_recorder().map_err(Into::into))
                 .map_err(|e| format!("cannot install the metrics recorder: {e}"))
         })
         .clone()

@@ -305,8 +305,14 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
                 }
             }
         });
+    // Metrics live on their own listener only (`--metrics-listen`); here
+    // the path is no document either.
+    let no_metrics = warp::path!("metrics")
+        .map(|| reply::json_error(StatusCode::NOT_FOUND, "not_found", "Not found"));
     health
         .or(ready)
+        .unify()
+        .or(no_metrics)
         .unify()
         .or(directory::routes(app.clone()))
         .unify()
