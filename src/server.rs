@@ -141,14 +141,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         Some(listener) => {
             let handle =
                 crate::observe::recorder().map_err(|cause| StartError::Metrics { cause })?;
-            let addr = listener.local_addr().ok();
+            let addr = listener.local_addr().map_err(|cause| StartError::Listen {
+                addr: config.serve.metrics_listen.unwrap_or(addr),
+                cause,
+            })?;
             tokio::spawn(crate::observe::serve_metrics(
                 listener,
                 handle,
                 shutdown_rx.clone(),
             ));
-            tracing::info!(addr = ?addr, "metrics at /metrics");
-            addr
+            tracing::info!(%addr, "metrics at /metrics");
+            Some(addr)
         }
         None => None,
     };
