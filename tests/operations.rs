@@ -228,6 +228,18 @@ async fn without_the_flag_no_metrics_listener_is_announced() {
     let server = Server::start(dir.path(), &[], &[]).await;
     let public = reqwest::get(server.url("/metrics")).await.unwrap();
     assert_eq!(public.status(), 404);
+    // The probes' paths are routes, never documents.
+    let alice = login(&server.base, "alice").await;
+    for id in ["ready", "health", "metrics"] {
+        let r = alice
+            .http
+            .post(server.url("/api/documents"))
+            .json(&json!({ "id": id }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{id}");
+    }
     let stdout = server.stdout.lock().unwrap().clone();
     assert!(stdout
         .iter()

@@ -29,8 +29,13 @@ pub struct World {
 /// Starts keystrate on an empty data directory and registers `owner`,
 /// `host` (who owns `QUIET`) and `users` more users in parallel.
 pub async fn world(users: usize) -> World {
+    world_serving(users, "--serve").await
+}
+
+/// Like [`world`], with the server in `mode` (`--serve-metrics`: metrics on).
+pub async fn world_serving(users: usize, mode: &str) -> World {
     let dir = temp_dir("serve");
-    let mut server = Proc::spawn(&["--serve", dir.path().to_str().expect("utf-8 path")]);
+    let mut server = Proc::spawn(&[mode, dir.path().to_str().expect("utf-8 path")]);
     server.ready(Instant::now(), true).await;
     let base = server.base.clone();
     let owner = register(&base, "owner").await;
