@@ -60,14 +60,21 @@ pub async fn world_serving(users: usize, mode: &str) -> World {
     }
 }
 
-/// Registers `name`; returns the session token.
+/// Registers `name`; returns the session token. Registrations past the
+/// password hashing pool get 503 `busy`: those come back a moment later.
 pub async fn register(base: &str, name: &str) -> String {
-    let r = reqwest::Client::new()
-        .post(format!("{base}/auth/register"))
-        .json(&json!({"username": name, "password": PASSWORD}))
-        .send()
-        .await
-        .expect("register");
+    let r = loop {
+        let r = reqwest::Client::new()
+            .post(format!("{base}/auth/register"))
+            .json(&json!({"username": name, "password": PASSWORD}))
+            .send()
+            .await
+            .expect("register");
+        if r.status() != 503 {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(r.status(), 201, "register {name}");
     r.headers()
         .get_all("set-cookie")
