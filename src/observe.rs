@@ -78,7 +78,7 @@ pub fn recorder() -> Result<PrometheusHandle, String> {
                 // Histograms, not the exporter's default summaries: buckets
                 // add up across servers and over time.
                 .set_buckets(LATENCY_BUCKETS)
-                .and_then(|b| b.install_recorder().map_err(Into::into))
+                .and_then(|b| b.install_recorder())
                 .map_err(|e| format!("cannot install the metrics recorder: {e}"))
         })
         .clone()
