@@ -24,6 +24,11 @@ pub struct Cli {
     )]
     pub data: PathBuf,
 
+    /// Log lines as `text` or `json` (one object a line) on standard error.
+    #[arg(long, global = true, env = "KEYSTRATE_LOG_FORMAT", value_enum,
+          default_value_t = crate::observe::LogFormat::Text)]
+    pub log_format: crate::observe::LogFormat,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 
@@ -157,6 +162,10 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYSTRATE_SESSION_TTL", default_value_t = 30 * 24 * 3600,
           value_parser = clap::value_parser!(u64).range(1..=10 * 365 * 24 * 3600))]
     pub session_ttl: u64,
+    /// Serve Prometheus metrics at `/metrics` on this address (a private
+    /// one: never the public listener). Off by default.
+    #[arg(long, env = "KEYSTRATE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for ServeArgs {
@@ -177,6 +186,7 @@ impl Default for ServeArgs {
             cache_mb: crate::store::DEFAULT_CACHE_MB,
             max_invites_per_document: crate::engine::quota::DEFAULT_MAX_INVITES,
             session_ttl: crate::engine::accounts::SESSION_TTL.as_secs(),
+            metrics_listen: None,
         }
     }
 }

@@ -6,16 +6,8 @@ use std::io::Read;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "keystrate=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        // Colour codes only on a terminal: journald and log files get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    keystrate::observe::init_logging(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -65,6 +57,9 @@ fn main() -> ExitCode {
 async fn serve(config: Config) -> Result<(), String> {
     let running = keystrate::start(config).await.map_err(|e| e.to_string())?;
     println!("keystrate listening on {}", running.public_url);
+    if let Some(addr) = running.metrics_addr {
+        println!("keystrate metrics on http://{addr}/metrics");
+    }
     let stop = running.stop_signal();
     tokio::spawn(async move {
         wait_for_signal().await;

@@ -19,6 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower_service::Service;
+use tracing::Instrument;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -29,11 +30,15 @@ pub enum StartError {
         addr: SocketAddr,
         cause: std::io::Error,
     },
+    #[error("{cause}")]
+    Metrics { cause: String },
 }
 
 /// A started server.
 pub struct Running {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served (`--metrics-listen`).
+    pub metrics_addr: Option<SocketAddr>,
     pub public_url: String,
     pub engine: Engine,
     shutdown: watch::Sender<bool>,
@@ -82,6 +87,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             addr: config.serve.listen,
             cause,
         })?;
+    let metrics = match config.serve.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|cause| StartError::Listen { addr, cause })?,
+        ),
+        None => None,
+    };
     let store = Store::open_with_cache(&config.data, config.serve.cache_mb)
         .map_err(|e| storage_err(e.to_string()))?;
     let engine = Engine::new(
@@ -124,6 +137,24 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             None
         }
     };
+    let metrics_addr = match metrics {
+        Some(listener) => {
+            let handle =
+                crate::observe::recorder().map_err(|cause| StartError::Metrics { cause })?;
+            let addr = listener.local_addr().map_err(|cause| StartError::Listen {
+                addr: config.serve.metrics_listen.unwrap_or(addr),
+                cause,
+            })?;
+            tokio::spawn(crate::observe::serve_metrics(
+                listener,
+                handle,
+                shutdown_rx.clone(),
+            ));
+            tracing::info!(%addr, "metrics at /metrics");
+            Some(addr)
+        }
+        None => None,
+    };
     let limits = config.serve.clone();
     let task = tokio::spawn(async move {
         serve(listener, app, limits, shutdown_rx).await;
@@ -134,6 +165,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     tracing::info!(%addr, %public_url, data = %config.data.display(), "keystrate listening");
     Ok(Running {
         addr,
+        metrics_addr,
         public_url,
         engine,
         shutdown,
@@ -180,6 +212,7 @@ async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(limits.header_read_timeout.max(1)));
     let engine = app.engine.clone();
+    let trusted = app.trusted_proxies.clone();
     let routes = http::routes(app);
     let open = Arc::new(AtomicUsize::new(0));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -197,6 +230,7 @@ async fn serve(
             _ = shutdown.changed() => break,
         };
         if open.load(Ordering::Relaxed) >= limits.max_connections {
+            crate::observe::refused("max_connections");
             tokio::spawn(refuse(stream));
             continue;
         }
@@ -206,15 +240,29 @@ async fn serve(
             slot: Arc::new(Slot(open.clone())),
         };
         let svc = warp::service(routes.clone());
+        let trusted = trusted.clone();
         let svc =
             hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                let client = crate::observe::client_of(conn.peer, &trusted, req.headers());
+                let request = crate::observe::RequestSpan::start(
+                    req.method().as_str(),
+                    req.uri().path(),
+                    client,
+                );
                 req.extensions_mut().insert(conn.clone());
                 if req.headers().contains_key(hyper::header::UPGRADE) {
                     let upgrade = hyper::upgrade::on(&mut req);
                     req.extensions_mut()
                         .insert(http::PendingUpgrade::new(upgrade));
                 }
-                svc.clone().call(req)
+                let answer = svc.clone().call(req).instrument(request.span().clone());
+                async move {
+                    let response = answer.await;
+                    if let Ok(response) = &response {
+                        request.finish(response.status().as_u16());
+                    }
+                    response
+                }
             });
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), svc)

@@ -8,7 +8,8 @@
 //! Conventions (the README's "Running the examples in these pages" tells
 //! readers the same):
 //! - every opening fence carries a tag: `sh` (run), `sh norun`, `text`,
-//!   `json` or `js`, so nothing meant to run is skipped by accident;
+//!   `json`, `js`, or a configuration file's `nginx` / `ini`, so nothing
+//!   meant to run is skipped by accident;
 //! - `sh norun` blocks only build or test from source (`cargo …` lines):
 //!   this test runs the binary cargo built for it instead;
 //! - the reader's `keystrate` is the binary under test, first on `PATH`;
@@ -25,7 +26,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Tags an opening fence may carry; only `sh` runs.
-const TAGS: &[&str] = &["sh", "sh norun", "text", "json", "js"];
+const TAGS: &[&str] = &["sh", "sh norun", "text", "json", "js", "nginx", "ini"];
 
 /// One fenced block: where it starts, its tag and its lines (unindented).
 struct Block {

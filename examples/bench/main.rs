@@ -5,7 +5,7 @@
 //!     cargo run --release --example bench -- --quick       # smoke run
 //!     cargo run --release --example bench -- --only check,create --invites 100000
 //!
-//! Scenarios: check, create, accept, fanout, idle, invites, http, login. Servers run
+//! Scenarios: check, create, accept, fanout, idle, invites, http, login, metrics. Servers run
 //! as child processes of this binary (it re-executes itself with a hidden
 //! `--serve`, `--echo`, `--echo-small`, `--hello` or `--populate` mode); this process is the
 //! load generator. See docs/benchmarks.md.
@@ -46,8 +46,8 @@ pub struct Opts {
     pub flood: Duration,
 }
 
-const SCENARIOS: [&str; 8] = [
-    "check", "create", "accept", "fanout", "idle", "invites", "http", "login",
+const SCENARIOS: [&str; 9] = [
+    "check", "create", "accept", "fanout", "idle", "invites", "http", "login", "metrics",
 ];
 
 impl Opts {
@@ -109,7 +109,8 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
     match arg(0) {
-        "--serve" => rt.block_on(procs::serve(Path::new(arg(1)), arg(2))),
+        "--serve" => rt.block_on(procs::serve(Path::new(arg(1)), arg(2), false)),
+        "--serve-metrics" => rt.block_on(procs::serve(Path::new(arg(1)), arg(2), true)),
         "--echo" => rt.block_on(procs::echo(arg(1), false)),
         "--echo-small" => rt.block_on(procs::echo(arg(1), true)),
         "--hello" => rt.block_on(procs::hello(arg(1))),
@@ -160,6 +161,9 @@ async fn bench(o: Opts) {
     }
     if o.wants("login") {
         step("login", login::flood(&o, &mut rows)).await;
+    }
+    if o.wants("metrics") {
+        step("metrics", rpc::metrics(&o, &mut rows)).await;
     }
     table::print(&rows);
 }

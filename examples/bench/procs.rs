@@ -118,8 +118,9 @@ fn listen(port: &str) -> std::net::SocketAddr {
 }
 
 /// `--serve <data dir> <port>`: keystrate itself, with the connection cap
-/// raised so the idle-socket scenario is not refused.
-pub async fn serve(data: &Path, port: &str) {
+/// raised so the idle-socket scenario is not refused. `--serve-metrics`
+/// also records and serves Prometheus metrics (on a port of its own).
+pub async fn serve(data: &Path, port: &str, metrics: bool) {
     let running = keystrate::start(Config {
         data: data.to_path_buf(),
         serve: ServeArgs {
@@ -133,6 +134,7 @@ pub async fn serve(data: &Path, port: &str) {
             ws_rate_limit: 1_000_000,
             max_invites_per_document: usize::MAX,
             cache_mb: cache_mb(),
+            metrics_listen: metrics.then(|| listen("0")),
             ..ServeArgs::default()
         },
     })

@@ -38,13 +38,7 @@ fn describe(out: &mut Outcome) -> String {
 /// checkInvite: `check_sockets` × `check_depth` (64 × 8) requests in
 /// flight; the echo server gets exactly the same sockets and frames.
 pub async fn check(world: &World, o: &Opts, rows: &mut Vec<Row>) {
-    let owner = world.sockets(std::slice::from_ref(&world.owner), 8).await;
-    let (keys, _) = world.create_invites(owner, 256, 3600).await;
-    let keys = Arc::new(keys);
-    let make: MakeFrame = Arc::new(move |socket, seq, token| {
-        let key = &keys[(socket * 7 + seq as usize) % keys.len()];
-        Some(setup::key_frame("checkInvite", token, key))
-    });
+    let make = check_frames(world).await;
     let (sockets, depth) = (o.check_sockets, o.check_depth);
 
     let mut echo = Proc::spawn(&["--echo"]);
@@ -53,8 +47,7 @@ pub async fn check(world: &World, o: &Opts, rows: &mut Vec<Row>) {
     let (mut base, _) = load::run(echo_sockets, shape(o, depth), make.clone(), None).await;
     drop(echo);
 
-    let ks_sockets = world.sockets(&world.users, sockets).await;
-    let (mut out, _) = load::run(ks_sockets, shape(o, depth), make, None).await;
+    let mut out = check_load(world, o, make).await;
     let ratio = out.rate() / base.rate();
     rows.push(Row {
         scenario: format!("checkInvite, {sockets} sockets × {depth} in flight"),
@@ -64,6 +57,69 @@ pub async fn check(world: &World, o: &Opts, rows: &mut Vec<Row>) {
         target: "≥ 50% of echo, p99 ≤ 20 ms".into(),
         pass: Some(ratio >= 0.5 && out.p(0.99) <= P99_LIMIT && out.errors.is_empty()),
     });
+}
+
+/// checkInvite frames over 256 fresh invites of the world's document.
+async fn check_frames(world: &World) -> MakeFrame {
+    let owner = world.sockets(std::slice::from_ref(&world.owner), 8).await;
+    let (keys, _) = world.create_invites(owner, 256, 3600).await;
+    let keys = Arc::new(keys);
+    Arc::new(move |socket, seq, token| {
+        let key = &keys[(socket * 7 + seq as usize) % keys.len()];
+        Some(setup::key_frame("checkInvite", token, key))
+    })
+}
+
+/// checkInvite load: `check_sockets` × `check_depth` in flight.
+async fn check_load(world: &World, o: &Opts, make: MakeFrame) -> Outcome {
+    let ks_sockets = world.sockets(&world.users, o.check_sockets).await;
+    load::run(ks_sockets, shape(o, o.check_depth), make, None)
+        .await
+        .0
+}
+
+/// createInvite load: 64 owner sockets, one in flight each; with the
+/// created keys.
+async fn create_load(world: &World, o: &Opts) -> (Outcome, Vec<String>) {
+    let sockets = world.sockets(std::slice::from_ref(&world.owner), 64).await;
+    let make: MakeFrame = Arc::new(|_, _, token| Some(setup::create_frame(token, 3600)));
+    let (keys, on_reply) = load::collector();
+    let (out, _) = load::run(sockets, shape(o, 1), make, Some(on_reply)).await;
+    let keys = std::mem::take(&mut *keys.lock().expect("keys"));
+    (out, keys)
+}
+
+/// checkInvite and createInvite against a server without and with metrics
+/// (`--metrics-listen`), one after the other on fresh servers.
+pub async fn metrics(o: &Opts, rows: &mut Vec<Row>) {
+    let mut runs = Vec::new();
+    for mode in ["--serve", "--serve-metrics"] {
+        let world = setup::world_serving(o.users, mode).await;
+        let make = check_frames(&world).await;
+        let check = check_load(&world, o, make).await;
+        let (create, _) = create_load(&world, o).await;
+        runs.push((check, create));
+    }
+    let [(mut check_off, mut create_off), (mut check_on, mut create_on)] =
+        <[_; 2]>::try_from(runs).unwrap_or_else(|_| unreachable!("two runs"));
+    for (name, on, off) in [
+        ("checkInvite, metrics on", &mut check_on, &mut check_off),
+        (
+            "createInvite (durable), metrics on",
+            &mut create_on,
+            &mut create_off,
+        ),
+    ] {
+        let ratio = on.rate() / off.rate();
+        rows.push(Row {
+            scenario: name.into(),
+            measured: describe(on),
+            baseline: format!("metrics off: {}", describe(off)),
+            ratio: pct(ratio),
+            target: "≥ 90% of off (noise on a shared box)".into(),
+            pass: Some(ratio >= 0.9 && on.errors.is_empty()),
+        });
+    }
 }
 
 async fn connect_many(base: &str, n: usize) -> Vec<load::Socket> {
@@ -80,10 +136,7 @@ pub async fn create(world: &World, o: &Opts, rows: &mut Vec<Row>) -> Vec<String>
     let mut plain = storage::sled_baseline(64, o.warmup, o.duration, false).await;
     let mut group = storage::sled_baseline(64, o.warmup, o.duration, true).await;
 
-    let sockets = world.sockets(std::slice::from_ref(&world.owner), 64).await;
-    let make: MakeFrame = Arc::new(|_, _, token| Some(setup::create_frame(token, 3600)));
-    let (keys, on_reply) = load::collector();
-    let (mut out, _) = load::run(sockets, shape(o, 1), make, Some(on_reply)).await;
+    let (mut out, keys) = create_load(world, o).await;
     let ratio = out.rate() / plain.rate();
     rows.push(Row {
         scenario: "createInvite (durable), 64 sockets × 1".into(),
@@ -102,7 +155,6 @@ pub async fn create(world: &World, o: &Opts, rows: &mut Vec<Row>) -> Vec<String>
         "sled insert + group-commit flush ×64 (reference)",
         describe(&mut group),
     ));
-    let keys = std::mem::take(&mut *keys.lock().expect("keys"));
     keys
 }
 

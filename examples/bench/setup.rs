@@ -29,8 +29,13 @@ pub struct World {
 /// Starts keystrate on an empty data directory and registers `owner`,
 /// `host` (who owns `QUIET`) and `users` more users in parallel.
 pub async fn world(users: usize) -> World {
+    world_serving(users, "--serve").await
+}
+
+/// Like [`world`], with the server in `mode` (`--serve-metrics`: metrics on).
+pub async fn world_serving(users: usize, mode: &str) -> World {
     let dir = temp_dir("serve");
-    let mut server = Proc::spawn(&["--serve", dir.path().to_str().expect("utf-8 path")]);
+    let mut server = Proc::spawn(&[mode, dir.path().to_str().expect("utf-8 path")]);
     server.ready(Instant::now(), true).await;
     let base = server.base.clone();
     let owner = register(&base, "owner").await;
@@ -55,14 +60,21 @@ pub async fn world(users: usize) -> World {
     }
 }
 
-/// Registers `name`; returns the session token.
+/// Registers `name`; returns the session token. Registrations past the
+/// password hashing pool get 503 `busy`: those come back a moment later.
 pub async fn register(base: &str, name: &str) -> String {
-    let r = reqwest::Client::new()
-        .post(format!("{base}/auth/register"))
-        .json(&json!({"username": name, "password": PASSWORD}))
-        .send()
-        .await
-        .expect("register");
+    let r = loop {
+        let r = reqwest::Client::new()
+            .post(format!("{base}/auth/register"))
+            .json(&json!({"username": name, "password": PASSWORD}))
+            .send()
+            .await
+            .expect("register");
+        if r.status() != 503 {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(r.status(), 201, "register {name}");
     r.headers()
         .get_all("set-cookie")

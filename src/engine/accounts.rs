@@ -105,9 +105,12 @@ impl LoginFailures {
         let by_user = self.by_user.retry_after(&user.id());
         let by_address = client.and_then(|ip| self.by_address.retry_after(&ip.to_string()));
         match by_user.max(by_address) {
-            Some(wait) => Err(Error::Throttled {
-                retry_after_s: wait.as_secs().max(1),
-            }),
+            Some(wait) => {
+                crate::observe::refused("login_failures");
+                Err(Error::Throttled {
+                    retry_after_s: wait.as_secs().max(1),
+                })
+            }
             None => Ok(()),
         }
     }

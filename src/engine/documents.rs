@@ -20,6 +20,7 @@ pub const RESERVED: &[&str] = &[
     "identity",
     "invites_api",
     "health",
+    "ready",
     "metrics",
     "favicon.ico",
 ];

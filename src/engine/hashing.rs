@@ -48,12 +48,24 @@ impl HashPool {
         F: FnOnce() -> T + Send + 'static,
     {
         let (done, result) = oneshot::channel();
-        let job: Job = Box::new(move || {
-            let _ = done.send(f());
+        let queue = metrics::gauge!(crate::observe::names::HASHING_QUEUE);
+        let job: Job = Box::new({
+            let queue = queue.clone();
+            move || {
+                let _ = done.send(f());
+                queue.decrement(1);
+            }
         });
-        self.jobs.try_send(job).map_err(|e| match e {
-            TrySendError::Full(_) => Error::Busy,
-            TrySendError::Disconnected(_) => Error::Internal("hashing pool stopped".into()),
+        queue.increment(1);
+        self.jobs.try_send(job).map_err(|e| {
+            queue.decrement(1);
+            match e {
+                TrySendError::Full(_) => {
+                    crate::observe::refused("password_hashing");
+                    Error::Busy
+                }
+                TrySendError::Disconnected(_) => Error::Internal("hashing pool stopped".into()),
+            }
         })?;
         result
             .await

@@ -5,6 +5,7 @@
 
 use super::documents::tx_set_entry;
 use super::{now_ms, random_bytes, timestamp, Caller, Engine, Error, Level, Result, User};
+use crate::observe::invite_event;
 use crate::store::{decode, prefix, tx_put_json, StoreError, Tx, SEP};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -466,6 +467,18 @@ impl Engine {
         doc: &str,
         options: &CreateOptions,
     ) -> Result<Invite> {
+        invite_event(
+            "created",
+            self.create_invite_inner(caller, doc, options).await,
+        )
+    }
+
+    async fn create_invite_inner(
+        &self,
+        caller: &Caller,
+        doc: &str,
+        options: &CreateOptions,
+    ) -> Result<Invite> {
         let creator = self.require_admin(caller, doc)?.clone();
         let now = now_ms();
         let invite = InviteRecord {
@@ -503,6 +516,7 @@ impl Engine {
     /// Refuses a check/accept while the caller's failure budget is spent.
     fn not_blocked(&self, user: &User) -> Result<()> {
         if self.failures().is_blocked(&user.id()) {
+            crate::observe::refused("invite_failures");
             return Err(Error::RateLimited);
         }
         Ok(())
@@ -530,6 +544,18 @@ impl Engine {
 
     /// Accepts an invite; returns the caller's new effective permission.
     pub async fn accept_invite(
+        &self,
+        caller: &Caller,
+        doc: &str,
+        invite_key: &str,
+    ) -> Result<Level> {
+        invite_event(
+            "accepted",
+            self.accept_invite_inner(caller, doc, invite_key).await,
+        )
+    }
+
+    async fn accept_invite_inner(
         &self,
         caller: &Caller,
         doc: &str,
@@ -640,6 +666,18 @@ impl Engine {
 
     /// Deletes an invite; its creator or any admin may.
     pub async fn remove_invite(&self, caller: &Caller, doc: &str, invite_key: &str) -> Result<()> {
+        invite_event(
+            "removed",
+            self.remove_invite_inner(caller, doc, invite_key).await,
+        )
+    }
+
+    async fn remove_invite_inner(
+        &self,
+        caller: &Caller,
+        doc: &str,
+        invite_key: &str,
+    ) -> Result<()> {
         {
             let _guard = self.lock_as_admin(caller, doc).await?;
             let invite = self
@@ -670,6 +708,8 @@ impl Engine {
             Ok(dropped)
         })?;
         self.invite_counts().give_back(doc, dropped);
+        metrics::counter!(crate::observe::names::INVITES, "event" => "expired", "outcome" => "ok")
+            .increment(dropped as u64);
         Ok(())
     }
 

@@ -41,6 +41,7 @@ impl InviteCounts {
         if *count >= self.max {
             *count = stored()?;
             if *count >= self.max {
+                crate::observe::refused("max_invites_per_document");
                 return Err(Error::TooManyInvites { max: self.max });
             }
         }

@@ -168,6 +168,7 @@ fn write_allowance(
         if writes.take(&address) {
             Ok(())
         } else {
+            crate::observe::refused("directory_writes");
             Err(DirError::too_many_writes())
         }
     })

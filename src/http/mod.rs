@@ -180,6 +180,9 @@ pub fn session(app: App) -> impl Filter<Extract = (Session,), Error = Rejection>
                     let live = token
                         .as_deref()
                         .and_then(|t| app.engine.session(t).ok().flatten());
+                    if let Some(live) = &live {
+                        tracing::Span::current().record("user", live.user.username.as_str());
+                    }
                     Ok::<_, Rejection>(Session {
                         expires_at: live.as_ref().map(|s| s.expires_at),
                         caller: live
@@ -289,7 +292,28 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
     let health = warp::path!("health")
         .and(warp::get())
         .map(|| reply::text(StatusCode::OK, "OK"));
+    // Liveness: the process answers. Readiness: storage answers too.
+    let ready = warp::path!("ready")
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .then(|app: App| async move {
+            match app.engine.store().ready().await {
+                Ok(()) => reply::text(StatusCode::OK, "OK"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "not ready: storage does not answer");
+                    reply::text(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable")
+                }
+            }
+        });
+    // Metrics live on their own listener only (`--metrics-listen`); here
+    // the path is no document either.
+    let no_metrics = warp::path!("metrics")
+        .map(|| reply::json_error(StatusCode::NOT_FOUND, "not_found", "Not found"));
     health
+        .or(ready)
+        .unify()
+        .or(no_metrics)
+        .unify()
         .or(directory::routes(app.clone()))
         .unify()
         .or(refusing_cross_site(auth::routes(app.clone())))

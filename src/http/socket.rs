@@ -83,10 +83,12 @@ impl SocketCounts {
         };
         let mut open = self.open.entry(owner.clone()).or_insert(0);
         if *open >= self.max {
+            crate::observe::refused("max_sockets_per_user");
             return None;
         }
         *open += 1;
         drop(open);
+        metrics::gauge!(crate::observe::names::SOCKETS_OPEN).increment(1);
         Some(SocketPlace {
             counts: self.clone(),
             owner,
@@ -96,6 +98,7 @@ impl SocketCounts {
 
 impl Drop for SocketPlace {
     fn drop(&mut self) {
+        metrics::gauge!(crate::observe::names::SOCKETS_OPEN).decrement(1);
         let open = &self.counts.open;
         if let Some(mut n) = open.get_mut(&self.owner) {
             *n = n.saturating_sub(1);

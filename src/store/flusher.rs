@@ -53,7 +53,9 @@ fn run(db: sled::Db, mut rx: mpsc::UnboundedReceiver<oneshot::Sender<Result<(), 
         while let Ok(more) = rx.try_recv() {
             waiters.push(more);
         }
+        let timer = crate::observe::Timer::start();
         let result = db.flush().map(|_| ()).map_err(|e| e.to_string());
+        metrics::histogram!(crate::observe::names::STORAGE_FLUSH_SECONDS).record(timer.seconds());
         if let Err(e) = &result {
             tracing::error!(error = %e, "flush failed");
         }

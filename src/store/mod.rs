@@ -221,12 +221,27 @@ impl Store {
         self.flusher.wait().await.map_err(StoreError)
     }
 
+    /// Whether storage answers: a marker write reaches the disk through the
+    /// same flusher every change waits for (`/ready`). A full or failing
+    /// disk, or a stopped flusher, is an error.
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.db.insert(READY_MARKER, &now.to_be_bytes())?;
+        self.durable().await
+    }
+
     /// Flushes synchronously (shutdown path).
     pub fn flush_now(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
     }
 }
+
+/// Key of the readiness probe's write, in sled's default tree (which holds
+/// nothing else the engine reads).
+const READY_MARKER: &[u8] = b"keystrate-ready-probe";
 
 /// sled reports a directory another process holds as a raw `Os { code: 11 … }`
 /// text; try its lock (the same `flock` on `db`) first and say what it means.

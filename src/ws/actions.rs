@@ -12,6 +12,21 @@ pub fn reads_only(wa: &str) -> bool {
     matches!(wa, "checkInvite" | "getInvites" | "getPermissions")
 }
 
+/// The action's name as a metrics label: one of the known actions, else
+/// `unknown` (a client may send any text).
+pub fn action_label(wa: &str) -> &'static str {
+    const ACTIONS: [&str; 7] = [
+        "createInvite",
+        "checkInvite",
+        "acceptInvite",
+        "getInvites",
+        "removeInvite",
+        "getPermissions",
+        "setPermissions",
+    ];
+    ACTIONS.into_iter().find(|a| *a == wa).unwrap_or("unknown")
+}
+
 /// Runs one request against `doc` (already resolved from `d`).
 pub async fn dispatch(
     engine: &Engine,

@@ -74,10 +74,14 @@ where
 /// returns the reply frame.
 async fn answer(engine: &Engine, caller: &Caller, doc: &str, request: protocol::Request) -> String {
     let target = request.d.as_deref().unwrap_or(doc);
+    let timer = crate::observe::Timer::start();
     let result = match crate::engine::documents::validate_doc_id(target) {
         Ok(()) => actions::dispatch(engine, caller, target, &request.wa, &request.options).await,
         Err(_) => Err(Error::NoSuchDocument(target.to_string())),
     };
+    metrics::histogram!(crate::observe::names::WS_REQUEST_SECONDS,
+        "action" => actions::action_label(&request.wa))
+    .record(timer.seconds());
     match result {
         Ok(value) => protocol::reply(&request.token, &value),
         Err(e) => protocol::reply_error(&request.token, &e),
@@ -204,6 +208,7 @@ pub async fn serve_socket<K: Send + 'static>(
         // Every data frame pays before it is read, malformed ones included,
         // so a flood of garbage costs the sender its budget, not the server.
         if !bucket.take() {
+            crate::observe::refused("ws_rate_limit");
             let frame = match text.and_then(protocol::token_of) {
                 Some(token) => protocol::reply_error(&token, &Error::RateLimited),
                 None => protocol::frame_error(&Error::RateLimited),

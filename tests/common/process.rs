@@ -25,7 +25,12 @@ pub struct Proc {
 
 impl Proc {
     pub async fn start(data: &Path, extra: &[&str]) -> Proc {
-        let port = free_port();
+        Self::start_on(free_port(), data, extra).await
+    }
+
+    /// Like [`Proc::start`], on a port chosen beforehand (a proxy in front
+    /// was configured with it).
+    pub async fn start_on(port: u16, data: &Path, extra: &[&str]) -> Proc {
         let child = Command::new(BIN)
             .arg("--data")
             .arg(data)

@@ -1,0 +1,446 @@
+//! Operating the server (docs/deploy.md): readiness, Prometheus metrics on
+//! their own listener, JSON logs that carry no secrets. Each test runs the
+//! real binary, since logging and the metrics recorder are process-wide.
+
+mod common;
+use common::process::{free_port, login, BIN};
+use common::Ws;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The binary with its standard output and error collected line by line.
+struct Server {
+    child: Child,
+    base: String,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+fn collect(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+impl Server {
+    async fn start(data: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let mut child = Command::new(BIN)
+            .arg("--data")
+            .arg(data)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = collect(child.stdout.take().unwrap());
+        let stderr = collect(child.stderr.take().unwrap());
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            stdout,
+            stderr,
+        };
+        let health = server.url("/health");
+        wait_until("the server answers /health", || async {
+            reqwest::get(&health).await.is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+        server
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The `/metrics` URL the binary printed.
+    async fn metrics_url(&self) -> String {
+        let stdout = self.stdout.clone();
+        let printed = move || {
+            stdout.lock().unwrap().iter().find_map(|line| {
+                line.strip_prefix("keystrate metrics on ")
+                    .map(str::to_string)
+            })
+        };
+        wait_until("the metrics address is printed", || {
+            let found = printed().is_some();
+            async move { found }
+        })
+        .await;
+        printed().unwrap()
+    }
+
+    /// SIGTERM, wait for the exit, and the lines it wrote on stderr.
+    fn stop(mut self) -> Vec<String> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(self.child.wait().unwrap().success());
+        // The reader thread ends at end of file, just after the exit.
+        std::thread::sleep(Duration::from_millis(200));
+        let lines = self.stderr.lock().unwrap().clone();
+        lines
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn wait_until<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !condition().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn scrape(url: &str) -> String {
+    let r = reqwest::get(url).await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.text().await.unwrap()
+}
+
+/// The value of one sample line (`name{labels} value`), if present.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn metrics_are_served_on_their_own_listener_with_bounded_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--max-sockets-per-user",
+            "2",
+        ],
+        &[],
+    )
+    .await;
+    let metrics = server.metrics_url().await;
+    assert!(!metrics.contains(&server.base));
+    // Never on the public listener, and not read as a document there.
+    let public = reqwest::get(server.url("/metrics")).await.unwrap();
+    assert_eq!(public.status(), 404);
+
+    let alice = login(&server.base, "alice-the-admin").await;
+    let bob = login(&server.base, "bob-the-guest").await;
+    alice.create_doc("secret-doc-name").await;
+    let mut a = alice.ws("secret-doc-name").await;
+    let mut b = bob.ws("secret-doc-name").await;
+    let invite = a.ok("createInvite", None, json!({})).await;
+    let key = invite["key"].as_str().unwrap().to_string();
+    b.ok("acceptInvite", None, json!({"key": key})).await;
+    let wrong = "0".repeat(64);
+    b.err("acceptInvite", None, json!({"key": wrong})).await;
+    let removable = a.ok("createInvite", None, json!({})).await;
+    a.ok("removeInvite", None, json!({"key": removable["key"]}))
+        .await;
+    a.ok("createInvite", None, json!({"maxAge": 1})).await;
+    // A third socket of alice's is over --max-sockets-per-user.
+    let _second = alice.ws("secret-doc-name").await;
+    let third = Ws::connect(&server.base, "secret-doc-name", Some(&alice.cookie), None).await;
+    assert!(third.is_err(), "the third socket must be refused");
+
+    let text = scrape(&metrics).await;
+    let invites = |event: &str, outcome: &str| {
+        sample(
+            &text,
+            &format!("keystrate_invites_total{{event=\"{event}\",outcome=\"{outcome}\"}}"),
+        )
+    };
+    assert_eq!(invites("created", "ok"), Some(3.0), "{text}");
+    assert_eq!(invites("accepted", "ok"), Some(1.0), "{text}");
+    assert_eq!(invites("accepted", "invalid_key"), Some(1.0), "{text}");
+    assert_eq!(invites("removed", "ok"), Some(1.0), "{text}");
+    assert_eq!(
+        sample(&text, "keystrate_websockets_open"),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "keystrate_refusals_total{limit=\"max_sockets_per_user\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    for series in [
+        "keystrate_ws_request_seconds_count{action=\"createInvite\"}",
+        "keystrate_http_request_seconds_count{method=\"POST\",route=\"/api/documents\",status=\"201\"}",
+        "keystrate_http_request_seconds_count{method=\"GET\",route=\"/{doc}/ws\",status=\"101\"}",
+        "keystrate_storage_flush_seconds_count",
+        "keystrate_password_hashing_queue",
+    ] {
+        assert!(sample(&text, series).is_some(), "{series} missing:\n{text}");
+    }
+    // Histograms with buckets, not summaries.
+    assert!(
+        text.contains("keystrate_ws_request_seconds_bucket{action=\"createInvite\",le=\"0.01\"}")
+    );
+    // Labels never name documents, users or keys.
+    for secret in ["secret-doc-name", "alice-the-admin", "bob-the-guest", &key] {
+        assert!(!text.contains(secret), "{secret} in the metrics");
+    }
+
+    // The short invite expires and is counted; closed sockets leave the gauge.
+    drop((a, b, _second));
+    wait_until("the invite expired and the sockets closed", || {
+        let metrics = metrics.clone();
+        async move {
+            let text = scrape(&metrics).await;
+            sample(
+                &text,
+                "keystrate_invites_total{event=\"expired\",outcome=\"ok\"}",
+            ) == Some(1.0)
+                && sample(&text, "keystrate_websockets_open") == Some(0.0)
+        }
+    })
+    .await;
+    server.stop();
+}
+
+#[tokio::test]
+async fn without_the_flag_no_metrics_listener_is_announced() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[], &[]).await;
+    let public = reqwest::get(server.url("/metrics")).await.unwrap();
+    assert_eq!(public.status(), 404);
+    // The probes' paths are routes, never documents.
+    let alice = login(&server.base, "alice").await;
+    for id in ["ready", "health", "metrics"] {
+        let r = alice
+            .http
+            .post(server.url("/api/documents"))
+            .json(&json!({ "id": id }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{id}");
+    }
+    let stdout = server.stdout.lock().unwrap().clone();
+    assert!(stdout
+        .iter()
+        .any(|l| l.starts_with("keystrate listening on")));
+    assert!(!stdout.iter().any(|l| l.contains("metrics")), "{stdout:?}");
+    server.stop();
+}
+
+/// Every line on stderr is one JSON object; request lines carry the span's
+/// fields; and no password, session token, invite key or API key secret
+/// appears anywhere, even at `debug`, over a run of every kind of request
+/// that carries one.
+#[tokio::test]
+async fn json_logs_carry_request_fields_and_no_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &["--log-format", "json"],
+        &[("RUST_LOG", "debug")],
+    )
+    .await;
+    let mut secrets: Vec<String> = vec!["correct horse".into()];
+    let alice = login(&server.base, "alice").await;
+    let bob = login(&server.base, "bob").await;
+    secrets.extend([alice.cookie.clone(), bob.cookie.clone()]);
+    alice.create_doc("doc").await;
+    let mut a = alice.ws("doc").await;
+    let invite = a.ok("createInvite", None, json!({})).await;
+    let invite_key = invite["key"].as_str().unwrap().to_string();
+    secrets.push(invite_key.clone());
+    // The invite page and its acceptance carry the key in the URL.
+    let page = bob
+        .http
+        .get(server.url(&format!("/doc/?acceptInvite={invite_key}")))
+        .send()
+        .await
+        .unwrap();
+    assert!(page.status().is_success() || page.status().is_redirection());
+    let mut b = bob.ws("doc").await;
+    b.ok("checkInvite", None, json!({"key": invite_key})).await;
+    b.ok("acceptInvite", None, json!({"key": invite_key})).await;
+    // An app key, used in the query string, as a Bearer token and as Basic.
+    let created: Value = alice
+        .http
+        .post(server.url("/v1/apps/doc/keys"))
+        .json(&json!({"name": "ci"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (id, secret) = (
+        created["key"]["_id"].as_str().unwrap().to_string(),
+        created["key"]["secret"].as_str().unwrap().to_string(),
+    );
+    secrets.push(secret.clone());
+    let bearer = format!("{id}/{secret}");
+    let http = reqwest::Client::new();
+    for request in [
+        http.get(server.url(&format!("/invites_api?key={bearer}"))),
+        http.post(server.url("/invites_api")).bearer_auth(&bearer),
+        http.get(server.url("/v1/apps/doc/invites"))
+            .basic_auth(&id, Some(&secret)),
+    ] {
+        let r = request.send().await.unwrap();
+        assert!(r.status().is_success(), "{} {}", r.url(), r.status());
+        if let Ok(body) = r.json::<Value>().await {
+            if let Some(key) = body["key"].as_str() {
+                secrets.push(key.to_string());
+            }
+        }
+    }
+    // A wrong password, a password change, and a logout.
+    let wrong = reqwest::Client::new()
+        .post(server.url("/auth/login"))
+        .json(&json!({"username": "alice", "password": "wrong battery staple"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    secrets.push("wrong battery staple".into());
+    let changed = bob
+        .http
+        .post(server.url("/auth/password"))
+        .json(&json!({"password": "correct horse", "newPassword": "new staple horse"}))
+        .send()
+        .await
+        .unwrap();
+    secrets.push("new staple horse".into());
+    assert!(changed.status().is_success(), "{}", changed.status());
+    let out = alice
+        .http
+        .post(server.url("/auth/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert!(out.status().is_success(), "{}", out.status());
+    drop((a, b));
+
+    let lines = server.stop();
+    assert!(lines.len() > 20, "too few log lines: {lines:?}");
+    let logs: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let created_doc = logs
+        .iter()
+        .find(|l| l["span"]["route"] == "/api/documents" && l["fields"]["message"] == "request")
+        .expect("a request line for POST /api/documents");
+    assert_eq!(created_doc["span"]["method"], "POST");
+    assert_eq!(created_doc["span"]["client"], "127.0.0.1");
+    assert_eq!(created_doc["span"]["user"], "alice");
+    assert_eq!(created_doc["fields"]["status"], 201);
+    assert!(created_doc["fields"]["latency_ms"].as_f64().unwrap() >= 0.0);
+    assert!(logs
+        .iter()
+        .any(|l| l["span"]["route"] == "/{doc}" && l["fields"]["message"] == "request"));
+    let all = lines.join("\n");
+    for secret in &secrets {
+        assert!(!all.contains(secret.as_str()), "{secret:?} was logged");
+    }
+}
+
+/// `/ready` writes through to the disk: on a full disk it answers 503 while
+/// `/health` still answers 200. sled refuses every write after a failed one,
+/// so readiness stays 503 until a restart, which then answers 200 with the
+/// data intact once there is space again.
+#[tokio::test]
+async fn ready_follows_storage_and_health_stays_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(_mount) = tmpfs(dir.path(), "size=24m") else {
+        return;
+    };
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[], &[]).await;
+    let ready = |server: &Server| {
+        let url = server.url("/ready");
+        async move { reqwest::get(url).await.unwrap().status() }
+    };
+    assert_eq!(ready(&server).await, 200);
+    let alice = login(&server.base, "alice").await;
+    alice.create_doc("doc").await;
+    let filler = dir.path().join("filler");
+    fill(&filler);
+    wait_until("/ready answers 503 on a full disk", || async {
+        ready(&server).await == 503
+    })
+    .await;
+    let health = reqwest::get(server.url("/health")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    drop(server);
+    std::fs::remove_file(&filler).unwrap();
+    let server = Server::start(&data, &[], &[]).await;
+    assert_eq!(ready(&server).await, 200);
+    let alice = login(&server.base, "alice").await;
+    let docs: Value = alice
+        .http
+        .get(server.url("/api/documents"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(docs.to_string().contains("\"doc\""), "{docs}");
+    server.stop();
+}
+
+/// Writes zeros to `path` until the file system is full.
+fn fill(path: &std::path::Path) {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path).unwrap();
+    let block = vec![0u8; 1024 * 1024];
+    while file.write_all(&block).is_ok() {}
+    let small = vec![0u8; 4096];
+    while file.write_all(&small).is_ok() {}
+}
+
+/// Mounts a tmpfs (root only, as on CI); `None` when not permitted.
+fn tmpfs(dir: &std::path::Path, options: &str) -> Option<Mount> {
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+        .arg(dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI runs as root and must be able to mount a tmpfs"
+        );
+        eprintln!("SKIP readiness test: cannot mount a tmpfs here (needs root)");
+        return None;
+    }
+    Some(Mount(dir.to_path_buf()))
+}
+
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
