@@ -3,7 +3,7 @@
 //! is in `durability.rs`.)
 
 mod common;
-use common::process::{login, Proc, BIN};
+use common::process::{register, Proc, BIN};
 use common::*;
 use futures_util::StreamExt;
 use serde_json::json;
@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 async fn state_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut p = Proc::start(dir.path(), &[]).await;
-    let alice = login(&p.base, "alice").await;
+    let alice = register(&p.base, "alice").await;
     alice.create_doc("doc").await;
     let mut a = alice.ws("doc").await;
     let inv = a
@@ -27,7 +27,7 @@ async fn state_survives_a_restart() {
             json!({"permissions": "rw", "maxUses": 3}),
         )
         .await;
-    let bob = login(&p.base, "bob").await;
+    let bob = register(&p.base, "bob").await;
     bob.ws("doc")
         .await
         .ok("acceptInvite", None, json!({"key": inv["key"]}))
@@ -56,7 +56,7 @@ async fn state_survives_a_restart() {
 async fn graceful_shutdown_closes_sockets_with_1001_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let mut p = Proc::start(dir.path(), &[]).await;
-    let alice = login(&p.base, "alice").await;
+    let alice = register(&p.base, "alice").await;
     alice.create_doc("doc").await;
     let mut a = alice.ws("doc").await;
     let status = tokio::task::spawn_blocking(move || p.sigterm());
@@ -78,7 +78,7 @@ async fn graceful_shutdown_closes_sockets_with_1001_and_exits_0() {
 async fn connections_over_the_cap_get_503_and_the_server_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let p = Proc::start(dir.path(), &["--max-connections", "20"]).await;
-    let alice = login(&p.base, "alice").await;
+    let alice = register(&p.base, "alice").await;
     alice.create_doc("doc").await;
     let mut sockets = Vec::new();
     for _ in 0..20 {

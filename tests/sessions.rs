@@ -68,7 +68,7 @@ async fn an_expired_session_closes_its_sockets_and_is_purged() {
     assert_eq!(ws.hello["user"]["username"], "alice");
     let cookie_lifetime = format!("Max-Age={TTL}");
     // A second session, never presented again.
-    common::process::login(&server.base, "bob").await;
+    common::process::register(&server.base, "bob").await;
     // The socket closes by itself when the session ends...
     assert_eq!(
         close_code(&mut ws, Duration::from_secs(60)).await,

@@ -2,20 +2,13 @@
 
 use super::User;
 use serde_json::json;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_keystrate");
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use super::free_port;
 
 /// The binary serving `data` on a fresh port, once `/health` answers.
 pub struct Proc {
@@ -87,34 +80,30 @@ impl Drop for Proc {
     }
 }
 
+/// Registers `name` (201, strictly) and returns the logged-in user.
+pub async fn register(base: &str, name: &str) -> User {
+    authenticate(base, name, "/auth/register", 201).await
+}
+
+/// Logs `name` in (200, strictly: a lost account must not be re-created).
 pub async fn login(base: &str, name: &str) -> User {
+    authenticate(base, name, "/auth/login", 200).await
+}
+
+async fn authenticate(base: &str, name: &str, route: &str, expected: u16) -> User {
     let http = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let mut r = http
-        .post(format!("{base}/auth/login"))
+    let r = http
+        .post(format!("{base}{route}"))
         .json(&json!({"username": name, "password": "correct horse"}))
         .send()
         .await
         .unwrap();
-    if r.status() == 401 {
-        r = http
-            .post(format!("{base}/auth/register"))
-            .json(&json!({"username": name, "password": "correct horse"}))
-            .send()
-            .await
-            .unwrap();
-    }
-    assert!(r.status().is_success(), "{}", r.status());
-    let cookie = r.headers()["set-cookie"].to_str().unwrap();
-    let cookie = cookie
-        .split(';')
-        .next()
-        .unwrap()
-        .trim_start_matches("keystrate_session=")
-        .to_string();
+    assert_eq!(r.status(), expected, "{route} {name}");
+    let cookie = super::session_cookie(&r).expect("session cookie");
     User {
         name: name.into(),
         http,
