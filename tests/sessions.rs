@@ -13,15 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// Waits (up to `limit`) for the socket's close frame; its code.
 async fn close_code(ws: &mut Ws, limit: Duration) -> CloseCode {
-    let deadline = Instant::now() + limit;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, ws.socket.next()).await {
-            Ok(Some(Ok(Message::Close(Some(frame))))) => return frame.code,
-            Ok(Some(Ok(_))) => continue,
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    }
+    close_frame(&mut ws.socket, limit).await.0
 }
 
 #[tokio::test]

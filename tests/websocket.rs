@@ -622,21 +622,61 @@ async fn set_and_get_permissions_rules() {
     assert_eq!(list.as_array().unwrap().len(), 2);
 }
 
-#[tokio::test]
-async fn slow_readers_do_not_block_others() {
+/// A socket that never reads (with a small receive buffer, so the kernel
+/// does not absorb megabytes first): presence events overflow its queue
+/// (256 frames), and it is closed with 1008 `too slow to read events`,
+/// while a socket that reads on the same document is answered throughout.
+/// The close frame used to wait behind the full queue and never came.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_whose_queue_overflows_is_closed_with_1008_and_others_are_unaffected() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
     alice.create_doc("doc").await;
-    let mut a = alice.ws("doc").await;
-    // Many sockets that never read; presence events pile up for them.
-    let mut idle = Vec::new();
-    for _ in 0..30 {
-        idle.push(alice.ws("doc").await);
+    let mut reader = alice.ws("doc").await;
+    let mut idle = never_reading_socket(&server, &alice.cookie, "doc").await;
+    let hub = server.engine().hub();
+    let present = hub.socket_count();
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let mut churned = 0;
+    // Each socket opened and dropped is a clientJoin and a clientPart.
+    while hub.socket_count() >= present {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never evicted after {churned} joins"
+        );
+        drop(alice.ws("doc").await);
+        churned += 1;
+        if churned % 32 == 0 {
+            let r = reader.request("getPermissions", None, json!({})).await;
+            assert_eq!(r["reply"][0]["permissions"], "arw", "{r}");
+            reader.events.clear();
+        }
     }
-    let r = tokio::time::timeout(
-        Duration::from_secs(5),
-        a.request("getPermissions", None, json!({})),
-    )
-    .await;
-    assert!(r.is_ok(), "reply delayed by idle sockets");
+    let (code, reason) = close_frame(&mut idle, Duration::from_secs(60)).await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (CloseCode::Policy, "too slow to read events")
+    );
+    let r = reader.request("getPermissions", None, json!({})).await;
+    assert_eq!(r["reply"][0]["permissions"], "arw", "{r}");
+}
+
+/// A WebSocket on `doc` whose receive buffer is a few KiB; its hello read.
+async fn never_reading_socket(server: &TestServer, cookie: &str, doc: &str) -> Socket {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+    tcp.set_recv_buffer_size(4096).unwrap();
+    let stream = tcp.connect(server.addr).await.unwrap();
+    let url = format!("{}/{doc}/ws", server.base.replacen("http", "ws", 1));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "cookie",
+        format!("keystrate_session={cookie}").parse().unwrap(),
+    );
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    let (mut socket, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut socket).await.unwrap()["wa"], "hello");
+    socket
 }

@@ -300,3 +300,22 @@ pub async fn next_json(socket: &mut Socket) -> Option<Value> {
         }
     }
 }
+
+/// Waits (up to `limit`, skipping other frames) for the socket's close
+/// frame: its code and reason.
+pub async fn close_frame(
+    socket: &mut Socket,
+    limit: Duration,
+) -> (tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode, String) {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match tokio::time::timeout(left, socket.next()).await {
+            Ok(Some(Ok(Message::Close(Some(frame))))) => {
+                return (frame.code, frame.reason.to_string())
+            }
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
