@@ -238,8 +238,20 @@ async fn documents_api() {
     // GET /new creates a document and redirects to it.
     let r = alice.http.get(alice.url("/new")).send().await.unwrap();
     assert_eq!(r.status(), 303);
+    // A fresh 12-hex id, and the document exists, owned by alice.
     let loc = location(&r);
-    assert!(loc.starts_with('/') && loc.ends_with('/'), "{loc}");
+    let id = loc
+        .strip_prefix('/')
+        .and_then(|l| l.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("{loc}"));
+    assert!(
+        id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        "{loc}"
+    );
+    let mut ws = alice.ws(id).await;
+    let perms = ws.ok("getPermissions", None, json!({})).await;
+    assert_eq!(perms[0]["username"], "alice", "{perms}");
+    assert_eq!(perms[0]["permissions"], "arw", "{perms}");
     let r = server
         .client()
         .get(server.url("/new"))
@@ -293,7 +305,8 @@ async fn deleting_a_document_drops_everything() {
     }
     // Its sockets were told and closed.
     assert_eq!(a.event("permissionsChanged").await["permissions"], "");
-    assert!(next_json(&mut a.socket).await.is_none(), "socket closed");
+    let (code, reason) = close_frame(&mut a.socket, std::time::Duration::from_secs(30)).await;
+    assert_eq!((u16::from(code), reason.as_str()), (1000, "document deleted"));
     let r = alice
         .http
         .delete(alice.url("/api/documents/gone"))
@@ -676,4 +689,27 @@ async fn users_change_their_own_password() {
             .unwrap();
         assert_eq!(r.status(), status, "{password}");
     }
+}
+
+/// Behind a TLS-terminating proxy (`--public-url https://…`), the session
+/// cookie is `Secure`, and lives 30 days (`Max-Age`) unless configured.
+#[tokio::test]
+async fn https_public_url_makes_the_session_cookie_secure_for_thirty_days() {
+    let server = TestServer::start_with(|s| s.public_url = Some("https://keystrate.example".into())).await;
+    // reqwest keeps Secure cookies off plain http: read Set-Cookie itself.
+    let r = reqwest::Client::new()
+        .post(server.url("/auth/register"))
+        .header("origin", "https://keystrate.example")
+        .json(&json!({"username": "alice", "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    let attributes: Vec<&str> = cookie.split("; ").skip(1).collect();
+    assert!(attributes.contains(&"Secure"), "{cookie}");
+    assert!(
+        attributes.contains(&format!("Max-Age={}", 30 * 24 * 3600).as_str()),
+        "{cookie}"
+    );
 }

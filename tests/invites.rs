@@ -781,7 +781,8 @@ async fn removing_the_creators_entry_drops_their_invites() {
     assert!(server.engine().store().invites.is_empty());
 }
 
-#[tokio::test]
+// Several worker threads, so the accepts really run at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_accepts_grant_exactly_max_uses() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;

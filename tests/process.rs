@@ -97,6 +97,10 @@ async fn connections_over_the_cap_get_503_and_the_server_recovers() {
         .await
         .unwrap();
     assert_eq!(r.status(), 503);
+    assert!(
+        r.headers().get("retry-after").is_some(),
+        "503 over the cap carries Retry-After"
+    );
     assert_eq!(
         Ws::connect(&p.base, "doc", Some(&alice.cookie), None)
             .await

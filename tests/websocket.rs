@@ -465,10 +465,10 @@ async fn presence_and_permission_events() {
         .await
         .iter()
         .all(|e| e["wa"] != "permissionsChanged"));
-    // Leaving: readers hear clientPart.
+    // Leaving: readers hear clientPart, naming the socket that left.
+    let a_other_id = a_other.hello["clientId"].clone();
     drop(a_other);
-    let part = a.event("clientPart").await;
-    assert_eq!(part["wa"], "clientPart");
+    assert_eq!(a.event("clientPart").await["clientId"], a_other_id);
     // Losing `r`: bob stops hearing presence at once, readers see him part.
     a.ok(
         "setPermissions",
@@ -478,11 +478,9 @@ async fn presence_and_permission_events() {
     .await;
     assert_eq!(b.event("permissionsChanged").await["permissions"], "");
     // What bob heard while he could read (alice's second socket leaving).
-    let backlog: Vec<_> = b.events.drain(..).collect();
-    assert!(
-        backlog.iter().all(|e| e["wa"] == "clientPart"),
-        "{backlog:?}"
-    );
+    let backlog: Vec<Value> = b.events.drain(..).collect();
+    let heard: Vec<(&Value, &Value)> = backlog.iter().map(|e| (&e["wa"], &e["clientId"])).collect();
+    assert_eq!(heard, [(&json!("clientPart"), &a_other_id)], "{backlog:?}");
     assert_eq!(a.event("clientPart").await["clientId"], b_id);
     let carol = server.user("carol").await;
     a.ok(
