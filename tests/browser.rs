@@ -197,7 +197,9 @@ async fn invites_api_from_the_page_context() {
     .await;
     assert_eq!(timed_out[0], "timeout");
     let waited = timed_out[1].as_f64().unwrap();
-    assert!((9_900.0..12_000.0).contains(&waited), "{waited} ms");
+    // Not before its 10 s; the upper bound only says "not left pending"
+    // (a loaded machine's timers fire late).
+    assert!((9_900.0..60_000.0).contains(&waited), "{waited} ms");
 
     // The landing page lists the documents.
     s.goto(&server.base).await;
