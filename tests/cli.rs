@@ -83,7 +83,10 @@ async fn prosody_flow_with_the_server_running() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
     let server = Proc::start(dir.path(), &[]).await;
-    register(&server.base, "alice").await.create_doc("doc1").await;
+    register(&server.base, "alice")
+        .await
+        .create_doc("doc1")
+        .await;
     let bob = register(&server.base, "bob").await.http;
     register(&server.base, "carol").await;
 
@@ -227,7 +230,10 @@ async fn keys_made_while_the_server_is_stopped_work_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
     let server = Proc::start(dir.path(), &[]).await;
-    register(&server.base, "alice").await.create_doc("doc1").await;
+    register(&server.base, "alice")
+        .await
+        .create_doc("doc1")
+        .await;
     server.stop();
 
     let out = cli(&[

@@ -316,7 +316,10 @@ fn every_security_proof_names_an_existing_test() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let security = std::fs::read_to_string(root.join("SECURITY.md")).unwrap();
     let cited = cited_tests(&security);
-    assert!(cited.len() > 30, "the parser found the citations: {cited:?}");
+    assert!(
+        cited.len() > 30,
+        "the parser found the citations: {cited:?}"
+    );
     let mut missing = Vec::new();
     for (file, name) in &cited {
         if file.is_empty() {
@@ -333,7 +336,10 @@ fn every_security_proof_names_an_existing_test() {
             missing.push(format!("{file} {name}"));
         }
     }
-    assert!(missing.is_empty(), "SECURITY.md cites missing tests: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "SECURITY.md cites missing tests: {missing:#?}"
+    );
 }
 
 #[test]

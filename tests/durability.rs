@@ -77,7 +77,13 @@ async fn send(ws: &mut Ws, wa: &str, options: Value) -> Option<Value> {
 
 /// The admin's socket `a` and the guest's `g` are open before the burst, so
 /// an early kill never meets a socket still connecting.
-async fn writer(mut a: Ws, mut g: Ws, guest: String, target: String, acked: Arc<AtomicUsize>) -> Ledger {
+async fn writer(
+    mut a: Ws,
+    mut g: Ws,
+    guest: String,
+    target: String,
+    acked: Arc<AtomicUsize>,
+) -> Ledger {
     let mut ledger = Ledger::default();
     ledger.levels.insert(target.clone(), (String::new(), None));
     for i in 0.. {
@@ -214,7 +220,9 @@ async fn kill_9_at_random_points_loses_nothing_acknowledged() {
         } else {
             login(&p.base, "admin").await
         };
-        ledger.sessions.push((admin.name.clone(), admin.cookie.clone()));
+        ledger
+            .sessions
+            .push((admin.name.clone(), admin.cookie.clone()));
         let acked = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for w in 0..6 {
@@ -223,7 +231,13 @@ async fn kill_9_at_random_points_loses_nothing_acknowledged() {
             let target = format!("t{round}w{w}");
             ledger.registered(&register(&p.base, &target).await);
             let (a, g) = (admin.ws("doc").await, guest.ws("doc").await);
-            tasks.push(tokio::spawn(writer(a, g, guest.name, target, acked.clone())));
+            tasks.push(tokio::spawn(writer(
+                a,
+                g,
+                guest.name,
+                target,
+                acked.clone(),
+            )));
         }
         let programs = User {
             name: "admin".into(),

@@ -181,13 +181,21 @@ async fn full_or_read_only_disk_at_start_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let full = dir.path().join("full");
     std::fs::create_dir(&full).unwrap();
-    let Some(_full) = tmpfs("full_or_read_only_disk_at_start_is_a_clear_error", &full, "size=1m") else {
+    let Some(_full) = tmpfs(
+        "full_or_read_only_disk_at_start_is_a_clear_error",
+        &full,
+        "size=1m",
+    ) else {
         return;
     };
     start_fails_clearly(&full.join("data"), "KiB free on its file system");
     let ro = dir.path().join("ro");
     std::fs::create_dir(&ro).unwrap();
-    let Some(_ro) = tmpfs("full_or_read_only_disk_at_start_is_a_clear_error", &ro, "ro,size=1m") else {
+    let Some(_ro) = tmpfs(
+        "full_or_read_only_disk_at_start_is_a_clear_error",
+        &ro,
+        "ro,size=1m",
+    ) else {
         return;
     };
     start_fails_clearly(&ro.join("data"), "Read-only file system");

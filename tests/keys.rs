@@ -676,8 +676,16 @@ async fn rest_invites_for_programs() {
     // the session alike.
     let bob = server.user("bob").await;
     let grant = json!({"username": "bob", "permissions": "arw"});
-    alice.ws("doc1").await.ok("setPermissions", None, grant).await;
-    let bobs = bob.ws("doc1").await.ok("createInvite", None, json!({})).await;
+    alice
+        .ws("doc1")
+        .await
+        .ok("setPermissions", None, grant)
+        .await;
+    let bobs = bob
+        .ws("doc1")
+        .await
+        .ok("createInvite", None, json!({}))
+        .await;
     let keys = |body: &Value| -> Vec<String> {
         let mut keys: Vec<String> = body["invites"]
             .as_array()
@@ -693,7 +701,12 @@ async fn rest_invites_for_programs() {
     for (client, credentials) in [(&anon, Some(auth.as_str())), (&alice.http, None)] {
         let (_, own) = get(client, server.url("/v1/apps/doc1/invites"), credentials).await;
         assert_eq!(keys(&own), [key.clone()], "default: the owner's only");
-        let (_, all) = get(client, server.url("/v1/apps/doc1/invites?all=true"), credentials).await;
+        let (_, all) = get(
+            client,
+            server.url("/v1/apps/doc1/invites?all=true"),
+            credentials,
+        )
+        .await;
         assert_eq!(keys(&all), both, "?all=true: every admin's");
     }
 

@@ -54,12 +54,21 @@ async fn state_survives_a_restart() {
 
 #[tokio::test]
 async fn graceful_shutdown_closes_sockets_with_1001_and_exits_0() {
+    shuts_down_gracefully_on("TERM").await;
+}
+
+#[tokio::test]
+async fn sigint_shuts_down_as_gracefully_as_sigterm() {
+    shuts_down_gracefully_on("INT").await;
+}
+
+async fn shuts_down_gracefully_on(signal: &'static str) {
     let dir = tempfile::tempdir().unwrap();
     let mut p = Proc::start(dir.path(), &[]).await;
     let alice = register(&p.base, "alice").await;
     alice.create_doc("doc").await;
     let mut a = alice.ws("doc").await;
-    let status = tokio::task::spawn_blocking(move || p.sigterm());
+    let status = tokio::task::spawn_blocking(move || p.signal(signal));
     let close = loop {
         match tokio::time::timeout(Duration::from_secs(10), a.socket.next())
             .await
@@ -302,4 +311,27 @@ async fn out_of_range_limits_are_refused_at_start() {
     let p = Proc::start(dir.path(), &["--cache-mb", "1", "--ws-rate-limit", "1"]).await;
     let health = reqwest::get(format!("{}/health", p.base)).await.unwrap();
     assert_eq!(health.status(), 200);
+}
+
+/// `KEYSTRATE_ALLOWED_ORIGIN` takes a comma-separated list (README), each
+/// entry an allowed origin.
+#[tokio::test]
+async fn allowed_origins_come_comma_separated_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let origins = [(
+        "KEYSTRATE_ALLOWED_ORIGIN",
+        "https://a.example,https://b.example",
+    )];
+    let p = Proc::start_with_env(dir.path(), &[], &origins).await;
+    let alice = register(&p.base, "alice").await;
+    alice.create_doc("doc").await;
+    for (origin, allowed) in [
+        ("https://a.example", true),
+        ("https://b.example", true),
+        ("https://a.example,https://b.example", false),
+        ("https://c.example", false),
+    ] {
+        let r = Ws::connect(&p.base, "doc", Some(&alice.cookie), Some(origin)).await;
+        assert_eq!(r.is_ok(), allowed, "{origin}: {:?}", r.err());
+    }
 }

@@ -64,7 +64,13 @@ async fn origin_is_checked() {
     alice.create_doc("doc").await;
     let own = server.base.clone();
     let localhost = format!("http://localhost:{}", server.addr.port());
-    for ok in [own.as_str(), localhost.as_str(), "https://app.example"] {
+    let ipv6_loopback = format!("http://[::1]:{}", server.addr.port());
+    for ok in [
+        own.as_str(),
+        localhost.as_str(),
+        ipv6_loopback.as_str(),
+        "https://app.example",
+    ] {
         assert!(
             Ws::connect(&server.base, "doc", Some(&alice.cookie), Some(ok))
                 .await

@@ -20,7 +20,9 @@ pub fn browser_present(test: &str) -> bool {
     if !present {
         super::common::skip(
             test,
-            &format!("{CHROMIUM} or {CHROMEDRIVER} missing: apt-get install -y chromium chromium-driver"),
+            &format!(
+                "{CHROMIUM} or {CHROMEDRIVER} missing: apt-get install -y chromium chromium-driver"
+            ),
         );
     }
     present

@@ -306,7 +306,10 @@ pub async fn next_json(socket: &mut Socket) -> Option<Value> {
 pub async fn close_frame(
     socket: &mut Socket,
     limit: Duration,
-) -> (tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode, String) {
+) -> (
+    tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode,
+    String,
+) {
     let deadline = std::time::Instant::now() + limit;
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());

@@ -18,12 +18,18 @@ pub struct Proc {
 
 impl Proc {
     pub async fn start(data: &Path, extra: &[&str]) -> Proc {
+        Self::start_with_env(data, extra, &[]).await
+    }
+
+    /// Like `start`, with environment variables set for the server.
+    pub async fn start_with_env(data: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Proc {
         let port = free_port();
         let child = Command::new(BIN)
             .arg("--data")
             .arg(data)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(extra)
+            .envs(envs.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -63,9 +69,14 @@ impl Proc {
     }
 
     pub fn sigterm(&mut self) -> std::process::ExitStatus {
+        self.signal("TERM")
+    }
+
+    /// Sends `kill -<name>` and waits for the exit.
+    pub fn signal(&mut self, name: &str) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         assert!(Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([&format!("-{name}"), &pid])
             .status()
             .unwrap()
             .success());
