@@ -71,6 +71,25 @@ async fn slow_loris_clients_are_cut_off() {
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
 }
 
+/// A keep-alive connection that went quiet after its request is closed
+/// by the header timeout too, so idle connections cannot hold the slots.
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed() {
+    const TIMEOUT: u64 = 1;
+    let server = TestServer::start_with(|s| s.header_read_timeout = TIMEOUT).await;
+    let mut idle = TcpStream::connect(server.addr).await.unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(TIMEOUT + 30)).await,
+        "idle keep-alive connection kept open"
+    );
+}
+
 #[tokio::test]
 async fn half_open_websockets_are_dropped() {
     let server = TestServer::start_with(|s| s.ws_ping_interval = 1).await;

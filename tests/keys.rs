@@ -501,6 +501,8 @@ async fn invites_api_with_keys_and_jwts() {
         .unwrap();
     assert_eq!(r.status(), 201);
     assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    // A page on another site can read where the invite is.
+    assert_eq!(r.headers()["access-control-expose-headers"], "Location");
     let location = r.headers()["location"].to_str().unwrap().to_string();
     let invite: Value = r.json().await.unwrap();
     assert_eq!(
