@@ -5,40 +5,11 @@
 //! starts (environment switches, a busy port, a locked directory, logs).
 
 mod common;
-use common::process::{free_port, register, Proc, BIN};
+use common::process::{cli, cli_with_stdin, free_port, register, Proc, BIN};
 use serde_json::json;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
-
-/// Runs `keystrate <args>`.
-fn cli(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "off")
-        .output()
-        .expect("cli runs")
-}
-
-/// Runs `keystrate <args>` with `input` on standard input.
-fn cli_with_stdin(args: &[&str], input: &str) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "off")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cli runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
 
 fn assert_ok(o: &Output) -> String {
     assert!(o.status.success(), "should succeed: {o:?}");

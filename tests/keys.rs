@@ -702,7 +702,11 @@ async fn rest_invites_for_programs() {
     both.sort();
     for (client, credentials) in [(&anon, Some(auth.as_str())), (&alice.http, None)] {
         let (_, own) = get(client, server.url("/v1/apps/doc1/invites"), credentials).await;
-        assert_eq!(keys(&own), [key.clone()], "default: the owner's only");
+        assert_eq!(
+            keys(&own),
+            std::slice::from_ref(&key),
+            "default: the owner's only"
+        );
         let (_, all) = get(
             client,
             server.url("/v1/apps/doc1/invites?all=true"),

@@ -3,12 +3,11 @@
 //! is in `durability.rs`.)
 
 mod common;
-use common::process::{register, Proc, BIN};
+use common::process::{cli_with_stdin, register, Proc, BIN};
 use common::*;
 use futures_util::StreamExt;
 use serde_json::json;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
@@ -156,38 +155,15 @@ fn the_binary_runs_jemalloc_with_one_arena_and_background_purging() {
 #[tokio::test]
 async fn user_add_reads_the_password_from_stdin() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["user", "add", "carol", "--data"])
-        .arg(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"correct horse\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let out = cli_with_stdin(&["user", "add", "carol", "--data", data], "correct horse\n");
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     // A short password is refused with a message and a non-zero exit.
-    let mut child = Command::new(BIN)
-        .args(["--data"])
-        .arg(dir.path())
-        .args(["user", "add", "dave"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"short\n").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = cli_with_stdin(&["--data", data, "user", "add", "dave"], "short\n");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("password must be 8 to 1024 bytes"));
     // Carol can log in on a server with registration closed.

@@ -5,11 +5,9 @@
 
 mod common;
 use common::*;
-use futures_util::StreamExt;
 use serde_json::json;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::Message;
 
 /// Waits (up to `limit`) for the socket's close frame; its code.
 async fn close_code(ws: &mut Ws, limit: Duration) -> CloseCode {

@@ -2,8 +2,9 @@
 
 use super::User;
 use serde_json::json;
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_keystrate");
@@ -121,4 +122,32 @@ async fn authenticate(base: &str, name: &str, route: &str, expected: u16) -> Use
         cookie,
         base: base.into(),
     }
+}
+
+/// Runs `keystrate <args>`.
+pub fn cli(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("cli runs")
+}
+
+/// Runs `keystrate <args>` with `input` on standard input.
+pub fn cli_with_stdin(args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "off")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cli runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
