@@ -644,27 +644,37 @@ async fn set_and_get_permissions_rules() {
 /// The close frame used to wait behind the full queue and never came.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_socket_whose_queue_overflows_is_closed_with_1008_and_others_are_unaffected() {
-    let server = TestServer::start().await;
+    // Pings off (an hour apart): a socket that never reads never answers
+    // them either, and would be dropped as half-open before it overflows.
+    let server = TestServer::start_with(|s| s.ws_ping_interval = 3600).await;
     let alice = server.user("alice").await;
     alice.create_doc("doc").await;
     let mut reader = alice.ws("doc").await;
-    let mut idle = never_reading_socket(&server, &alice.cookie, "doc").await;
-    let hub = server.engine().hub();
-    let present = hub.socket_count();
+    let (mut idle, idle_id) = never_reading_socket(&server, &alice.cookie, "doc").await;
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
     let mut churned = 0;
-    // Each socket opened and dropped is a clientJoin and a clientPart.
-    while hub.socket_count() >= present {
+    // Each socket opened and dropped is a clientJoin and a clientPart. The
+    // reader hears the idle socket part once it is evicted; the idle socket
+    // must then read its close frame soon (the server waits 10 s for it).
+    loop {
         assert!(
             std::time::Instant::now() < deadline,
             "never evicted after {churned} joins"
         );
-        drop(alice.ws("doc").await);
-        churned += 1;
-        if churned % 32 == 0 {
+        // Sixteen at a time: the round trips overlap on a loaded machine.
+        let batch = futures_util::future::join_all((0..16).map(|_| alice.ws("doc"))).await;
+        drop(batch);
+        churned += 16;
+        {
             let r = reader.request("getPermissions", None, json!({})).await;
             assert_eq!(r["reply"][0]["permissions"], "arw", "{r}");
-            reader.events.clear();
+            let parted = reader
+                .events
+                .drain(..)
+                .any(|e| e["wa"] == "clientPart" && e["clientId"] == idle_id);
+            if parted {
+                break;
+            }
         }
     }
     let (code, reason) = close_frame(&mut idle, Duration::from_secs(60)).await;
@@ -676,8 +686,9 @@ async fn a_socket_whose_queue_overflows_is_closed_with_1008_and_others_are_unaff
     assert_eq!(r["reply"][0]["permissions"], "arw", "{r}");
 }
 
-/// A WebSocket on `doc` whose receive buffer is a few KiB; its hello read.
-async fn never_reading_socket(server: &TestServer, cookie: &str, doc: &str) -> Socket {
+/// A WebSocket on `doc` whose receive buffer is a few KiB, with its
+/// clientId (its hello is read).
+async fn never_reading_socket(server: &TestServer, cookie: &str, doc: &str) -> (Socket, Value) {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let tcp = tokio::net::TcpSocket::new_v4().unwrap();
     tcp.set_recv_buffer_size(4096).unwrap();
@@ -692,6 +703,7 @@ async fn never_reading_socket(server: &TestServer, cookie: &str, doc: &str) -> S
     let (mut socket, _) = tokio_tungstenite::client_async(request, stream)
         .await
         .unwrap();
-    assert_eq!(next_json(&mut socket).await.unwrap()["wa"], "hello");
-    socket
+    let hello = next_json(&mut socket).await.unwrap();
+    assert_eq!(hello["wa"], "hello");
+    (socket, hello["clientId"].clone())
 }

@@ -288,8 +288,12 @@ pub async fn serve_socket<K: Send + 'static>(
     engine.hub().leave(&doc, &client_id);
     drop(tx);
     // The writer ends once in-flight replies are written and every sender
-    // (the hub's and the request tasks') is gone.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), writer).await;
+    // (the hub's and the request tasks') is gone. Meanwhile what the peer
+    // still sends (pongs, its answering close frame) is read and dropped: a
+    // connection closed with unread input is reset, and the reset would
+    // discard our close frame before the peer reads it.
+    let drain = async { while let Some(Ok(_)) = stream.next().await {} };
+    let _ = tokio::time::timeout(2 * CLOSE_GRACE, async { tokio::join!(drain, writer) }).await;
     drop(keep);
     tracing::debug!(doc = %doc, client = %client_id, "socket left");
 }
