@@ -5,40 +5,11 @@
 //! starts (environment switches, a busy port, a locked directory, logs).
 
 mod common;
-use common::process::{free_port, login, Proc, BIN};
+use common::process::{cli, cli_with_stdin, free_port, register, Proc, BIN};
 use serde_json::json;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
-
-/// Runs `keystrate <args>`.
-fn cli(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "off")
-        .output()
-        .expect("cli runs")
-}
-
-/// Runs `keystrate <args>` with `input` on standard input.
-fn cli_with_stdin(args: &[&str], input: &str) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "off")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cli runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
 
 fn assert_ok(o: &Output) -> String {
     assert!(o.status.success(), "should succeed: {o:?}");
@@ -83,9 +54,12 @@ async fn prosody_flow_with_the_server_running() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
     let server = Proc::start(dir.path(), &[]).await;
-    login(&server.base, "alice").await.create_doc("doc1").await;
-    let bob = login(&server.base, "bob").await.http;
-    login(&server.base, "carol").await;
+    register(&server.base, "alice")
+        .await
+        .create_doc("doc1")
+        .await;
+    let bob = register(&server.base, "bob").await.http;
+    register(&server.base, "carol").await;
 
     let socket = dir.path().join("admin.sock");
     assert_eq!(
@@ -227,7 +201,10 @@ async fn keys_made_while_the_server_is_stopped_work_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
     let server = Proc::start(dir.path(), &[]).await;
-    login(&server.base, "alice").await.create_doc("doc1").await;
+    register(&server.base, "alice")
+        .await
+        .create_doc("doc1")
+        .await;
     server.stop();
 
     let out = cli(&[
@@ -305,11 +282,11 @@ async fn user_commands_with_the_server_running() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
     let server = Proc::start(dir.path(), &[]).await;
-    let alice = login(&server.base, "alice").await;
+    let alice = register(&server.base, "alice").await;
     alice.create_doc("shared").await;
     alice.create_doc("solo").await;
-    let bob = login(&server.base, "bob").await;
-    login(&server.base, "carol").await;
+    let bob = register(&server.base, "bob").await;
+    register(&server.base, "carol").await;
 
     // add: before, the command failed on sled's lock while the server ran.
     let out = cli_with_stdin(

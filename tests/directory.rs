@@ -881,15 +881,30 @@ async fn older_stores_keep_their_account_keys() {
     .join()
     .unwrap();
 
-    let running = keystrate::start(Config {
-        data: data.path().to_path_buf(),
-        serve: ServeArgs {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            ..ServeArgs::default()
-        },
-    })
-    .await
-    .expect("the older store opens");
+    // The closed store's storage threads let go of sled's lock a moment
+    // after it is dropped (on a loaded machine, not at once): wait for that.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let running = loop {
+        let started = keystrate::start(Config {
+            data: data.path().to_path_buf(),
+            serve: ServeArgs {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                ..ServeArgs::default()
+            },
+        })
+        .await;
+        match started {
+            Ok(running) => break running,
+            Err(e) if e.to_string().contains("in use by another") => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "store never released: {e}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("the older store opens: {e:?}"),
+        }
+    };
     let dir = Directory {
         base: format!("http://{}", running.addr),
         http: reqwest::Client::new(),

@@ -276,3 +276,82 @@ fn fences_must_be_tagged_and_norun_only_builds() {
         assert!(builds_from_source(line), "{line}");
     }
 }
+
+/// The test names a SECURITY.md proof cell cites after each `tests/…` or
+/// `src/…` file:
+/// (file, name) pairs; a name ending in `…` is a prefix. Test names are
+/// the snake_case words with an underscore (prose has none).
+fn cited_tests(security: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for row in security.lines().filter(|l| l.starts_with('|')) {
+        let proof = row.trim_end_matches('|').rsplit('|').next().unwrap_or("");
+        let mut file: Option<String> = None;
+        for word in proof.split(|c: char| c.is_whitespace() || ",;()".contains(c)) {
+            let bare = word.trim_matches('`');
+            if (bare.starts_with("tests/") || bare.starts_with("src/")) && bare.ends_with(".rs") {
+                file = Some(bare.to_string());
+                continue;
+            }
+            // `recap::tests`, `jwt::tests::…` are unit tests in src/.
+            if word.contains("::") {
+                file = None;
+                continue;
+            }
+            let is_name = bare.contains('_')
+                && bare
+                    .trim_end_matches('…')
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if is_name && !word.starts_with('`') {
+                // An empty file: cited without one.
+                out.push((file.clone().unwrap_or_default(), bare.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// Every test SECURITY.md cites as a proof exists in the file it names.
+#[test]
+fn every_security_proof_names_an_existing_test() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let security = std::fs::read_to_string(root.join("SECURITY.md")).unwrap();
+    let cited = cited_tests(&security);
+    assert!(
+        cited.len() > 30,
+        "the parser found the citations: {cited:?}"
+    );
+    let mut missing = Vec::new();
+    for (file, name) in &cited {
+        if file.is_empty() {
+            missing.push(format!("{name} (no file named before it)"));
+            continue;
+        }
+        let source = std::fs::read_to_string(root.join(file))
+            .unwrap_or_else(|e| panic!("SECURITY.md cites {file}: {e}"));
+        let defined = match name.strip_suffix('…') {
+            Some(prefix) => source.contains(&format!("fn {prefix}")),
+            None => source.contains(&format!("fn {name}(")),
+        };
+        if !defined {
+            missing.push(format!("{file} {name}"));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "SECURITY.md cites missing tests: {missing:#?}"
+    );
+}
+
+#[test]
+fn the_citation_parser_reads_files_names_and_prefixes() {
+    let row = "| a | b | `tests/x.rs` one_test, two_tests; `tests/y.rs` three_t…; `m::tests::unit_one`; bench row \"login flood\" |";
+    assert_eq!(
+        cited_tests(row),
+        [
+            ("tests/x.rs".to_string(), "one_test".to_string()),
+            ("tests/x.rs".to_string(), "two_tests".to_string()),
+            ("tests/y.rs".to_string(), "three_t…".to_string()),
+        ]
+    );
+}

@@ -1,19 +1,24 @@
 //! `kill -9` at random moments during bursts of acknowledged writes of every
 //! kind (invite create / accept / remove, setPermissions, API key creation,
-//! identity registration), over several rounds: after a restart every acknowledged change is
-//! present and nothing is half-applied.
+//! identity and directory invite registration, account registration and
+//! login), over several rounds: after a restart every acknowledged change is
+//! present (accounts log in, old session cookies still work) and nothing is
+//! half-applied. The kill points are seeded: `KEYSTRATE_TEST_SEED` replays a
+//! run; the seed is printed.
 
 mod common;
 use keystrate::engine::invites::record_key;
 #[path = "directory_support/mod.rs"]
 #[allow(dead_code)]
 mod directory_support;
-use common::process::{login, Proc};
+use common::process::{login, register, Proc};
 use common::*;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// What the clients were told, and what was in flight when the server died.
 #[derive(Default)]
@@ -29,6 +34,12 @@ struct Ledger {
     api_keys: Vec<String>,
     /// Identity did:keys acknowledged as registered, with their account.
     identities: Vec<(String, String)>,
+    /// Directory invite keys acknowledged as registered, per account.
+    directory_invites: Vec<(String, String)>,
+    /// Accounts acknowledged as registered.
+    accounts: Vec<String>,
+    /// Session cookies acknowledged (by registration or login), per user.
+    sessions: Vec<(String, String)>,
 }
 
 impl Ledger {
@@ -38,6 +49,15 @@ impl Ledger {
         self.levels.extend(other.levels);
         self.api_keys.extend(other.api_keys);
         self.identities.extend(other.identities);
+        self.directory_invites.extend(other.directory_invites);
+        self.accounts.extend(other.accounts);
+        self.sessions.extend(other.sessions);
+    }
+
+    /// A user whose registration (and so session) was acknowledged.
+    fn registered(&mut self, user: &User) {
+        self.accounts.push(user.name.clone());
+        self.sessions.push((user.name.clone(), user.cookie.clone()));
     }
 }
 
@@ -55,10 +75,16 @@ async fn send(ws: &mut Ws, wa: &str, options: Value) -> Option<Value> {
     }
 }
 
-async fn writer(admin: User, guest: User, target: String) -> Ledger {
+/// The admin's socket `a` and the guest's `g` are open before the burst, so
+/// an early kill never meets a socket still connecting.
+async fn writer(
+    mut a: Ws,
+    mut g: Ws,
+    guest: String,
+    target: String,
+    acked: Arc<AtomicUsize>,
+) -> Ledger {
     let mut ledger = Ledger::default();
-    let mut a = admin.ws("doc").await;
-    let mut g = guest.ws("doc").await;
     ledger.levels.insert(target.clone(), (String::new(), None));
     for i in 0.. {
         let Some(r) = send(&mut a, "createInvite", json!({"maxUses": 3})).await else {
@@ -69,11 +95,12 @@ async fn writer(admin: User, guest: User, target: String) -> Ledger {
             .unwrap_or_else(|| panic!("create: {r}"))
             .to_string();
         ledger.invites.insert(key.clone(), None);
+        acked.fetch_add(1, Ordering::SeqCst);
         let Some(r) = send(&mut g, "acceptInvite", json!({"key": key})).await else {
             break;
         };
         assert_eq!(r["reply"], "r", "{r}");
-        ledger.accepts.push((guest.name.clone(), key.clone()));
+        ledger.accepts.push((guest.clone(), key.clone()));
         if i % 2 == 0 {
             ledger.invites.insert(key.clone(), Some(false));
             let Some(r) = send(&mut a, "removeInvite", json!({"key": key})).await else {
@@ -94,9 +121,9 @@ async fn writer(admin: User, guest: User, target: String) -> Ledger {
     ledger
 }
 
-/// API keys over the REST route and identity keys in the key directory,
-/// alternating, until the server dies.
-async fn program_writer(admin: User) -> Ledger {
+/// API keys over the REST route, identity and invite keys in the key
+/// directory, and new accounts, in turn, until the server dies.
+async fn program_writer(admin: User, round: usize, acked: Arc<AtomicUsize>) -> Ledger {
     use directory_support::{Identity, Wallet};
     let mut ledger = Ledger::default();
     let directory = directory_support::Directory {
@@ -135,6 +162,41 @@ async fn program_writer(admin: User) -> Ledger {
         ledger
             .identities
             .push((identity.public_key().to_string(), wallet.account()));
+        let invite = directory_support::invite_key();
+        let mut claims =
+            directory_support::claims(&identity, &wallet, &directory.aud(), "register_invite");
+        claims["sub"] = json!(invite);
+        let id_auth = identity.sign_jwt(&directory_support::jwt_header(), &claims);
+        let request = directory
+            .http
+            .post(format!("{}/invite", admin.base))
+            .json(&json!({"idAuth": id_auth}));
+        let Ok(response) = request.send().await else {
+            break;
+        };
+        let Ok(body) = response.json::<Value>().await else {
+            break;
+        };
+        assert_eq!(body["status"], "SUCCESS", "{body}");
+        ledger.directory_invites.push((wallet.account(), invite));
+        acked.fetch_add(1, Ordering::SeqCst);
+        // Every few rounds an account (Argon2 is slow: not every time).
+        if i % 4 == 0 {
+            let created = admin
+                .http
+                .post(admin.url("/auth/register"))
+                .json(&json!({"username": format!("p{round}n{i}"), "password": "correct horse"}))
+                .send()
+                .await;
+            let Ok(response) = created else { break };
+            if response.status() == 503 {
+                continue; // the hashing pool is busy: nothing was created
+            }
+            assert_eq!(response.status(), 201);
+            let cookie = session_cookie(&response).expect("session cookie");
+            ledger.accounts.push(format!("p{round}n{i}"));
+            ledger.sessions.push((format!("p{round}n{i}"), cookie));
+        }
     }
     ledger
 }
@@ -143,26 +205,39 @@ async fn program_writer(admin: User) -> Ledger {
 async fn kill_9_at_random_points_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let mut ledger = Ledger::default();
-    let mut rng = rand::thread_rng();
+    let seed = std::env::var("KEYSTRATE_TEST_SEED")
+        .map(|s| s.parse().expect("KEYSTRATE_TEST_SEED is a number"))
+        .unwrap_or_else(|_| rand::random::<u64>());
+    eprintln!("kill_9_at_random_points_loses_nothing_acknowledged: KEYSTRATE_TEST_SEED={seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     for round in 0..4 {
         // The program writer registers identities as fast as it can.
         let mut p = Proc::start(dir.path(), &["--directory-writes-per-minute", "1000000"]).await;
-        let admin = login(&p.base, "admin").await;
-        if round == 0 {
+        let admin = if round == 0 {
+            let admin = register(&p.base, "admin").await;
             admin.create_doc("doc").await;
-        }
+            admin
+        } else {
+            login(&p.base, "admin").await
+        };
+        ledger
+            .sessions
+            .push((admin.name.clone(), admin.cookie.clone()));
+        let acked = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for w in 0..6 {
-            let admin = User {
-                name: "admin".into(),
-                http: admin.http.clone(),
-                cookie: admin.cookie.clone(),
-                base: p.base.clone(),
-            };
-            let guest = login(&p.base, &format!("g{round}w{w}")).await;
+            let guest = register(&p.base, &format!("g{round}w{w}")).await;
+            ledger.registered(&guest);
             let target = format!("t{round}w{w}");
-            login(&p.base, &target).await;
-            tasks.push(tokio::spawn(writer(admin, guest, target)));
+            ledger.registered(&register(&p.base, &target).await);
+            let (a, g) = (admin.ws("doc").await, guest.ws("doc").await);
+            tasks.push(tokio::spawn(writer(
+                a,
+                g,
+                guest.name,
+                target,
+                acked.clone(),
+            )));
         }
         let programs = User {
             name: "admin".into(),
@@ -170,8 +245,18 @@ async fn kill_9_at_random_points_loses_nothing_acknowledged() {
             cookie: admin.cookie.clone(),
             base: p.base.clone(),
         };
-        let programs = tokio::spawn(program_writer(programs));
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(150..900))).await;
+        let directory_acked = Arc::new(AtomicUsize::new(0));
+        let programs = tokio::spawn(program_writer(programs, round, directory_acked.clone()));
+        // Killed after a seeded number of acknowledged invites, however
+        // fast or slow this machine is.
+        let kill_after = rng.gen_range(5..60);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while acked.load(Ordering::SeqCst) < kill_after
+            || directory_acked.load(Ordering::SeqCst) == 0
+        {
+            assert!(Instant::now() < deadline, "no progress (seed {seed})");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         p.kill9();
         for t in tasks.into_iter().chain([programs]) {
             let part = t
@@ -180,11 +265,45 @@ async fn kill_9_at_random_points_loses_nothing_acknowledged() {
             ledger.absorb(part);
         }
     }
-    assert!(
-        ledger.invites.len() > 40,
-        "burst too small: {}",
-        ledger.invites.len()
-    );
+
+    assert!(ledger.invites.len() >= 20, "every round acknowledged some");
+
+    // Accounts log in, old cookies still name their user, directory invite
+    // keys resolve: over HTTP, on a restarted server.
+    let p = Proc::start(dir.path(), &[]).await;
+    for name in &ledger.accounts {
+        login(&p.base, name).await;
+    }
+    let http = reqwest::Client::new();
+    for (name, cookie) in &ledger.sessions {
+        let me: Value = http
+            .get(p.url("/auth/me"))
+            .header("cookie", format!("keystrate_session={cookie}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{name}'s acknowledged session lost: {e}"));
+        assert_eq!(me["username"], name.as_str(), "seed {seed}");
+    }
+    for (account, invite) in &ledger.directory_invites {
+        let body: Value = http
+            .get(p.url("/invite"))
+            .query(&[("account", account)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            body["value"]["inviteKey"],
+            invite.as_str(),
+            "acknowledged directory invite of {account} lost (seed {seed})"
+        );
+    }
+    p.stop();
 
     let store = keystrate::store::Store::open(dir.path()).unwrap();
     let invite = |key: &str| -> Option<Value> {

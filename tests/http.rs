@@ -183,7 +183,6 @@ async fn documents_api() {
         (json!({"id": "notes"}), 409),
         (json!({"id": "-bad"}), 400),
         (json!({"id": "a".repeat(65)}), 400),
-        (json!({"id": "new"}), 400),
         (json!({"id": "favicon.ico"}), 400),
         (json!({"id": "has space"}), 400),
         (json!({"name": "x"}), 400),
@@ -196,6 +195,29 @@ async fn documents_api() {
             .await
             .unwrap();
         assert_eq!(r.status(), status, "{body}");
+    }
+    // Every name the server's own routes use is refused as a document id.
+    for reserved in [
+        "new",
+        "auth",
+        "api",
+        "v1",
+        "static",
+        "ws",
+        "invite",
+        "identity",
+        "invites_api",
+        "health",
+        "metrics",
+    ] {
+        let r = alice
+            .http
+            .post(alice.url("/api/documents"))
+            .json(&json!({"id": reserved}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{reserved} is reserved");
     }
     let anon = server
         .client()
@@ -238,8 +260,23 @@ async fn documents_api() {
     // GET /new creates a document and redirects to it.
     let r = alice.http.get(alice.url("/new")).send().await.unwrap();
     assert_eq!(r.status(), 303);
+    // A fresh 12-hex id, and the document exists, owned by alice.
     let loc = location(&r);
-    assert!(loc.starts_with('/') && loc.ends_with('/'), "{loc}");
+    let id = loc
+        .strip_prefix('/')
+        .and_then(|l| l.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("{loc}"));
+    assert!(
+        id.len() == 12
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        "{loc}"
+    );
+    let mut ws = alice.ws(id).await;
+    let perms = ws.ok("getPermissions", None, json!({})).await;
+    assert_eq!(perms[0]["username"], "alice", "{perms}");
+    assert_eq!(perms[0]["permissions"], "arw", "{perms}");
     let r = server
         .client()
         .get(server.url("/new"))
@@ -293,7 +330,11 @@ async fn deleting_a_document_drops_everything() {
     }
     // Its sockets were told and closed.
     assert_eq!(a.event("permissionsChanged").await["permissions"], "");
-    assert!(next_json(&mut a.socket).await.is_none(), "socket closed");
+    let (code, reason) = close_frame(&mut a.socket, std::time::Duration::from_secs(30)).await;
+    assert_eq!(
+        (u16::from(code), reason.as_str()),
+        (1000, "document deleted")
+    );
     let r = alice
         .http
         .delete(alice.url("/api/documents/gone"))
@@ -510,6 +551,13 @@ async fn health_static_and_limits() {
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
+    // Without a Content-Length (chunked), the limit holds as the body
+    // streams in.
+    let status = chunked_post(server.addr, "/auth/register", 70).await;
+    assert!(
+        status.starts_with("HTTP/1.1 413"),
+        "chunked over 64 KiB: {status}"
+    );
     assert!(server.engine().store().users.is_empty());
 }
 
@@ -675,4 +723,56 @@ async fn users_change_their_own_password() {
             .unwrap();
         assert_eq!(r.status(), status, "{password}");
     }
+}
+
+/// Behind a TLS-terminating proxy (`--public-url https://…`), the session
+/// cookie is `Secure`, and lives 30 days (`Max-Age`) unless configured.
+#[tokio::test]
+async fn https_public_url_makes_the_session_cookie_secure_for_thirty_days() {
+    let server =
+        TestServer::start_with(|s| s.public_url = Some("https://keystrate.example".into())).await;
+    // reqwest keeps Secure cookies off plain http: read Set-Cookie itself.
+    let r = reqwest::Client::new()
+        .post(server.url("/auth/register"))
+        .header("origin", "https://keystrate.example")
+        .json(&json!({"username": "alice", "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    let attributes: Vec<&str> = cookie.split("; ").skip(1).collect();
+    assert!(attributes.contains(&"Secure"), "{cookie}");
+    assert!(
+        attributes.contains(&format!("Max-Age={}", 30 * 24 * 3600).as_str()),
+        "{cookie}"
+    );
+}
+
+/// POSTs `kib` KiB of JSON whitespace with `Transfer-Encoding: chunked` (no
+/// `Content-Length`); the answer's status line.
+async fn chunked_post(addr: std::net::SocketAddr, path: &str, kib: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+         transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let chunk = format!("400\r\n{}\r\n", " ".repeat(1024));
+    for _ in 0..kib {
+        // The server may answer and close before the whole body is sent.
+        if tcp.write_all(chunk.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let _ = tcp.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tcp.read_to_end(&mut answer),
+    )
+    .await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    answer.lines().next().unwrap_or_default().to_string()
 }

@@ -651,8 +651,9 @@ async fn a_burst_of_expiries_on_two_documents_is_purged_completely() {
     let mut a = alice.ws("doc").await;
     let kept = a.ok("createInvite", None, json!({"maxAge": 600})).await;
     let store = engine.store();
-    assert_eq!(store.invites.len(), 601);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    // Some of the 600 may be gone already on a slow machine: wait for the
+    // end state, however long the burst took (every creation succeeded).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while store.invites.len() != 1 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -683,7 +684,7 @@ async fn expired_invites_are_rejected_and_deleted_from_storage() {
         invalid
     );
     // The expiry task deleted the record and every index entry.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while store.invites.len() != 1 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -781,7 +782,8 @@ async fn removing_the_creators_entry_drops_their_invites() {
     assert!(server.engine().store().invites.is_empty());
 }
 
-#[tokio::test]
+// Several worker threads, so the accepts really run at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_accepts_grant_exactly_max_uses() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;

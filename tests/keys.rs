@@ -501,6 +501,8 @@ async fn invites_api_with_keys_and_jwts() {
         .unwrap();
     assert_eq!(r.status(), 201);
     assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    // A page on another site can read where the invite is.
+    assert_eq!(r.headers()["access-control-expose-headers"], "Location");
     let location = r.headers()["location"].to_str().unwrap().to_string();
     let invite: Value = r.json().await.unwrap();
     assert_eq!(
@@ -672,20 +674,47 @@ async fn rest_invites_for_programs() {
     assert_eq!(status, 200);
     assert_eq!(body["invites"].as_array().unwrap().len(), 1);
     assert_eq!(body["invites"][0]["key"], key.as_str());
-    // Account scope (the session) sees them too.
-    assert_eq!(
-        get(
-            &alice.http,
-            alice.url("/v1/apps/doc1/invites?all=true"),
-            None
-        )
+    // Another admin's invite: only `?all=true` lists it, for the key and for
+    // the session alike.
+    let bob = server.user("bob").await;
+    let grant = json!({"username": "bob", "permissions": "arw"});
+    alice
+        .ws("doc1")
         .await
-        .1["invites"]
+        .ok("setPermissions", None, grant)
+        .await;
+    let bobs = bob
+        .ws("doc1")
+        .await
+        .ok("createInvite", None, json!({}))
+        .await;
+    let keys = |body: &Value| -> Vec<String> {
+        let mut keys: Vec<String> = body["invites"]
             .as_array()
             .unwrap()
-            .len(),
-        1
-    );
+            .iter()
+            .map(|i| i["key"].as_str().unwrap().to_string())
+            .collect();
+        keys.sort();
+        keys
+    };
+    let mut both = vec![key.clone(), bobs["key"].as_str().unwrap().to_string()];
+    both.sort();
+    for (client, credentials) in [(&anon, Some(auth.as_str())), (&alice.http, None)] {
+        let (_, own) = get(client, server.url("/v1/apps/doc1/invites"), credentials).await;
+        assert_eq!(
+            keys(&own),
+            std::slice::from_ref(&key),
+            "default: the owner's only"
+        );
+        let (_, all) = get(
+            client,
+            server.url("/v1/apps/doc1/invites?all=true"),
+            credentials,
+        )
+        .await;
+        assert_eq!(keys(&all), both, "?all=true: every admin's");
+    }
 
     // A key of doc1 is nothing on doc2; bad options; no credentials.
     assert_error(

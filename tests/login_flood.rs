@@ -3,7 +3,7 @@
 
 mod common;
 use common::flood::login_flood;
-use common::process::{login, Proc};
+use common::process::{login, register, Proc};
 use std::time::Duration;
 
 /// 200 connections post wrong passwords for 10 s. Before password hashing
@@ -13,7 +13,7 @@ use std::time::Duration;
 async fn a_login_flood_keeps_memory_bounded_and_writes_answering() {
     let dir = tempfile::tempdir().unwrap();
     let p = Proc::start(dir.path(), &[]).await;
-    let owner = login(&p.base, "owner").await;
+    let owner = register(&p.base, "owner").await;
     let report = login_flood(&p.base, &owner.cookie, 200, Duration::from_secs(10), || {
         p.rss_kb()
     })

@@ -2,7 +2,7 @@
 //! its RSS read from `/proc/<pid>/status`.
 
 mod common;
-use common::process::{login, Proc};
+use common::process::{register, Proc};
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
@@ -23,7 +23,7 @@ const BUDGET_KB: u64 = 64 * 1024;
 async fn rss_returns_after_three_thousand_sockets_leave() {
     let dir = tempfile::tempdir().unwrap();
     let p = Proc::start(dir.path(), &[]).await;
-    let owner = login(&p.base, "owner").await;
+    let owner = register(&p.base, "owner").await;
     owner.create_doc("burst").await;
     let mut admin = owner.ws("burst").await;
     let anyone_reads = json!({"username": "anonymous", "provider": "", "permissions": "r"});
@@ -31,7 +31,7 @@ async fn rss_returns_after_three_thousand_sockets_leave() {
     drop(admin);
     let mut cookies = Vec::new();
     for i in 0..SOCKETS / PER_USER {
-        cookies.push(login(&p.base, &format!("reader{i}")).await.cookie);
+        cookies.push(register(&p.base, &format!("reader{i}")).await.cookie);
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = p.rss_kb();

@@ -3,12 +3,11 @@
 //! is in `durability.rs`.)
 
 mod common;
-use common::process::{login, Proc, BIN};
+use common::process::{cli_with_stdin, register, Proc, BIN};
 use common::*;
 use futures_util::StreamExt;
 use serde_json::json;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
@@ -17,7 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 async fn state_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut p = Proc::start(dir.path(), &[]).await;
-    let alice = login(&p.base, "alice").await;
+    let alice = register(&p.base, "alice").await;
     alice.create_doc("doc").await;
     let mut a = alice.ws("doc").await;
     let inv = a
@@ -27,7 +26,7 @@ async fn state_survives_a_restart() {
             json!({"permissions": "rw", "maxUses": 3}),
         )
         .await;
-    let bob = login(&p.base, "bob").await;
+    let bob = register(&p.base, "bob").await;
     bob.ws("doc")
         .await
         .ok("acceptInvite", None, json!({"key": inv["key"]}))
@@ -54,12 +53,21 @@ async fn state_survives_a_restart() {
 
 #[tokio::test]
 async fn graceful_shutdown_closes_sockets_with_1001_and_exits_0() {
+    shuts_down_gracefully_on("TERM").await;
+}
+
+#[tokio::test]
+async fn sigint_shuts_down_as_gracefully_as_sigterm() {
+    shuts_down_gracefully_on("INT").await;
+}
+
+async fn shuts_down_gracefully_on(signal: &'static str) {
     let dir = tempfile::tempdir().unwrap();
     let mut p = Proc::start(dir.path(), &[]).await;
-    let alice = login(&p.base, "alice").await;
+    let alice = register(&p.base, "alice").await;
     alice.create_doc("doc").await;
     let mut a = alice.ws("doc").await;
-    let status = tokio::task::spawn_blocking(move || p.sigterm());
+    let status = tokio::task::spawn_blocking(move || p.signal(signal));
     let close = loop {
         match tokio::time::timeout(Duration::from_secs(10), a.socket.next())
             .await
@@ -78,7 +86,7 @@ async fn graceful_shutdown_closes_sockets_with_1001_and_exits_0() {
 async fn connections_over_the_cap_get_503_and_the_server_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let p = Proc::start(dir.path(), &["--max-connections", "20"]).await;
-    let alice = login(&p.base, "alice").await;
+    let alice = register(&p.base, "alice").await;
     alice.create_doc("doc").await;
     let mut sockets = Vec::new();
     for _ in 0..20 {
@@ -97,6 +105,10 @@ async fn connections_over_the_cap_get_503_and_the_server_recovers() {
         .await
         .unwrap();
     assert_eq!(r.status(), 503);
+    assert!(
+        r.headers().get("retry-after").is_some(),
+        "503 over the cap carries Retry-After"
+    );
     assert_eq!(
         Ws::connect(&p.base, "doc", Some(&alice.cookie), None)
             .await
@@ -143,38 +155,15 @@ fn the_binary_runs_jemalloc_with_one_arena_and_background_purging() {
 #[tokio::test]
 async fn user_add_reads_the_password_from_stdin() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["user", "add", "carol", "--data"])
-        .arg(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"correct horse\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let out = cli_with_stdin(&["user", "add", "carol", "--data", data], "correct horse\n");
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     // A short password is refused with a message and a non-zero exit.
-    let mut child = Command::new(BIN)
-        .args(["--data"])
-        .arg(dir.path())
-        .args(["user", "add", "dave"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"short\n").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = cli_with_stdin(&["--data", data, "user", "add", "dave"], "short\n");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("password must be 8 to 1024 bytes"));
     // Carol can log in on a server with registration closed.
@@ -296,4 +285,27 @@ async fn out_of_range_limits_are_refused_at_start() {
     let p = Proc::start(dir.path(), &["--cache-mb", "1", "--ws-rate-limit", "1"]).await;
     let health = reqwest::get(format!("{}/health", p.base)).await.unwrap();
     assert_eq!(health.status(), 200);
+}
+
+/// `KEYSTRATE_ALLOWED_ORIGIN` takes a comma-separated list (README), each
+/// entry an allowed origin.
+#[tokio::test]
+async fn allowed_origins_come_comma_separated_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let origins = [(
+        "KEYSTRATE_ALLOWED_ORIGIN",
+        "https://a.example,https://b.example",
+    )];
+    let p = Proc::start_with_env(dir.path(), &[], &origins).await;
+    let alice = register(&p.base, "alice").await;
+    alice.create_doc("doc").await;
+    for (origin, allowed) in [
+        ("https://a.example", true),
+        ("https://b.example", true),
+        ("https://a.example,https://b.example", false),
+        ("https://c.example", false),
+    ] {
+        let r = Ws::connect(&p.base, "doc", Some(&alice.cookie), Some(origin)).await;
+        assert_eq!(r.is_ok(), allowed, "{origin}: {:?}", r.err());
+    }
 }

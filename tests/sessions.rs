@@ -5,23 +5,13 @@
 
 mod common;
 use common::*;
-use futures_util::StreamExt;
 use serde_json::json;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::Message;
 
 /// Waits (up to `limit`) for the socket's close frame; its code.
 async fn close_code(ws: &mut Ws, limit: Duration) -> CloseCode {
-    let deadline = Instant::now() + limit;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, ws.socket.next()).await {
-            Ok(Some(Ok(Message::Close(Some(frame))))) => return frame.code,
-            Ok(Some(Ok(_))) => continue,
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    }
+    close_frame(&mut ws.socket, limit).await.0
 }
 
 #[tokio::test]
@@ -68,7 +58,7 @@ async fn an_expired_session_closes_its_sockets_and_is_purged() {
     assert_eq!(ws.hello["user"]["username"], "alice");
     let cookie_lifetime = format!("Max-Age={TTL}");
     // A second session, never presented again.
-    common::process::login(&server.base, "bob").await;
+    common::process::register(&server.base, "bob").await;
     // The socket closes by itself when the session ends...
     assert_eq!(
         close_code(&mut ws, Duration::from_secs(60)).await,

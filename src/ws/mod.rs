@@ -14,7 +14,7 @@ use futures_util::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -33,8 +33,39 @@ const IN_FLIGHT: usize = 32;
 /// while the socket is busy leave in one write, not one system call each.
 const WRITE_BATCH: usize = 64;
 
+/// How long a close frame may wait for a peer that does not read before the
+/// connection is dropped without it.
+const CLOSE_GRACE: Duration = Duration::from_secs(10);
+
 /// Writes queued frames until the queue closes or a close frame is sent.
-async fn write_frames<S>(mut sink: S, mut rx: mpsc::Receiver<Outgoing>)
+/// `closing` cuts in front of the queue: a socket evicted because its queue
+/// is full would otherwise never get its close frame, and a peer that never
+/// reads would hold the connection open.
+async fn write_frames<S>(
+    mut sink: S,
+    mut rx: mpsc::Receiver<Outgoing>,
+    closing: oneshot::Receiver<(u16, &'static str)>,
+) where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    let close = tokio::select! {
+        biased;
+        Ok(close) = closing => Some(close),
+        () = write_queue(&mut sink, &mut rx) => None,
+    };
+    if let Some((code, reason)) = close {
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.into(),
+        };
+        let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(Message::Close(Some(frame)))).await;
+    }
+    let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
+}
+
+/// Writes queued frames until the queue closes or a queued close frame is
+/// sent.
+async fn write_queue<S>(sink: &mut S, rx: &mut mpsc::Receiver<Outgoing>)
 where
     S: futures_util::Sink<Message> + Unpin,
 {
@@ -67,7 +98,6 @@ where
             break;
         }
     }
-    let _ = sink.close().await;
 }
 
 /// Runs one request on its target document (`d`, else the socket's) and
@@ -157,7 +187,14 @@ pub async fn serve_socket<K: Send + 'static>(
     let mut session_ends = std::pin::pin!(session_ends);
     tracing::debug!(doc = %doc, client = %client_id, "socket joined");
 
-    let writer = tokio::spawn(write_frames(sink, rx));
+    let (close_tx, closing) = oneshot::channel();
+    let mut close_tx = Some(close_tx);
+    let mut close = |code: u16, reason: &'static str| {
+        if let Some(close_tx) = close_tx.take() {
+            let _ = close_tx.send((code, reason));
+        }
+    };
+    let writer = tokio::spawn(write_frames(sink, rx, closing));
 
     let rate = f64::from(policy.requests_per_s);
     let mut bucket = TokenBucket::new(rate, 2.0 * rate);
@@ -176,11 +213,11 @@ pub async fn serve_socket<K: Send + 'static>(
                 continue;
             }
             reason = evict.evicted() => {
-                let _ = tx.try_send(Outgoing::Close(1008, reason));
+                close(1008, reason);
                 break;
             }
             _ = &mut session_ends => {
-                let _ = tx.try_send(Outgoing::Close(1008, "session expired"));
+                close(1008, "session expired");
                 break;
             }
         };
@@ -256,8 +293,12 @@ pub async fn serve_socket<K: Send + 'static>(
     engine.hub().leave(&doc, &client_id);
     drop(tx);
     // The writer ends once in-flight replies are written and every sender
-    // (the hub's and the request tasks') is gone.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), writer).await;
+    // (the hub's and the request tasks') is gone. Meanwhile what the peer
+    // still sends (pongs, its answering close frame) is read and dropped: a
+    // connection closed with unread input is reset, and the reset would
+    // discard our close frame before the peer reads it.
+    let drain = async { while let Some(Ok(_)) = stream.next().await {} };
+    let _ = tokio::time::timeout(2 * CLOSE_GRACE, async { tokio::join!(drain, writer) }).await;
     drop(keep);
     tracing::debug!(doc = %doc, client = %client_id, "socket left");
 }

@@ -70,36 +70,51 @@ impl TestServer {
 
     /// Registers `name` and returns a logged-in client.
     pub async fn user(&self, name: &str) -> User {
-        let http = self.client();
-        let r = http
-            .post(self.url("/auth/register"))
-            .json(&json!({"username": name, "password": "correct horse"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201, "register {name}");
-        let cookie = r
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .find_map(|v| {
-                let v = v.to_str().ok()?;
-                v.strip_prefix("keystrate_session=")
-                    .map(|rest| rest.split(';').next().unwrap().to_string())
-            })
-            .expect("session cookie");
-        User {
-            name: name.to_string(),
-            http,
-            cookie,
-            base: self.base.clone(),
-        }
+        process::register(&self.base, name).await
     }
 
     pub async fn stop(&mut self) {
         if let Some(r) = self.running.take() {
             r.shutdown().await;
         }
+    }
+}
+
+/// The `keystrate_session` value an answer sets, if any.
+pub fn session_cookie(r: &reqwest::Response) -> Option<String> {
+    r.headers().get_all("set-cookie").iter().find_map(|v| {
+        let v = v.to_str().ok()?;
+        v.strip_prefix("keystrate_session=")
+            .map(|rest| rest.split(';').next().unwrap().to_string())
+    })
+}
+
+/// A loopback port nobody listens on (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Records a skipped test where `.ci/run` counts it (`KEYSTRATE_SKIP_LOG`)
+/// and prints it; under `CI=true` a skip is a failure.
+pub fn skip(test: &str, reason: &str) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true forbids skipping {test}: {reason}"
+    );
+    let line = format!("SKIP: {test}: {reason}");
+    eprintln!("{line}");
+    if let Ok(path) = std::env::var("KEYSTRATE_SKIP_LOG") {
+        use std::io::Write;
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("KEYSTRATE_SKIP_LOG is writable");
+        writeln!(log, "{line}").unwrap();
     }
 }
 
@@ -300,6 +315,28 @@ pub async fn next_json(socket: &mut Socket) -> Option<Value> {
             Ok(Message::Text(t)) => return Some(serde_json::from_str(&t).expect("JSON frame")),
             Ok(Message::Close(_)) | Err(_) => return None,
             Ok(_) => continue,
+        }
+    }
+}
+
+/// Waits (up to `limit`, skipping other frames) for the socket's close
+/// frame: its code and reason.
+pub async fn close_frame(
+    socket: &mut Socket,
+    limit: Duration,
+) -> (
+    tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode,
+    String,
+) {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match tokio::time::timeout(left, socket.next()).await {
+            Ok(Some(Ok(Message::Close(Some(frame))))) => {
+                return (frame.code, frame.reason.to_string())
+            }
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
         }
     }
 }
