@@ -7,7 +7,7 @@ mod common;
 #[allow(dead_code)] // shared with tests/directory.rs, which uses all of it
 mod directory_support;
 
-use common::process::{login, Proc, BIN};
+use common::process::{login, register, Proc, BIN};
 use directory_support::{claims, jwt_header, Directory, Identity, Registered, Wallet};
 use serde_json::{json, Value};
 use std::io::Write;
@@ -83,7 +83,7 @@ async fn password_login(base: &str, name: &str) -> reqwest::StatusCode {
 
 /// Opening an invite link as a logged-in user accepts it (303 to the document).
 async fn accept(base: &str, name: &str, doc: &str, invite: &str) -> common::User {
-    let user = login(base, name).await;
+    let user = register(base, name).await;
     let r = user
         .http
         .get(user.url(&format!("/{doc}/?acceptInvite={invite}")))
@@ -108,7 +108,7 @@ async fn export_import_export_gives_the_same_lines_and_the_copy_serves_the_data(
     let server = Proc::start(&old, &[]).await;
 
     // Users, a document, permissions, invites with an acceptance.
-    let alice = login(&server.base, "alice").await;
+    let alice = register(&server.base, "alice").await;
     alice.create_doc("doc1").await;
     let mut ws = alice.ws("doc1").await;
     let used = ws

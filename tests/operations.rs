@@ -3,7 +3,7 @@
 //! real binary, since logging and the metrics recorder are process-wide.
 
 mod common;
-use common::process::{free_port, login, BIN};
+use common::process::{free_port, login, register, BIN};
 use common::Ws;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
@@ -144,8 +144,8 @@ async fn metrics_are_served_on_their_own_listener_with_bounded_labels() {
     let public = reqwest::get(server.url("/metrics")).await.unwrap();
     assert_eq!(public.status(), 404);
 
-    let alice = login(&server.base, "alice-the-admin").await;
-    let bob = login(&server.base, "bob-the-guest").await;
+    let alice = register(&server.base, "alice-the-admin").await;
+    let bob = register(&server.base, "bob-the-guest").await;
     alice.create_doc("secret-doc-name").await;
     let mut a = alice.ws("secret-doc-name").await;
     let mut b = bob.ws("secret-doc-name").await;
@@ -229,7 +229,7 @@ async fn without_the_flag_no_metrics_listener_is_announced() {
     let public = reqwest::get(server.url("/metrics")).await.unwrap();
     assert_eq!(public.status(), 404);
     // The probes' paths are routes, never documents.
-    let alice = login(&server.base, "alice").await;
+    let alice = register(&server.base, "alice").await;
     for id in ["ready", "health", "metrics"] {
         let r = alice
             .http
@@ -262,8 +262,8 @@ async fn json_logs_carry_request_fields_and_no_secrets() {
     )
     .await;
     let mut secrets: Vec<String> = vec!["correct horse".into()];
-    let alice = login(&server.base, "alice").await;
-    let bob = login(&server.base, "bob").await;
+    let alice = register(&server.base, "alice").await;
+    let bob = register(&server.base, "bob").await;
     secrets.extend([alice.cookie.clone(), bob.cookie.clone()]);
     alice.create_doc("doc").await;
     let mut a = alice.ws("doc").await;
@@ -381,7 +381,7 @@ async fn ready_follows_storage_and_health_stays_live() {
         async move { reqwest::get(url).await.unwrap().status() }
     };
     assert_eq!(ready(&server).await, 200);
-    let alice = login(&server.base, "alice").await;
+    let alice = register(&server.base, "alice").await;
     alice.create_doc("doc").await;
     let filler = dir.path().join("filler");
     fill(&filler);
