@@ -342,6 +342,13 @@ fn check(record: &Record) -> Result<(), String> {
             Err(format!("{what} {k:?} is not a did:key"))
         }
     };
+    let account_ok = |account: &str, what: &str| {
+        if account.is_empty() || account.contains('\0') {
+            Err(format!("{what}: empty account"))
+        } else {
+            Ok(())
+        }
+    };
     match record {
         Record::User {
             username,
@@ -420,20 +427,14 @@ fn check(record: &Record) -> Result<(), String> {
             ..
         } => {
             did_ok(identity_key, "identityKey")?;
-            if account.is_empty() || account.contains('\0') {
-                return Err("identity: empty account".into());
-            }
-            Ok(())
+            account_ok(account, "identity")
         }
         Record::InviteKey {
             account,
             invite_key,
         } => {
             did_ok(invite_key, "inviteKey")?;
-            if account.is_empty() || account.contains('\0') {
-                return Err("invite_key: empty account".into());
-            }
-            Ok(())
+            account_ok(account, "invite_key")
         }
         Record::Revocation { identity_key, .. } => did_ok(identity_key, "identityKey"),
     }
