@@ -7,7 +7,7 @@ use crate::admin::{self, CreatedKey, Password, Reply, Request};
 use crate::config::{KeysCommand, UserCommand};
 use crate::engine::keys::KeyDetails;
 use crate::engine::users::{display_name, parse_user, UserSummary};
-use crate::engine::{Engine, User};
+use crate::engine::{Engine, NoEvents, User};
 use crate::store::Store;
 use serde_json::Value;
 use std::io::{ErrorKind, Write};
@@ -142,7 +142,7 @@ async fn on_store(data: &Path, request: Request) -> Result<Value, String> {
         return Err(format!("no data directory at {}", data.display()));
     }
     let store = open(data)?;
-    let engine = Engine::new(store, Default::default());
+    let engine = Engine::new(store, Default::default(), std::sync::Arc::new(NoEvents));
     let result = admin::execute(&engine, request).await;
     engine
         .store()

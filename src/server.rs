@@ -7,6 +7,7 @@ use crate::engine::directory::Directory;
 use crate::engine::{expiry, Engine, EngineConfig};
 use crate::http::{self, App, Conn};
 use crate::store::Store;
+use crate::ws::hub::Hub;
 use crate::ws::SocketPolicy;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -41,6 +42,8 @@ pub struct Running {
     pub metrics_addr: Option<SocketAddr>,
     pub public_url: String,
     pub engine: Engine,
+    /// Every connected socket.
+    pub hub: Arc<Hub>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -97,6 +100,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     };
     let store = Store::open_with_cache(&config.data, config.serve.cache_mb)
         .map_err(|e| storage_err(e.to_string()))?;
+    let hub = Arc::new(Hub::default());
     let engine = Engine::new(
         store,
         EngineConfig {
@@ -105,6 +109,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             max_invites_per_document: config.serve.max_invites_per_document,
             session_ttl: Duration::from_secs(config.serve.session_ttl),
         },
+        hub.clone(),
     );
     let addr = listener.local_addr().map_err(|cause| StartError::Listen {
         addr: config.serve.listen,
@@ -115,6 +120,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         Directory::new(engine.store(), &public_url).map_err(|e| storage_err(e.to_string()))?;
     let app = App {
         engine: engine.clone(),
+        hub: hub.clone(),
         public_url: public_url.clone().into(),
         origins: Arc::new(allowed_origins(&config, addr, &public_url)),
         trusted_proxies: Arc::new(config.serve.trusted_proxies.clone()),
@@ -168,6 +174,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         metrics_addr,
         public_url,
         engine,
+        hub,
         shutdown,
         task,
     })
@@ -212,6 +219,7 @@ async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(limits.header_read_timeout.max(1)));
     let engine = app.engine.clone();
+    let hub = app.hub.clone();
     let trusted = app.trusted_proxies.clone();
     let routes = http::routes(app);
     let open = Arc::new(AtomicUsize::new(0));
@@ -276,7 +284,7 @@ async fn serve(
     }
     drop(listener);
     tracing::info!("shutting down: closing sockets");
-    engine.hub().close_all();
+    hub.close_all();
     if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
         .await
         .is_err()
@@ -285,7 +293,7 @@ async fn serve(
     }
     // Give upgraded sockets a moment to send their close frames.
     for _ in 0..100 {
-        if engine.hub().socket_count() == 0 {
+        if hub.socket_count() == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

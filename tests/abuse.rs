@@ -100,7 +100,7 @@ async fn half_open_websockets_are_dropped() {
     // whose network vanished without a FIN.
     let silent = alice.ws("doc").await;
     let silent_id = silent.hello["clientId"].clone();
-    assert_eq!(server.engine().hub().socket_count(), 2);
+    assert_eq!(server.hub().socket_count(), 2);
     let part = tokio::time::timeout(Duration::from_secs(60), watcher.event("clientPart"))
         .await
         .expect("silent socket dropped");
@@ -113,7 +113,7 @@ async fn half_open_websockets_are_dropped() {
             .await[0]["permissions"],
         "arw"
     );
-    assert_eq!(server.engine().hub().socket_count(), 1);
+    assert_eq!(server.hub().socket_count(), 1);
     drop(silent);
 }
 

@@ -9,7 +9,7 @@ use crate::setup::DOC;
 use crate::table::{mb, ms, thousands, Row};
 use crate::Opts;
 use keystrate::engine::invites::CreateOptions;
-use keystrate::engine::{Caller, Engine, EngineConfig, Level};
+use keystrate::engine::{Caller, Engine, EngineConfig, Level, NoEvents};
 use keystrate::store::{Flusher, Store, StoreError};
 use serde_json::json;
 use std::path::Path;
@@ -175,7 +175,7 @@ async fn owner_engine(dir: &Path) -> (Engine, Caller) {
         max_invites_per_document: usize::MAX,
         ..EngineConfig::default()
     };
-    let engine = Engine::new(store, config);
+    let engine = Engine::new(store, config, std::sync::Arc::new(NoEvents));
     let user = engine
         .create_user("owner", "correct horse battery")
         .await

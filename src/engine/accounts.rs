@@ -327,7 +327,7 @@ impl Engine {
             Ok::<_, sled::transaction::ConflictableTransactionError<Error>>(())
         })?;
         self.durable().await?;
-        self.hub().close_session(&id, "logged out");
+        self.events().session_ended(&id, "logged out");
         Ok(())
     }
 

@@ -200,7 +200,7 @@ impl Engine {
             self.invite_counts().forget(doc);
         }
         self.durable().await?;
-        self.hub().document_deleted(doc);
+        self.events().document_deleted(doc);
         tracing::info!(doc = %doc, "document deleted");
         Ok(())
     }
@@ -334,7 +334,7 @@ impl Engine {
     /// of the anonymous entry can concern every socket.
     pub(crate) fn refresh_user(&self, doc: &str, user: &User) {
         let only = (!user.is_anonymous()).then_some(user);
-        self.hub().refresh(doc, only, |u| {
+        self.events().permissions_changed(doc, only, &|u| {
             self.effective_level(doc, u).unwrap_or(Level::None)
         });
     }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use tokio::sync::{Notify, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use error::{Error, Result};
-pub use events::Hub;
+pub use events::{Events, NoEvents};
 pub use perms::Level;
 
 /// A user as it appears on the wire: `{username, provider}`.
@@ -112,7 +112,7 @@ pub struct Engine {
 
 struct Inner {
     store: Store,
-    hub: Hub,
+    events: Arc<dyn Events>,
     config: EngineConfig,
     locks: DocLocks,
     failures: limits::FailureLimiter,
@@ -123,11 +123,13 @@ struct Inner {
 }
 
 impl Engine {
-    pub fn new(store: Store, config: EngineConfig) -> Engine {
+    /// `events` hears every change (the WebSocket hub in the server,
+    /// [`NoEvents`] where no socket is connected).
+    pub fn new(store: Store, config: EngineConfig, events: Arc<dyn Events>) -> Engine {
         Engine {
             inner: Arc::new(Inner {
                 store,
-                hub: Hub::default(),
+                events,
                 locks: DocLocks::new(),
                 failures: limits::FailureLimiter::new(20, std::time::Duration::from_secs(60)),
                 invite_counts: quota::InviteCounts::new(config.max_invites_per_document),
@@ -143,8 +145,8 @@ impl Engine {
         &self.inner.store
     }
 
-    pub fn hub(&self) -> &Hub {
-        &self.inner.hub
+    fn events(&self) -> &dyn Events {
+        &*self.inner.events
     }
 
     /// Failed check/accept attempts per user or client address.

@@ -102,7 +102,7 @@ impl Engine {
         })?;
         self.durable().await?;
         for (session, _) in &sessions {
-            self.hub().close_session(session, "password changed");
+            self.events().session_ended(session, "password changed");
         }
         tracing::info!(user = %id, sessions = sessions.len(), "password changed; sessions ended");
         Ok(())
@@ -192,7 +192,7 @@ impl Engine {
             docs
         };
         self.durable().await?;
-        self.hub().close_user(user, "account deleted");
+        self.events().user_sessions_ended(user, "account deleted");
         for (doc, _) in &docs {
             self.refresh_user(doc, user);
         }

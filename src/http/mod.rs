@@ -32,6 +32,8 @@ pub const SESSION_COOKIE: &str = "keystrate_session";
 #[derive(Clone)]
 pub struct App {
     pub engine: Engine,
+    /// Every connected socket, by document.
+    pub hub: Arc<crate::ws::hub::Hub>,
     /// Public URL without a trailing slash.
     pub public_url: Arc<str>,
     /// Origins allowed to open WebSockets and to send cookie-authorized

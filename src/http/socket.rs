@@ -151,6 +151,7 @@ pub fn route(app: App) -> BoxedFilter<(Response,)> {
                     return reply::text(StatusCode::BAD_REQUEST, "Upgrade already taken");
                 };
                 let engine = app.engine.clone();
+                let hub = app.hub.clone();
                 let policy = app.socket_policy;
                 let session = match (&s.token, s.expires_at) {
                     (Some(token), Some(expires_at)) => Some(SocketSession {
@@ -176,7 +177,8 @@ pub fn route(app: App) -> BoxedFilter<(Response,)> {
                     .await;
                     // The connection slot and the caller's place last as long as the socket.
                     let keep = (conn, place);
-                    serve_socket(engine, socket, doc, s.caller, session, level, policy, keep).await;
+                    serve_socket(engine, hub, socket, doc, s.caller, session, level, policy, keep)
+                        .await;
                 });
                 switching_protocols(&hs.key)
             },

@@ -4,13 +4,14 @@
 //! hub and the replies share.
 
 pub mod actions;
+pub mod hub;
 pub mod protocol;
 
 use crate::engine::accounts::SessionId;
-use crate::engine::events::{ClientHandle, Eviction, Outgoing, QUEUE};
 use crate::engine::limits::TokenBucket;
 use crate::engine::{now_ms, random_bytes, Caller, Engine, Error, Level};
 use futures_util::{SinkExt, StreamExt};
+use hub::{ClientHandle, Eviction, Hub, Outgoing, QUEUE};
 use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -142,6 +143,7 @@ pub struct SocketSession {
 #[allow(clippy::too_many_arguments)]
 pub async fn serve_socket<K: Send + 'static>(
     engine: Engine,
+    hub: Arc<Hub>,
     socket: WebSocket,
     doc: String,
     caller: Caller,
@@ -157,7 +159,7 @@ pub async fn serve_socket<K: Send + 'static>(
     let evict = Arc::new(Eviction::default());
     // Re-read: the permission may have changed during the upgrade.
     let level = engine.effective_level(&doc, caller.user()).unwrap_or(level);
-    engine.hub().join(
+    hub.join(
         &doc,
         &client_id,
         ClientHandle {
@@ -290,7 +292,7 @@ pub async fn serve_socket<K: Send + 'static>(
             drop(permit);
         });
     }
-    engine.hub().leave(&doc, &client_id);
+    hub.leave(&doc, &client_id);
     drop(tx);
     // The writer ends once in-flight replies are written and every sender
     // (the hub's and the request tasks') is gone. Meanwhile what the peer

@@ -54,6 +54,10 @@ impl TestServer {
         &self.running.as_ref().unwrap().engine
     }
 
+    pub fn hub(&self) -> &keystrate::ws::hub::Hub {
+        &self.running.as_ref().unwrap().hub
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
