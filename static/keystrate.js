@@ -1,5 +1,5 @@
 /*
- * keystrate.js — the browser client of a keystrate server (SPEC section 6).
+ * keystrate.js — the browser client of a keystrate server (docs/pages.md).
  *
  * Loaded by the document page (`/<doc>/`); it defines `window.webstrate`,
  * usable from the dev console with no setup:
@@ -23,7 +23,7 @@
  *   await webstrate.user.invites.remove(key)
  *
  * Every invites call takes an optional last argument `webstrateId` to target
- * another document on the same server. Extras beyond the spec, used by the
+ * another document on the same server. Extras beyond Webstrates', used by the
  * page's permissions panel:
  *
  *   await webstrate.permissionList.get(webstrateId?)

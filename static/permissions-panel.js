@@ -8,7 +8,7 @@
   const section = $('permissions');
   const message = $('permissions-message');
   const USER_LEVELS = ['r', 'rw', 'arw'];
-  // The anonymous entry can never hold `a` (SPEC section 2).
+  // The anonymous entry can never hold `a` (docs/protocol.md, "Permissions").
   const ANONYMOUS_LEVELS = [['', 'no access'], ['r', 'r'], ['rw', 'rw']];
 
   async function set(entry) {

@@ -1,5 +1,5 @@
 //! The authorization matrix: every WebSocket action and HTTP route × every
-//! kind of caller, asserted allowed or denied exactly as SPEC says.
+//! kind of caller, asserted allowed or denied exactly as docs/protocol.md says.
 
 mod common;
 use common::*;
@@ -275,7 +275,7 @@ async fn every_action_and_route_by_every_caller() {
         rows += 1;
         if allowed != expected {
             mismatches.push(format!(
-                "{check} as {role:?}: allowed={allowed}, SPEC says {expected}"
+                "{check} as {role:?}: allowed={allowed}, the docs say {expected}"
             ));
         }
     };

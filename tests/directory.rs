@@ -1,4 +1,4 @@
-//! The key directory (SPEC section 8) over real HTTP: the shared
+//! The key directory (docs/directory.md) over real HTTP: the shared
 //! known-answer vectors, the full flow with keys generated here, and one
 //! test per verification rule, each checking that a rejected request
 //! changed nothing.

@@ -1,4 +1,4 @@
-//! HTTP routes (SPEC sections 1, 2, 5): accounts, documents, the document
+//! HTTP routes (docs/protocol.md): accounts, documents, the document
 //! page's access rules, invite acceptance by URL, limits.
 
 mod common;

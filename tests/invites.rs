@@ -1,4 +1,4 @@
-//! The invite operations of SPEC section 3 over the real WebSocket RPC:
+//! The invite operations (docs/protocol.md, "Invites") over the real WebSocket RPC:
 //! every option's default and bound, every error code, validity, expiry,
 //! demotion, cross-document `d`, and concurrent accepts.
 

@@ -1,4 +1,4 @@
-//! `POST /invites_api` (SPEC section 7) against warp's hello world, with
+//! `POST /invites_api` (docs/programs.md) against warp's hello world, with
 //! the CPU each side spends per request and what the durable write alone
 //! costs.
 

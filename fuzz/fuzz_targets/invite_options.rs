@@ -1,5 +1,5 @@
 //! `createInvite` options: never panic; accepted options are within the
-//! SPEC's bounds.
+//! bounds of docs/protocol.md, "Invites".
 #![no_main]
 use keystrate::engine::invites::CreateOptions;
 use keystrate::engine::Level;

@@ -137,7 +137,7 @@ fn parse_expiry_key(k: &[u8]) -> Option<(i64, &[u8])> {
     Some((deadline, k.get(8..)?))
 }
 
-/// Checks SPEC's username rule: 1–64 of `[A-Za-z0-9._-]`, not `anonymous`.
+/// The username rule (docs/protocol.md, "Accounts"): 1–64 of `[A-Za-z0-9._-]`, not `anonymous`.
 pub fn validate_username(name: &str) -> Result<()> {
     let ok_chars = name
         .bytes()

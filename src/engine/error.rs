@@ -1,5 +1,5 @@
 //! One error type for every engine operation. Each variant has a stable
-//! machine code and the exact human text of SPEC section 4; transports only
+//! machine code and the exact human text of docs/protocol.md, "Errors"; transports only
 //! choose how to frame them (a WebSocket reply, an HTTP status).
 
 use crate::store::StoreError;

@@ -1,5 +1,5 @@
 //! Invites: create, check, accept, get, remove, and the validity rule of
-//! SPEC section 3. Every change to an invite happens under its document's
+//! docs/protocol.md, "Invites". Every change to an invite happens under its document's
 //! lock in one transaction, so concurrent accepts of a `maxUses: k` invite
 //! grant exactly k users and a use count always equals its acceptors.
 
@@ -58,7 +58,7 @@ impl InviteRecord {
         }
     }
 
-    /// SPEC section 3's validity rule for `user` on `doc` at `now`, given
+    /// The validity rule (docs/protocol.md, "Invites") for `user` on `doc` at `now`, given
     /// whether the creator is still admin there.
     pub fn validity(&self, doc: &str, now: i64, creator_is_admin: bool, user: &User) -> Result<()> {
         if self.doc != doc || now >= self.expires_at {
@@ -449,7 +449,7 @@ impl Engine {
         }
     }
 
-    /// The invite if it is valid for `user` on `doc` now (SPEC section 3).
+    /// The invite if it is valid for `user` on `doc` now (docs/protocol.md, "Invites").
     fn valid_invite(&self, doc: &str, invite_key: &str, user: &User) -> Result<InviteRecord> {
         let invite = self
             .load_invite(doc, invite_key)?

@@ -1,7 +1,7 @@
 //! The transport-independent core. WebSocket frames, HTTP routes and the CLI
 //! all turn their input into calls on [`Engine`] with a [`Caller`], and turn
 //! the typed result or [`Error`] into their own wire format. The rules of
-//! SPEC sections 1–3 live here and nowhere else.
+//! docs/protocol.md, "Accounts" to "Invites", live here and nowhere else.
 
 pub mod accounts;
 pub mod directory;

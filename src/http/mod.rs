@@ -24,7 +24,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-/// Largest request body accepted (SPEC section 9).
+/// Largest request body accepted (docs/protocol.md, "Limits").
 pub const MAX_BODY: u64 = 64 * 1024;
 pub const SESSION_COOKIE: &str = "keystrate_session";
 

@@ -307,7 +307,7 @@ impl AllTrees {
 }
 
 /// sled's page cache, in MiB. sled's default (1 GiB) lets memory grow with
-/// the stored invites as they are touched, against SPEC section 3. sled
+/// the stored invites as they are touched, against docs/protocol.md, "Invites". sled
 /// counts a cached leaf by its size on disk, and a leaf takes more than
 /// that in memory. With the vendored sled's prompt LRU, 8 MiB keeps a burst
 /// of 20,000 expiring invites among a million within the 64 MB budget,

@@ -87,7 +87,7 @@ impl Hub {
     pub fn join(&self, doc: &str, client_id: &str, client: ClientHandle) {
         let mut room = self.rooms.entry(doc.to_string()).or_default();
         let visible = client.level.can_read();
-        // Readers present, with their users: `clients` is the SPEC's list of
+        // Readers present, with their users: `clients` (docs/protocol.md, "Events") lists
         // ids; `users` (an extension) lets a page name them at once.
         let present: Vec<(&str, &Option<User>)> = if visible {
             room.iter()

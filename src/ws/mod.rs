@@ -25,7 +25,7 @@ use tokio_tungstenite::WebSocketStream;
 /// An upgraded connection.
 pub type WebSocket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
-/// Largest frame or message accepted (SPEC section 4).
+/// Largest frame or message accepted (docs/protocol.md, "Limits").
 pub const MAX_FRAME: usize = 64 * 1024;
 /// Requests of one socket being worked on at once; further frames wait.
 const IN_FLIGHT: usize = 32;

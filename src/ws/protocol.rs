@@ -1,4 +1,4 @@
-//! Frames of the WebSocket RPC (SPEC section 4), Webstrates-compatible.
+//! Frames of the WebSocket RPC (docs/protocol.md, "Frames"), Webstrates-compatible.
 
 use crate::engine::Error;
 use serde_json::{json, Value};
