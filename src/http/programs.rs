@@ -8,13 +8,13 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 use warp::{Filter, Rejection};
 
-/// A body of at most 64 KiB, or none. Unlike [`super::body`], a request
-/// without `Content-Length` (a bare `GET`, `curl -X POST`) is accepted as
-/// empty; a chunked body without a length is refused with 411.
+/// A body of at most 64 KiB, or none. A request that announces no body (no
+/// `Content-Length` and no `Transfer-Encoding`: a bare `GET`, `curl -X POST`)
+/// is empty; a chunked body is read up to the limit, as [`super::body`] does.
 pub fn optional_body() -> impl Filter<Extract = (Option<String>, Bytes), Error = Rejection> + Clone
 {
     // Matches only requests that announce no body at all; otherwise the
-    // rejection of `body()` (413, 411) is the more specific and wins.
+    // rejection of `body()` (413) is the more specific and wins.
     let without_body = warp::header::optional::<u64>("content-length")
         .and(warp::header::optional::<String>("transfer-encoding"))
         .and_then(|length: Option<u64>, chunked: Option<String>| async move {
