@@ -19,9 +19,9 @@ mod programs;
 mod service;
 
 use super::{reply, App};
+use serde_json::{json, Value};
 use std::sync::OnceLock;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use serde_json::{json, Value};
 use utoipa::openapi::OpenApi as Document;
 use utoipa::OpenApi;
 use warp::filters::BoxedFilter;
@@ -137,7 +137,11 @@ fn add_error_bodies(document: &mut Value) {
     };
     for (path, item) in paths.iter_mut() {
         let body = json!({"application/json": {"schema": {"$ref": error_schema(path)}}});
-        for operation in item.as_object_mut().into_iter().flat_map(|i| i.values_mut()) {
+        for operation in item
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|i| i.values_mut())
+        {
             if operation.get("requestBody").is_some() {
                 operation["responses"]
                     .as_object_mut()

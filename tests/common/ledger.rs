@@ -16,14 +16,7 @@ use std::sync::OnceLock;
 const SHORTEST_SECRET: usize = 8;
 
 /// JSON fields whose string values are secrets.
-const SECRET_FIELDS: &[&str] = &[
-    "key",
-    "secret",
-    "jwt",
-    "password",
-    "newPassword",
-    "idAuth",
-];
+const SECRET_FIELDS: &[&str] = &["key", "secret", "jwt", "password", "newPassword", "idAuth"];
 
 /// `<KEYSTRATE_TEST_LOGS>/<part>`, created; `None` when not collecting.
 fn dir(part: &str) -> Option<PathBuf> {
