@@ -116,3 +116,25 @@ pub struct InviteListQuery {
     /// The `next` of the previous page.
     pub after: Option<String>,
 }
+
+/// The app of `/v1/apps/{appId}/…`: a document id.
+#[derive(Serialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[serde(rename_all = "camelCase")]
+pub struct AppPath {
+    /// Document id.
+    #[param(example = "notes")]
+    pub app_id: String,
+}
+
+/// One key of an app.
+#[derive(Serialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[serde(rename_all = "camelCase")]
+pub struct AppKeyPath {
+    /// Document id.
+    #[param(example = "notes")]
+    pub app_id: String,
+    /// Key id (`app_…`).
+    pub key_id: String,
+}

@@ -4,8 +4,8 @@
 #![allow(dead_code)]
 
 use super::bodies::{
-    Done, InviteListQuery, InviteOptions, InvitesApiOptions, InvitesPage, JwtAnswer, KeyAnswer,
-    KeysAnswer,
+    AppKeyPath, AppPath, Done, InviteListQuery, InviteOptions, InvitesApiOptions, InvitesPage,
+    JwtAnswer, KeyAnswer, KeysAnswer,
 };
 use crate::engine::invites::Invite;
 use crate::http::apps::NewKey;
@@ -79,7 +79,7 @@ fn invites_api_post() {}
 /// only time the secret is shown in full to a program.
 #[utoipa::path(post, path = "/v1/apps/{appId}/keys", tag = "keys",
     security(("session" = []), ("apiKeyBasic" = []), ("apiKeyBearer" = [])),
-    params(("appId" = String, Path, description = "Document id", example = "notes")),
+    params(AppPath),
     request_body(content((NewKey = "application/json"))),
     responses(
         (status = 201, description = "The new key", body = KeyAnswer),
@@ -95,7 +95,7 @@ fn create_app_key() {}
 /// The document's app keys (admins only); secrets only of the caller's own.
 #[utoipa::path(get, path = "/v1/apps/{appId}/keys", tag = "keys",
     security(("session" = []), ("apiKeyBasic" = []), ("apiKeyBearer" = [])),
-    params(("appId" = String, Path, description = "Document id", example = "notes")),
+    params(AppPath),
     responses(
         (status = 200, description = "The keys", body = KeysAnswer),
         (status = 401, description = "No account scope"),
@@ -107,10 +107,7 @@ fn list_app_keys() {}
 /// One app key of the document (admins only).
 #[utoipa::path(get, path = "/v1/apps/{appId}/keys/{keyId}", tag = "keys",
     security(("session" = []), ("apiKeyBasic" = []), ("apiKeyBearer" = [])),
-    params(
-        ("appId" = String, Path, description = "Document id", example = "notes"),
-        ("keyId" = String, Path, description = "Key id (`app_…`)"),
-    ),
+    params(AppKeyPath),
     responses(
         (status = 200, description = "The key", body = KeyAnswer),
         (status = 401, description = "No account scope"),
@@ -122,10 +119,7 @@ fn get_app_key() {}
 /// Revokes an app key (admins only).
 #[utoipa::path(delete, path = "/v1/apps/{appId}/keys/{keyId}", tag = "keys",
     security(("session" = []), ("apiKeyBasic" = []), ("apiKeyBearer" = [])),
-    params(
-        ("appId" = String, Path, description = "Document id", example = "notes"),
-        ("keyId" = String, Path, description = "Key id (`app_…`)"),
-    ),
+    params(AppKeyPath),
     responses(
         (status = 200, description = "Revoked", body = Done),
         (status = 401, description = "No account scope"),
@@ -137,10 +131,7 @@ fn delete_app_key() {}
 /// A JWT of the app key (its owner only).
 #[utoipa::path(get, path = "/v1/apps/{appId}/keys/{keyId}/jwt", tag = "keys",
     security(("session" = []), ("apiKeyBasic" = []), ("apiKeyBearer" = [])),
-    params(
-        ("appId" = String, Path, description = "Document id", example = "notes"),
-        ("keyId" = String, Path, description = "Key id (`app_…`)"),
-    ),
+    params(AppKeyPath),
     responses(
         (status = 200, description = "The JWT", body = JwtAnswer),
         (status = 401, description = "No account scope"),
@@ -209,7 +200,7 @@ fn account_key_jwt() {}
 /// of an admin.
 #[utoipa::path(post, path = "/v1/apps/{appId}/invites", tag = "invites",
     security(("session" = []), ("apiKeyBasic" = []), ("apiKeyBearer" = [])),
-    params(("appId" = String, Path, description = "Document id", example = "notes")),
+    params(AppPath),
     request_body(content((InviteOptions = "application/json"))),
     responses(
         (status = 201, description = "The invite", body = Invite),
@@ -226,7 +217,7 @@ fn create_app_invite() {}
 /// The document's invites, a page at a time.
 #[utoipa::path(get, path = "/v1/apps/{appId}/invites", tag = "invites",
     security(("session" = []), ("apiKeyBasic" = []), ("apiKeyBearer" = [])),
-    params(("appId" = String, Path, description = "Document id", example = "notes"), InviteListQuery),
+    params(AppPath, InviteListQuery),
     responses(
         (status = 200, description = "One page", body = InvitesPage),
         (status = 400, description = "Invalid options"),
@@ -239,10 +230,7 @@ fn list_app_invites() {}
 /// Removes an invite of the document.
 #[utoipa::path(delete, path = "/v1/apps/{appId}/invites/{key}", tag = "invites",
     security(("session" = []), ("apiKeyBasic" = []), ("apiKeyBearer" = [])),
-    params(
-        ("appId" = String, Path, description = "Document id", example = "notes"),
-        ("key" = String, Path, description = "The invite key"),
-    ),
+    params(AppPath, ("key" = String, Path, description = "The invite key")),
     responses(
         (status = 200, description = "Removed", body = Done),
         (status = 401, description = "No credentials, or a key of another document"),
