@@ -202,6 +202,7 @@ pub fn route_template(path: &str) -> &'static str {
         [] => "/",
         ["health"] => "/health",
         ["ready"] => "/ready",
+        ["openapi.json"] => "/openapi.json",
         ["new"] => "/new",
         ["auth", "register"] => "/auth/register",
         ["auth", "login"] => "/auth/login",

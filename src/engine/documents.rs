@@ -70,7 +70,7 @@ impl Entry {
 }
 
 /// A document the caller has an explicit entry on.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DocSummary {
     pub id: String,
     pub permissions: String,

@@ -101,7 +101,7 @@ impl InviteRecord {
 }
 
 /// An invite on the wire.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Invite {
     pub key: String,
@@ -116,7 +116,7 @@ pub struct Invite {
     pub accepted_by: Option<Vec<AcceptedBy>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AcceptedBy {
     pub username: String,
     pub provider: String,

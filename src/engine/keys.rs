@@ -41,7 +41,7 @@ pub struct KeyRecord {
 
 /// The Smooch v1 shape `{"secret","name","_id"}`; `secret` is null unless
 /// the viewer may see it (see the module docs).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct KeyView {
     pub secret: Option<String>,
     pub name: String,

@@ -28,7 +28,7 @@ pub use events::{Events, NoEvents};
 pub use perms::Level;
 
 /// A user as it appears on the wire: `{username, provider}`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct User {
     pub username: String,
     pub provider: String,

@@ -75,6 +75,12 @@ async fn rejection_error(rejection: Rejection) -> std::result::Result<Response, 
     Ok(smooch_error(status, code, &description))
 }
 
+/// The body of a key creation.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct NewKey {
+    name: String,
+}
+
 /// Everything a handler may need from the request.
 struct Request<'a> {
     app: &'a App,
@@ -241,10 +247,6 @@ impl Request<'_> {
 
     /// The `name` of a new key from the JSON or form body.
     fn name(&self) -> Result<String> {
-        #[derive(Deserialize)]
-        struct NewKey {
-            name: String,
-        }
         Ok(parse_body::<NewKey>(self.content_type, self.body)?.name)
     }
 }

@@ -16,10 +16,19 @@ use warp::http::{header, StatusCode};
 use warp::reply::Response;
 use warp::Filter;
 
-#[derive(Deserialize)]
-struct Credentials {
+/// The body of register and login (JSON, or a form from our own pages).
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct Credentials {
     username: String,
     password: String,
+}
+
+/// The body of `POST /auth/password`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PasswordChange {
+    password: String,
+    new_password: String,
 }
 
 pub fn routes(app: App) -> BoxedFilter<(Response,)> {
@@ -108,16 +117,10 @@ async fn change_password(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Response {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Change {
-        password: String,
-        new_password: String,
-    }
     let Caller::User(user) = &s.caller else {
         return reply::error(&Error::Unauthorized("Not logged in".into()));
     };
-    let result = match parse_body::<Change>(content_type, body) {
+    let result = match parse_body::<PasswordChange>(content_type, body) {
         Ok(c) => {
             app.engine
                 .change_own_password(user, &c.password, &c.new_password, client)

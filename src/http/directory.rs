@@ -22,16 +22,16 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RegisterIdentity {
+pub(crate) struct RegisterIdentity {
     cacao: Cacao,
 }
 
 /// The body of the three did-JWT-authorised routes.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct IdAuth {
+pub(crate) struct IdAuth {
     #[serde(rename = "idAuth")]
     id_auth: String,
 }
@@ -209,14 +209,18 @@ fn required<'q>(query: &'q Query, name: &str) -> Result<&'q str, DirError> {
         .ok_or_else(|| DirError::validation(format!("Missing query parameter {name}")))
 }
 
-#[derive(Serialize)]
-struct Envelope<'a> {
+/// Every directory answer, success or not.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = DirectoryEnvelope)]
+pub(crate) struct Envelope<'a> {
+    /// `SUCCESS` or `FAILURE`.
     status: &'static str,
     error: Option<ErrorBody<'a>>,
     value: Option<Value>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = DirectoryError)]
 struct ErrorBody<'a> {
     name: &'a str,
     message: &'a str,

@@ -10,9 +10,10 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Filter;
 
-#[derive(Deserialize, Default)]
+/// The body of `POST /api/documents`; without an id the server picks one.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewDocument {
+pub(crate) struct NewDocument {
     id: Option<String>,
 }
 

@@ -8,6 +8,7 @@ pub mod client;
 pub mod directory;
 pub mod documents;
 pub mod invites_api;
+pub mod openapi;
 pub mod pages;
 pub mod programs;
 pub mod reply;
@@ -315,6 +316,8 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .or(ready)
         .unify()
         .or(no_metrics)
+        .unify()
+        .or(openapi::route(app.clone()))
         .unify()
         .or(directory::routes(app.clone()))
         .unify()

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod flood;
+pub mod ledger;
 pub mod process;
 pub mod procfs;
 
@@ -35,6 +36,7 @@ impl TestServer {
             ..ServeArgs::default()
         };
         tweak(&mut serve);
+        ledger::capture_in_process_logs();
         let running = keystrate::start(Config {
             data: dir.path().to_path_buf(),
             serve,
@@ -86,11 +88,12 @@ impl TestServer {
 
 /// The `keystrate_session` value an answer sets, if any.
 pub fn session_cookie(r: &reqwest::Response) -> Option<String> {
-    r.headers().get_all("set-cookie").iter().find_map(|v| {
+    let cookie = r.headers().get_all("set-cookie").iter().find_map(|v| {
         let v = v.to_str().ok()?;
         v.strip_prefix("keystrate_session=")
             .map(|rest| rest.split(';').next().unwrap().to_string())
-    })
+    });
+    cookie.inspect(|c| ledger::record(c))
 }
 
 /// A loopback port nobody listens on (bound, then released).
@@ -241,6 +244,7 @@ impl Ws {
             .ok()?;
         loop {
             let v = next_json(&mut self.socket).await?;
+            ledger::record_in(&v);
             if v["wa"] == "reply" && v["token"] == token {
                 return Some(v);
             }

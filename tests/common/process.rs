@@ -34,16 +34,15 @@ impl Proc {
     }
 
     async fn spawn(port: u16, data: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Proc {
-        let child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .arg("--data")
             .arg(data)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(extra)
-            .envs(envs.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+            .stdout(Stdio::null());
+        logs_to_ledger_dir(&mut command);
+        let child = command.envs(envs.iter().copied()).spawn().unwrap();
         let base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -101,6 +100,19 @@ impl Drop for Proc {
     }
 }
 
+/// Sends the server's log, at `debug`, where `.ci/run` looks for secrets
+/// (`ledger.rs`); nowhere when it does not collect them. The caller's own
+/// `RUST_LOG` (set afterwards) wins.
+pub fn logs_to_ledger_dir(command: &mut Command) {
+    match super::ledger::log_file("server") {
+        Some(file) => command.env("RUST_LOG", "debug").stderr(file),
+        None => command.stderr(Stdio::null()),
+    };
+}
+
+/// The password of every user the helpers register.
+pub const PASSWORD: &str = "correct horse";
+
 /// Registers `name` (201, strictly) and returns the logged-in user.
 pub async fn register(base: &str, name: &str) -> User {
     authenticate(base, name, "/auth/register", 201).await
@@ -117,9 +129,10 @@ async fn authenticate(base: &str, name: &str, route: &str, expected: u16) -> Use
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
+    super::ledger::record(PASSWORD);
     let r = http
         .post(format!("{base}{route}"))
-        .json(&json!({"username": name, "password": "correct horse"}))
+        .json(&json!({"username": name, "password": PASSWORD}))
         .send()
         .await
         .unwrap();

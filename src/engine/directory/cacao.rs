@@ -12,7 +12,7 @@ use sha3::{Digest, Keccak256};
 /// Query parameter of `aud` that names the identity key (newer clients).
 const IDENTITY_KEY_PARAM: &str = "walletconnect_identity_key";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Cacao {
     pub h: Header,
@@ -20,8 +20,9 @@ pub struct Cacao {
     pub s: Signature,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CacaoHeader)]
 pub struct Header {
     pub t: String,
 }
@@ -30,7 +31,8 @@ pub struct Header {
 /// stored CACAO reads back as it was sent. Unknown fields are dropped, as
 /// the Keys Server does: the signature covers only the text rebuilt from
 /// these, so nothing unsigned is stored or served back.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = CacaoPayload)]
 pub struct Payload {
     pub domain: String,
     pub iss: String,
@@ -54,8 +56,9 @@ pub struct Payload {
     pub resources: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CacaoSignature)]
 pub struct Signature {
     pub t: String,
     pub s: String,
