@@ -154,7 +154,7 @@ mod tests {
                 Err(Error::Busy) if std::time::Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(10)).await
                 }
-                other => break assert_eq!(other, Ok(7)),
+                other => break assert_eq!(other.unwrap(), 7),
             }
         }
     }

@@ -41,7 +41,10 @@ pub fn read_options_beside<T: OptionSet>(options: Value, also: &[&str]) -> Resul
         _ => return Err(Error::bad("options must be an object")),
     };
     if let Some(only) = T::ONLY {
-        if let Some(other) = options.keys().find(|name| !only.iter().any(|known| known == name)) {
+        if let Some(other) = options
+            .keys()
+            .find(|name| !only.iter().any(|known| known == name))
+        {
             let known = only.iter().chain(also).copied().collect::<Vec<_>>();
             return Err(Error::bad(format!(
                 "unknown option {other:?}; options are {}",
