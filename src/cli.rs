@@ -148,7 +148,8 @@ async fn on_store(data: &Path, request: Request) -> Result<Value, String> {
         .store()
         .flush_now()
         .map_err(|e| format!("cannot flush {}: {e}", data.display()))?;
-    result.map_err(|e| e.to_string())
+    // The operator sees the cause of an internal failure, not only its name.
+    result.map_err(|e| e.detail())
 }
 
 /// `keystrate export`: through the running server's admin socket, or from

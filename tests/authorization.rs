@@ -698,3 +698,99 @@ async fn cross_site_changes_by_cookie_are_refused_and_programs_pass() {
     let v: Value = r.json().await.unwrap();
     assert!(v.get("status").is_some() && v.get("code").is_none(), "{v}");
 }
+
+/// Refusals keep their stable codes but say what was refused: managing
+/// invites, permissions, API keys, or deleting or creating a document.
+#[tokio::test]
+async fn refusals_are_worded_for_what_was_refused() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    alice.create_doc("doc").await;
+    let mut a = alice.ws("doc").await;
+    for (username, provider) in [("bob", "local"), ("anonymous", "")] {
+        a.ok(
+            "setPermissions",
+            None,
+            json!({"username": username, "provider": provider, "permissions": "rw"}),
+        )
+        .await;
+    }
+    let not_admin = |task: &str| {
+        (
+            "not_admin".to_string(),
+            format!("Need admin permissions to {task}. User only has rw on doc."),
+        )
+    };
+
+    let mut b = bob.ws("doc").await;
+    assert_eq!(
+        b.err("createInvite", None, json!({})).await,
+        not_admin("manage invites")
+    );
+    assert_eq!(
+        b.err(
+            "setPermissions",
+            None,
+            json!({"username": "bob", "permissions": "arw"})
+        )
+        .await,
+        not_admin("manage permissions")
+    );
+    let r = bob
+        .http
+        .delete(bob.url("/api/documents/doc"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        (
+            body["code"].as_str().unwrap(),
+            body["error"].as_str().unwrap()
+        ),
+        ("not_admin", not_admin("delete a document").1.as_str())
+    );
+    let r = bob
+        .http
+        .post(bob.url("/v1/apps/doc/keys"))
+        .json(&json!({"name": "k"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["description"], not_admin("manage API keys").1);
+
+    // Logged out: the same code, worded for the task.
+    let mut anon = Ws::connect(&server.base, "doc", None, None).await.unwrap();
+    assert_eq!(
+        anon.err(
+            "setPermissions",
+            None,
+            json!({"username": "bob", "permissions": "r"})
+        )
+        .await,
+        (
+            "not_logged_in".to_string(),
+            "Must be logged in to manage permissions".to_string()
+        )
+    );
+    let r = server
+        .client()
+        .post(server.url("/api/documents"))
+        .json(&json!({"id": "mine"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        (body["code"].as_str(), body["error"].as_str()),
+        (
+            Some("not_logged_in"),
+            Some("Must be logged in to create a document")
+        )
+    );
+}

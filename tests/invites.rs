@@ -632,7 +632,7 @@ async fn a_burst_of_expiries_on_two_documents_is_purged_completely() {
     let engine = server.engine();
     let user = engine.session_user(&alice.cookie).unwrap().unwrap();
     let caller = keystrate::engine::Caller::User(user);
-    let short = keystrate::engine::invites::CreateOptions {
+    let short = keystrate::engine::options::CreateOptions {
         max_age: 1,
         ..Default::default()
     };

@@ -1075,3 +1075,87 @@ async fn key_routes_explain_their_refusals() {
         "{text}"
     );
 }
+
+/// The rules live in the engine: a call made for a caller without the right
+/// is refused there, whatever route (or none) made it, and changes nothing.
+#[tokio::test]
+async fn the_engine_refuses_key_calls_without_rights() {
+    use keystrate::engine::key_rules::KeyScope;
+    use keystrate::engine::Caller;
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    alice.create_doc("doc1").await;
+    let engine = server.engine();
+    let caller = |u: &User| Caller::User(engine.session_user(&u.cookie).unwrap().unwrap());
+    let (alice_caller, bob_caller) = (caller(&alice), caller(&bob));
+    let (id, _) = new_app_key(&alice, "doc1", "ci").await;
+    let app = KeyScope::App("doc1");
+
+    // Bob is no admin of doc1: listing, reading, deleting and minting a
+    // JWT of its keys are refused with not_admin.
+    let not_admin = |e: keystrate::engine::Error| assert_eq!(e.code(), "not_admin", "{e}");
+    not_admin(engine.keys_for(&bob_caller, app).unwrap_err());
+    not_admin(engine.key_for(&bob_caller, app, &id).unwrap_err());
+    not_admin(engine.jwt_for(&bob_caller, app, &id).unwrap_err());
+    not_admin(
+        engine
+            .delete_key_for(&bob_caller, app, &id)
+            .await
+            .unwrap_err(),
+    );
+    let anonymous = engine.keys_for(&Caller::Anonymous, app).unwrap_err();
+    assert_eq!(anonymous.code(), "not_logged_in");
+    assert_eq!(
+        anonymous.to_string(),
+        "Must be logged in to manage API keys"
+    );
+
+    // A second admin may list the key but not mint a JWT with it.
+    alice
+        .ws("doc1")
+        .await
+        .ok(
+            "setPermissions",
+            None,
+            json!({"username": "bob", "permissions": "arw"}),
+        )
+        .await;
+    assert_eq!(engine.keys_for(&bob_caller, app).unwrap().len(), 1);
+    let not_owner = engine.jwt_for(&bob_caller, app, &id).unwrap_err();
+    assert_eq!(not_owner.code(), "forbidden", "{not_owner}");
+    assert!(engine.jwt_for(&alice_caller, app, &id).is_ok());
+
+    // Account keys are their user's alone: bob cannot see or delete alice's.
+    let (status, body) = answer(
+        alice
+            .http
+            .post(alice.url("/v1/account/keys"))
+            .json(&json!({"name": "mine"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let account_id = body["key"]["_id"].as_str().unwrap();
+    let missing = engine
+        .delete_key_for(&bob_caller, KeyScope::Account, account_id)
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), "not_found", "{missing}");
+    assert!(engine
+        .keys_for(&bob_caller, KeyScope::Account)
+        .unwrap()
+        .is_empty());
+
+    // Nothing refused was deleted.
+    assert_eq!(engine.keys_of(Holder::Doc("doc1")).unwrap().len(), 1);
+    assert_eq!(
+        engine
+            .keys_for(&alice_caller, KeyScope::Account)
+            .unwrap()
+            .len(),
+        1
+    );
+}

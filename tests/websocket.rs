@@ -707,3 +707,64 @@ async fn never_reading_socket(server: &TestServer, cookie: &str, doc: &str) -> (
     assert_eq!(hello["wa"], "hello");
     (socket, hello["clientId"].clone())
 }
+
+/// Each action reads its own options: a wrong shape is `bad_request` naming
+/// the field, judged after the caller's standing (anonymous callers hear
+/// `not_logged_in` whatever options they sent), and changes nothing.
+#[tokio::test]
+async fn options_are_read_per_action() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    alice.create_doc("doc").await;
+    let mut a = alice.ws("doc").await;
+    let bad = |text: &str| ("bad_request".to_string(), text.to_string());
+    for (wa, options, text) in [
+        ("getInvites", json!([1]), "options must be an object"),
+        ("createInvite", json!("r"), "options must be an object"),
+        ("checkInvite", Value::Null, "key must be a string"),
+        ("removeInvite", json!({"key": 7}), "key must be a string"),
+        (
+            "getInvites",
+            json!({"limit": 0}),
+            "limit must be an integer from 1 to 1000",
+        ),
+        (
+            "setPermissions",
+            json!({"username": 5, "permissions": "r"}),
+            "username must be a string",
+        ),
+        (
+            "setPermissions",
+            json!({"permissions": "r"}),
+            "username is required",
+        ),
+    ] {
+        assert_eq!(
+            a.err(wa, None, options.clone()).await,
+            bad(text),
+            "{wa} {options}"
+        );
+    }
+    assert!(a
+        .ok("getInvites", None, json!({}))
+        .await
+        .as_array()
+        .unwrap()
+        .is_empty());
+    // Options an action does not take are ignored.
+    assert_eq!(
+        a.ok("getPermissions", None, json!({"whatever": [1]})).await[0]["permissions"],
+        "arw"
+    );
+    a.ok(
+        "setPermissions",
+        None,
+        json!({"username": "anonymous", "provider": "", "permissions": "r"}),
+    )
+    .await;
+    let mut anon = Ws::connect(&server.base, "doc", None, None).await.unwrap();
+    assert_eq!(
+        anon.err("createInvite", None, json!({"maxAge": 0})).await.0,
+        "not_logged_in"
+    );
+}

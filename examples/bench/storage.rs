@@ -8,7 +8,7 @@ use crate::procs::{temp_dir, Proc};
 use crate::setup::DOC;
 use crate::table::{mb, ms, thousands, Row};
 use crate::Opts;
-use keystrate::engine::invites::CreateOptions;
+use keystrate::engine::options::CreateOptions;
 use keystrate::engine::{Caller, Engine, EngineConfig, Level, NoEvents};
 use keystrate::store::{Flusher, Store, StoreError};
 use serde_json::json;

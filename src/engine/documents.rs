@@ -3,7 +3,7 @@
 //! a demoted admin's invites and API keys in the same transaction.
 
 use super::invites::tx_drop_invite;
-use super::{now_ms, random_bytes, Caller, Engine, Error, Level, Result, User};
+use super::{now_ms, random_bytes, Caller, Engine, Error, Level, Result, Task, User};
 use crate::store::{key, last_part, prefix, tx_put_json, Tx, TxResult};
 use serde::{Deserialize, Serialize};
 use sled::transaction::ConflictableTransactionError::Abort;
@@ -137,11 +137,13 @@ impl Engine {
     }
 
     /// Logged in, document exists, caller is admin; returns the caller.
-    pub fn require_admin<'c>(&self, caller: &'c Caller, doc: &str) -> Result<&'c User> {
-        let user = caller.require_user()?;
+    /// A refusal is worded for `task`.
+    pub fn require_admin<'c>(&self, caller: &'c Caller, doc: &str, task: Task) -> Result<&'c User> {
+        let user = caller.require_user(task)?;
         let level = self.caller_level(caller, doc)?;
         if !level.is_admin() {
             return Err(Error::NotAdmin {
+                task,
                 perms: level.as_str().to_string(),
                 doc: doc.to_string(),
             });
@@ -152,7 +154,7 @@ impl Engine {
     /// Creates a document with the caller as its only admin. Without an id,
     /// a random one is chosen.
     pub async fn create_document(&self, caller: &Caller, id: Option<&str>) -> Result<String> {
-        let user = caller.require_user()?.clone();
+        let user = caller.require_user(Task::CreateDocument)?.clone();
         let id = match id {
             Some(id) => {
                 validate_doc_id(id)?;
@@ -184,7 +186,9 @@ impl Engine {
     /// Deletes a document with its permissions, invites and API keys.
     pub async fn delete_document(&self, caller: &Caller, doc: &str) -> Result<()> {
         {
-            let _guard = self.lock_as_admin(caller, doc).await?;
+            let _guard = self
+                .lock_as_admin(caller, doc, Task::DeleteDocument)
+                .await?;
             let store = self.store();
             let entries = scan_keys(&store.perms, &prefix(&[doc.as_bytes()]))?;
             let leftovers = self.leftovers(doc, None)?;
@@ -252,7 +256,7 @@ impl Engine {
         level: Level,
     ) -> Result<Entry> {
         // Before judging the target: non-admins learn nothing about users.
-        self.require_admin(caller, doc)?;
+        self.require_admin(caller, doc, Task::Permissions)?;
         if target.is_anonymous() {
             if level.is_admin() {
                 return Err(Error::bad("the anonymous entry can never hold \"a\""));
@@ -266,7 +270,7 @@ impl Engine {
             }
         }
         {
-            let _guard = self.lock_as_admin(caller, doc).await?;
+            let _guard = self.lock_as_admin(caller, doc, Task::Permissions).await?;
             let store = self.store();
             let was_admin = store
                 .perms

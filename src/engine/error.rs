@@ -1,15 +1,53 @@
 //! One error type for every engine operation. Each variant has a stable
-//! machine code and the exact human text of docs/protocol.md, "Errors"; transports only
-//! choose how to frame them (a WebSocket reply, an HTTP status).
+//! machine code and the human text of docs/protocol.md, "Errors"; transports only
+//! choose how to frame them (a WebSocket reply; an HTTP status, chosen in
+//! `http::reply`).
 
 use crate::store::StoreError;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// What a caller was refused: it words `not_logged_in` and `not_admin` for
+/// the request's domain, under the same code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    Invites,
+    Permissions,
+    CreateDocument,
+    DeleteDocument,
+    ApiKeys,
+}
+
+impl Task {
+    /// Completes "Must be logged in to …".
+    fn logged_out(self) -> &'static str {
+        match self {
+            // Webstrates' own text.
+            Task::Invites => "handle invites",
+            _ => self.needs_admin(),
+        }
+    }
+
+    /// Completes "Need admin permissions to …".
+    fn needs_admin(self) -> &'static str {
+        match self {
+            Task::Invites => "manage invites",
+            Task::Permissions => "manage permissions",
+            Task::CreateDocument => "create a document",
+            Task::DeleteDocument => "delete a document",
+            Task::ApiKeys => "manage API keys",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("Must be logged in to handle invites")]
-    NotLoggedIn,
-    #[error("Need admin permissions to manage invites. User only has {perms} on {doc}.")]
-    NotAdmin { perms: String, doc: String },
+    #[error("Must be logged in to {}", .0.logged_out())]
+    NotLoggedIn(Task),
+    #[error("Need admin permissions to {}. User only has {perms} on {doc}.", .task.needs_admin())]
+    NotAdmin {
+        task: Task,
+        perms: String,
+        doc: String,
+    },
     #[error("Invalid invitation key")]
     InvalidKey,
     #[error("Inviter is no longer admin on the webstrate, invitation invalid")]
@@ -52,6 +90,13 @@ pub enum Error {
     /// A request body of a type the route does not take.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// Storage failed. Clients read only "Internal error"; the cause is
+    /// logged where the error is answered ([`Error::log_internal`]).
+    #[error("Internal error")]
+    Storage(#[from] StoreError),
+    /// A reply could not be encoded.
+    #[error("Internal error")]
+    Encoding(#[source] serde_json::Error),
     #[error("Internal error")]
     Internal(String),
 }
@@ -60,7 +105,7 @@ impl Error {
     /// The stable code clients switch on.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::NotLoggedIn => "not_logged_in",
+            Error::NotLoggedIn(_) => "not_logged_in",
             Error::NotAdmin { .. } => "not_admin",
             Error::InvalidKey => "invalid_key",
             Error::InviterNotAdmin => "inviter_not_admin",
@@ -78,28 +123,7 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::NotFound(_) => "not_found",
             Error::UnsupportedMediaType(_) => "unsupported_media_type",
-            Error::Internal(_) => "internal",
-        }
-    }
-
-    /// The HTTP status that carries this error on HTTP routes.
-    pub fn status(&self) -> u16 {
-        match self {
-            Error::NotLoggedIn | Error::Unauthorized(_) => 401,
-            Error::NotAdmin { .. } | Error::Forbidden(_) => 403,
-            Error::NoSuchDocument(_) | Error::NotFound(_) => 404,
-            Error::InvalidKey
-            | Error::InviterNotAdmin
-            | Error::UsedUp
-            | Error::RemoveFailed
-            | Error::Conflict(_)
-            | Error::LastAdmin
-            | Error::TooManyInvites { .. } => 409,
-            Error::BadRequest(_) | Error::UnknownAction => 400,
-            Error::RateLimited | Error::Throttled { .. } => 429,
-            Error::Busy => 503,
-            Error::UnsupportedMediaType(_) => 415,
-            Error::Internal(_) => 500,
+            Error::Storage(_) | Error::Encoding(_) | Error::Internal(_) => "internal",
         }
     }
 
@@ -116,12 +140,38 @@ impl Error {
     pub fn bad(msg: impl Into<String>) -> Error {
         Error::BadRequest(msg.into())
     }
-}
 
-impl From<StoreError> for Error {
-    fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "storage failure");
-        Error::Internal(e.0)
+    /// The server's own failures (storage, internal): the client is told
+    /// only "Internal error".
+    pub fn is_internal(&self) -> bool {
+        matches!(
+            self,
+            Error::Storage(_) | Error::Encoding(_) | Error::Internal(_)
+        )
+    }
+
+    /// The message with every cause behind it, for logs and operators
+    /// (never for clients: causes may name paths).
+    pub fn detail(&self) -> String {
+        let mut out = match self {
+            Error::Internal(what) => format!("internal error: {what}"),
+            e => e.to_string(),
+        };
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            out.push_str(": ");
+            out.push_str(&c.to_string());
+            cause = c.source();
+        }
+        out
+    }
+
+    /// Logs an internal failure with its causes. Called once, where the
+    /// error becomes a reply; the client's own errors are not logged.
+    pub fn log_internal(&self) {
+        if self.is_internal() {
+            tracing::error!(error = %self.detail(), code = self.code(), "request failed");
+        }
     }
 }
 

@@ -4,18 +4,13 @@
 //! grant exactly k users and a use count always equals its acceptors.
 
 use super::documents::tx_set_entry;
-use super::{now_ms, random_bytes, timestamp, Caller, Engine, Error, Level, Result, User};
+use super::options::{CreateOptions, Cursor, ListOptions};
+use super::{now_ms, random_bytes, timestamp, Caller, Engine, Error, Level, Result, Task, User};
 use crate::observe::invite_event;
 use crate::store::{decode, prefix, tx_put_json, StoreError, Tx, SEP};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use sled::transaction::UnabortableTransactionError;
 
-pub const DEFAULT_MAX_AGE: i64 = 604_800;
-pub const MAX_MAX_AGE: i64 = 2_592_000;
-pub const MAX_MAX_USES: u64 = 1_000_000;
-/// Most invites in one `getInvites` reply; more come by paging with `after`.
-pub const MAX_LISTED: usize = 1_000;
 /// Most acceptors listed per invite (the latest); `uses` counts them all.
 pub const LISTED_ACCEPTORS: usize = 20;
 
@@ -121,202 +116,6 @@ pub struct AcceptedBy {
     pub username: String,
     pub provider: String,
     pub at: String,
-}
-
-/// Validated options of `create`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CreateOptions {
-    pub permissions: Level,
-    pub max_age: i64,
-    pub max_uses: Option<u64>,
-}
-
-impl Default for CreateOptions {
-    fn default() -> Self {
-        CreateOptions {
-            permissions: Level::Read,
-            max_age: DEFAULT_MAX_AGE,
-            max_uses: None,
-        }
-    }
-}
-
-impl CreateOptions {
-    /// Reads `{permissions, maxAge, maxUses}`; absent or null means defaults.
-    /// Numbers may also be strings of digits (query strings and forms).
-    pub fn from_json(options: &Value) -> Result<CreateOptions> {
-        Self::from_json_beside(options, &[])
-    }
-
-    /// As [`CreateOptions::from_json`], for a route that takes options of
-    /// its own (`also`, already removed from `options`): an unknown option's
-    /// message lists them too.
-    pub fn from_json_beside(options: &Value, also: &[&str]) -> Result<CreateOptions> {
-        let empty = Map::new();
-        let map = match options {
-            Value::Null => &empty,
-            Value::Object(m) => m,
-            _ => return Err(Error::bad("options must be an object")),
-        };
-        let mut out = CreateOptions::default();
-        for (name, value) in map {
-            match name.as_str() {
-                "permissions" => out.permissions = parse_grant(value)?,
-                "maxAge" => {
-                    out.max_age = match value {
-                        Value::Null => DEFAULT_MAX_AGE,
-                        v => whole_number(v)
-                            .filter(|n| (1..=MAX_MAX_AGE as u64).contains(n))
-                            .ok_or_else(|| {
-                                Error::bad(format!(
-                                    "maxAge must be an integer from 1 to {MAX_MAX_AGE}"
-                                ))
-                            })? as i64,
-                    }
-                }
-                "maxUses" => {
-                    out.max_uses = match value {
-                        Value::Null => None,
-                        v => Some(
-                            whole_number(v)
-                                .filter(|n| (1..=MAX_MAX_USES).contains(n))
-                                .ok_or_else(|| {
-                                    Error::bad(format!(
-                                    "maxUses must be null or an integer from 1 to {MAX_MAX_USES}"
-                                ))
-                                })?,
-                        ),
-                    }
-                }
-                other => {
-                    let also: String = also.iter().map(|o| format!(", {o}")).collect();
-                    return Err(Error::bad(format!(
-                        "unknown option {other:?}; options are permissions, maxAge, maxUses{also}"
-                    )));
-                }
-            }
-        }
-        Ok(out)
-    }
-}
-
-fn parse_grant(value: &Value) -> Result<Level> {
-    let text = value.as_str().ok_or_else(|| {
-        Error::bad("permissions must be a string such as \"r\", \"rw\" or \"arw\"")
-    })?;
-    let level = Level::parse(text).map_err(Error::BadRequest)?;
-    if level == Level::None {
-        return Err(Error::bad(
-            "permissions must grant at least one of \"r\", \"w\", \"a\"",
-        ));
-    }
-    Ok(level)
-}
-
-/// A non-negative integer given as a JSON integer or a string of digits.
-fn whole_number(v: &Value) -> Option<u64> {
-    match v {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s)
-            if !s.is_empty() && s.len() <= 18 && s.bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            s.parse().ok()
-        }
-        _ => None,
-    }
-}
-
-/// Reads the `key` option of check / accept / remove.
-pub fn key_option(options: &Value) -> Result<String> {
-    match options.get("key") {
-        Some(Value::String(k)) => Ok(k.clone()),
-        _ => Err(Error::bad("key must be a string")),
-    }
-}
-
-/// Options of `get`: whose invites, how many, and from where.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListOptions {
-    /// Every admin's invites, not only the caller's.
-    pub all: bool,
-    /// Most invites in the reply, 1 to [`MAX_LISTED`].
-    pub limit: usize,
-    /// Only invites after this one in the listing's order.
-    pub after: Option<Cursor>,
-}
-
-impl Default for ListOptions {
-    fn default() -> Self {
-        ListOptions {
-            all: false,
-            limit: MAX_LISTED,
-            after: None,
-        }
-    }
-}
-
-impl ListOptions {
-    /// Reads `{all, limit, after}`; absent or null means defaults. `all`
-    /// may be a boolean or, from a query string, `true`/`false`/`1`/`0`;
-    /// `after` is the last invite of the previous page (the object itself,
-    /// or its `createdAt` and `key`) or the `next` cursor of an HTTP listing.
-    /// Other fields are ignored, as Webstrates clients may send them.
-    pub fn from_json(options: &Value) -> Result<ListOptions> {
-        let mut out = ListOptions::default();
-        let field = |name: &str| options.get(name).filter(|v| !v.is_null());
-        if let Some(all) = field("all") {
-            out.all = match all {
-                Value::Bool(b) => *b,
-                Value::String(s) if s == "true" || s == "1" => true,
-                Value::String(s) if s == "false" || s == "0" => false,
-                _ => return Err(Error::bad("all must be true or false")),
-            };
-        }
-        if let Some(limit) = field("limit") {
-            out.limit = whole_number(limit)
-                .filter(|n| (1..=MAX_LISTED as u64).contains(n))
-                .ok_or_else(|| {
-                    Error::bad(format!("limit must be an integer from 1 to {MAX_LISTED}"))
-                })? as usize;
-        }
-        if let Some(after) = field("after") {
-            out.after = Some(Cursor::from_json(after).ok_or_else(|| {
-                Error::bad(
-                    "after must be the last invite of the previous page (its createdAt and key) or a next cursor",
-                )
-            })?);
-        }
-        Ok(out)
-    }
-}
-
-/// A place in a listing, which is ordered by creation time, then key.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Cursor(i64, String);
-
-impl Cursor {
-    fn from_json(v: &Value) -> Option<Cursor> {
-        let (ms, key) = match v {
-            Value::Object(o) => {
-                let at = o.get("createdAt")?.as_str()?;
-                let at = chrono::DateTime::parse_from_rfc3339(at).ok()?;
-                (at.timestamp_millis(), o.get("key")?.as_str()?)
-            }
-            Value::String(s) => {
-                let (ms, key) = s.split_once('-')?;
-                (ms.parse().ok()?, key)
-            }
-            _ => return None,
-        };
-        well_formed_key(key).then(|| Cursor(ms, key.to_string()))
-    }
-}
-
-/// The `next` cursor of an HTTP listing: `<createdAt ms>-<key>`.
-impl std::fmt::Display for Cursor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{}", self.0, self.1)
-    }
 }
 
 /// An invite of a listing, ordered by its place alone.
@@ -479,7 +278,7 @@ impl Engine {
         doc: &str,
         options: &CreateOptions,
     ) -> Result<Invite> {
-        let creator = self.require_admin(caller, doc)?.clone();
+        let creator = self.require_admin(caller, doc, Task::Invites)?.clone();
         let now = now_ms();
         let invite = InviteRecord {
             key: hex::encode(random_bytes::<32>()),
@@ -495,7 +294,7 @@ impl Engine {
             let _shared = self.share_doc(doc).await;
             // Re-check under the lock: a concurrent demotion must not leave
             // an invite behind whose creator is no longer admin.
-            self.require_admin(caller, doc)?;
+            self.require_admin(caller, doc, Task::Invites)?;
             self.invite_counts()
                 .take(doc, || self.count_stored_invites(doc))?;
             let record = invite.clone();
@@ -534,7 +333,7 @@ impl Engine {
     }
 
     pub fn check_invite(&self, caller: &Caller, doc: &str, invite_key: &str) -> Result<Invite> {
-        let user = caller.require_user()?;
+        let user = caller.require_user(Task::Invites)?;
         self.not_blocked(user)?;
         let result = self
             .caller_level(caller, doc)
@@ -561,7 +360,7 @@ impl Engine {
         doc: &str,
         invite_key: &str,
     ) -> Result<Level> {
-        let user = caller.require_user()?;
+        let user = caller.require_user(Task::Invites)?;
         self.not_blocked(user)?;
         let result = self.accept_under_lock(caller, doc, invite_key, user).await;
         let (before, after) = self.count_failure(user, result)?;
@@ -611,7 +410,7 @@ impl Engine {
         doc: &str,
         options: &ListOptions,
     ) -> Result<InvitePage> {
-        let me = self.require_admin(caller, doc)?;
+        let me = self.require_admin(caller, doc, Task::Invites)?;
         let now = now_ms();
         let mut creator_is_admin = std::collections::HashMap::new();
         // The `limit + 1` first invites past the cursor: the extra one says
@@ -679,7 +478,7 @@ impl Engine {
         invite_key: &str,
     ) -> Result<()> {
         {
-            let _guard = self.lock_as_admin(caller, doc).await?;
+            let _guard = self.lock_as_admin(caller, doc, Task::Invites).await?;
             let invite = self
                 .load_invite(doc, invite_key)?
                 .ok_or(Error::RemoveFailed)?;

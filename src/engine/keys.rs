@@ -14,7 +14,7 @@
 //! same transaction. Every use re-checks that the owner is still admin.
 
 use super::jwt;
-use super::{now_ms, random_bytes, timestamp, Caller, Engine, Error, Result, User};
+use super::{now_ms, random_bytes, timestamp, Caller, Engine, Error, Result, Task, User};
 use crate::store::{get_json, key, last_part, prefix, tx_put_json};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
@@ -181,7 +181,7 @@ impl Engine {
         doc: &str,
         name: &str,
     ) -> Result<KeyRecord> {
-        let owner = self.require_admin(caller, doc)?.clone();
+        let owner = self.require_admin(caller, doc, Task::ApiKeys)?.clone();
         self.create_key(Holder::Doc(doc), caller, owner, name).await
     }
 
@@ -220,7 +220,7 @@ impl Engine {
             if let Holder::Doc(doc) = holder {
                 // Re-check under the lock: a concurrent demotion must not
                 // leave a key behind whose owner is no longer admin.
-                self.require_admin(caller, doc)?;
+                self.require_admin(caller, doc, Task::ApiKeys)?;
             }
             self.store().write(|tx| {
                 tx_put_json(tx.keys, record.id.as_bytes(), &record)?;
@@ -233,8 +233,9 @@ impl Engine {
         Ok(record)
     }
 
-    /// Every key of a holder, oldest first. No permission check: callers
-    /// check first (the CLI is the operator and may list anything).
+    /// Every key of a holder, oldest first. No permission check: this is
+    /// the operator's (admin socket, CLI); a caller's request goes through
+    /// [`Engine::keys_for`].
     pub fn keys_of(&self, holder: Holder<'_>) -> Result<Vec<KeyRecord>> {
         if let Holder::Doc(doc) = holder {
             if !self.document_exists(doc)? {
@@ -266,7 +267,8 @@ impl Engine {
             .ok_or_else(|| no_such_key(id))
     }
 
-    /// Deletes one key of a holder (no permission check, see [`Engine::keys_of`]).
+    /// Deletes one key of a holder. No permission check: the operator's; a
+    /// caller's request goes through [`Engine::delete_key_for`].
     pub async fn delete_key_of(&self, holder: Holder<'_>, id: &str) -> Result<()> {
         {
             let _guard = self.lock_doc(holder.lock_name()).await;
@@ -279,7 +281,7 @@ impl Engine {
     /// the document's lock (see [`Engine::lock_as_admin`]).
     pub async fn delete_app_key(&self, caller: &Caller, doc: &str, id: &str) -> Result<()> {
         {
-            let _guard = self.lock_as_admin(caller, doc).await?;
+            let _guard = self.lock_as_admin(caller, doc, Task::ApiKeys).await?;
             self.remove_key(Holder::Doc(doc), id)?;
         }
         self.key_deleted(id).await
@@ -303,15 +305,10 @@ impl Engine {
         Ok(())
     }
 
-    /// The holder a caller may manage: a document it is admin of.
-    pub fn admin_holder<'d>(&self, caller: &Caller, doc: &'d str) -> Result<Holder<'d>> {
-        self.require_admin(caller, doc)?;
-        Ok(Holder::Doc(doc))
-    }
-
     /// An HS256 JWT for a key, signed with its secret; the key's own scope
-    /// (`app` or `account`) is the only claim, as Smooch issues them.
-    pub fn key_jwt(&self, holder: Holder<'_>, id: &str) -> Result<String> {
+    /// (`app` or `account`) is the only claim, as Smooch issues them. Only
+    /// its owner may have one: see [`Engine::jwt_for`].
+    pub(crate) fn key_jwt(&self, holder: Holder<'_>, id: &str) -> Result<String> {
         let record = self.key_of(holder, id)?;
         Ok(jwt::sign(
             &record.id,

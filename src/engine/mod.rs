@@ -12,8 +12,10 @@ pub mod expiry;
 pub mod hashing;
 pub mod invites;
 pub mod jwt;
+pub mod key_rules;
 pub mod keys;
 pub mod limits;
+pub mod options;
 pub mod perms;
 pub mod quota;
 pub mod users;
@@ -23,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::sync::{Notify, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, Task};
 pub use events::{Events, NoEvents};
 pub use perms::Level;
 
@@ -76,9 +78,9 @@ impl Caller {
         }
     }
 
-    /// The user, or `not_logged_in`.
-    pub fn require_user(&self) -> Result<&User> {
-        self.user().ok_or(Error::NotLoggedIn)
+    /// The user, or `not_logged_in` worded for `task`.
+    pub fn require_user(&self, task: Task) -> Result<&User> {
+        self.user().ok_or(Error::NotLoggedIn(task))
     }
 }
 
@@ -178,10 +180,11 @@ impl Engine {
         &self,
         caller: &'c Caller,
         doc: &str,
+        task: Task,
     ) -> Result<(RwLockWriteGuard<'_, ()>, &'c User)> {
-        self.require_admin(caller, doc)?;
+        self.require_admin(caller, doc, task)?;
         let guard = self.lock_doc(doc).await;
-        let user = self.require_admin(caller, doc)?;
+        let user = self.require_admin(caller, doc, task)?;
         Ok((guard, user))
     }
 

@@ -9,8 +9,9 @@
 use super::pages::raw_query;
 use super::programs::{authorization, optional_body, request_options};
 use super::{parse_body, reply, session, with_app, App, Session};
-use crate::engine::invites::{CreateOptions, ListOptions};
-use crate::engine::keys::{Holder, KeyRecord};
+use crate::engine::key_rules::KeyScope;
+use crate::engine::keys::KeyRecord;
+use crate::engine::options::{read_options, CreateOptions, ListOptions};
 use crate::engine::{Caller, Error, Result, User};
 use bytes::Bytes;
 use serde::Deserialize;
@@ -110,25 +111,23 @@ async fn dispatch(r: &Request<'_>, method: &Method, version: &str, path: &[&str]
         }
         ("GET", ["apps", doc, "keys"]) => {
             let caller = r.account_caller()?;
-            list(engine.keys_of(engine.admin_holder(&caller, doc)?)?, &caller)
+            list(engine.keys_for(&caller, KeyScope::App(doc))?, &caller)
         }
         ("GET", ["apps", doc, "keys", id]) => {
             let caller = r.account_caller()?;
-            one(
-                engine.key_of(engine.admin_holder(&caller, doc)?, id)?,
-                &caller,
-            )
+            one(engine.key_for(&caller, KeyScope::App(doc), id)?, &caller)
         }
         ("DELETE", ["apps", doc, "keys", id]) => {
             let caller = r.account_caller()?;
-            engine.delete_app_key(&caller, doc, id).await?;
+            engine
+                .delete_key_for(&caller, KeyScope::App(doc), id)
+                .await?;
             Ok((StatusCode::OK, json!({})))
         }
         ("GET", ["apps", doc, "keys", id, "jwt"]) => {
             let caller = r.account_caller()?;
-            let holder = engine.admin_holder(&caller, doc)?;
-            only_owner(&engine.key_of(holder, id)?, &caller)?;
-            Ok((StatusCode::OK, json!({"jwt": engine.key_jwt(holder, id)?})))
+            let jwt = engine.jwt_for(&caller, KeyScope::App(doc), id)?;
+            Ok((StatusCode::OK, json!({"jwt": jwt})))
         }
         ("POST", ["account", "keys"]) => {
             // Session only: a leaked account key must not mint copies of
@@ -142,31 +141,31 @@ async fn dispatch(r: &Request<'_>, method: &Method, version: &str, path: &[&str]
         }
         ("GET", ["account", "keys"]) => {
             let caller = r.account_caller()?;
-            list(engine.keys_of(account(&caller))?, &caller)
+            list(engine.keys_for(&caller, KeyScope::Account)?, &caller)
         }
         ("GET", ["account", "keys", id]) => {
             let caller = r.account_caller()?;
-            one(engine.key_of(account(&caller), id)?, &caller)
+            one(engine.key_for(&caller, KeyScope::Account, id)?, &caller)
         }
         ("DELETE", ["account", "keys", id]) => {
             let caller = r.account_caller()?;
-            engine.delete_key_of(account(&caller), id).await?;
+            engine
+                .delete_key_for(&caller, KeyScope::Account, id)
+                .await?;
             Ok((StatusCode::OK, json!({})))
         }
         ("GET", ["account", "keys", id, "jwt"]) => {
             // Session only: a key must not be able to mint more credentials.
             let caller = r.session_caller()?;
-            Ok((
-                StatusCode::OK,
-                json!({"jwt": engine.key_jwt(account(&caller), id)?}),
-            ))
+            let jwt = engine.jwt_for(&caller, KeyScope::Account, id)?;
+            Ok((StatusCode::OK, json!({"jwt": jwt})))
         }
         ("POST", ["apps", doc, "invites"]) => {
             let caller = r.invite_caller(doc)?;
             // Forms are for `/invites_api` (Prosody's); this route is JSON.
             super::require_json(r.content_type, r.body)?;
             let options = request_options(r.query, r.content_type, r.body)?;
-            let options = CreateOptions::from_json(&Value::Object(options))?;
+            let options: CreateOptions = read_options(Value::Object(options))?;
             let invite = engine.create_invite(&caller, doc, &options).await?;
             Ok((
                 StatusCode::CREATED,
@@ -176,7 +175,7 @@ async fn dispatch(r: &Request<'_>, method: &Method, version: &str, path: &[&str]
         ("GET", ["apps", doc, "invites"]) => {
             let caller = r.invite_caller(doc)?;
             let options = request_options(r.query, None, b"")?;
-            let options = ListOptions::from_json(&Value::Object(options))?;
+            let options: ListOptions = read_options(Value::Object(options))?;
             let page = engine.get_invites(&caller, doc, &options)?;
             let mut body = json!({"invites": page.invites});
             if let Some(next) = page.next {
@@ -251,10 +250,6 @@ impl Request<'_> {
     }
 }
 
-fn account(caller: &Caller) -> Holder<'_> {
-    Holder::Account(caller.user().expect("account scope has a user"))
-}
-
 fn viewer(caller: &Caller) -> &User {
     caller.user().expect("account scope has a user")
 }
@@ -268,25 +263,15 @@ fn one(key: KeyRecord, caller: &Caller) -> Answer {
     Ok((StatusCode::OK, json!({"key": key.view_for(viewer(caller))})))
 }
 
-/// A JWT is as good as the secret, so only the owner may mint one.
-fn only_owner(key: &KeyRecord, caller: &Caller) -> Result<()> {
-    if &key.owner != viewer(caller) {
-        return Err(Error::Forbidden(format!(
-            "Only the owner of {} can get a JWT for it",
-            key.id
-        )));
-    }
-    Ok(())
-}
-
-/// Smooch's error envelope. Statuses are those of the engine, except that a
-/// missing invite is a plain 404 here.
+/// Smooch's error envelope. Statuses are those of the other HTTP routes,
+/// except that a missing invite is a plain 404 here.
 fn error(e: &Error) -> Response {
+    e.log_internal();
     let status = match e {
-        Error::InvalidKey | Error::RemoveFailed => 404,
-        e => e.status(),
+        Error::InvalidKey | Error::RemoveFailed => StatusCode::NOT_FOUND,
+        e => reply::status_of(e),
     };
-    let code = match status {
+    let code = match status.as_u16() {
         400 => "bad_request",
         401 => "unauthorized",
         403 => "forbidden",
@@ -296,7 +281,6 @@ fn error(e: &Error) -> Response {
         429 => "too_many_requests",
         _ => "internal_error",
     };
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     smooch_error(status, code, &e.to_string())
 }
 

@@ -7,8 +7,8 @@
 use super::pages::raw_query;
 use super::programs::{authorization, optional_body, request_options};
 use super::{reply, with_app, App};
-use crate::engine::invites::CreateOptions;
 use crate::engine::keys::KeyRecord;
+use crate::engine::options::{read_options_beside, CreateOptions};
 use crate::engine::{Error, Result};
 use bytes::Bytes;
 use serde_json::Value;
@@ -58,7 +58,7 @@ async fn create_invite(
         let redirect = options
             .remove("redirect")
             .is_some_and(|v| wants_redirect(&v));
-        let options = CreateOptions::from_json_beside(&Value::Object(options), &["redirect"])?;
+        let options: CreateOptions = read_options_beside(Value::Object(options), &["redirect"])?;
         let doc = key.doc.as_deref().expect("app key");
         let invite = app
             .engine

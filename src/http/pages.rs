@@ -131,6 +131,12 @@ fn message_page(status: StatusCode, title: &str, message: &str) -> Response {
     reply::html(status, body)
 }
 
+/// The page for a failure of the server's own (storage): logged here.
+fn failure_page(e: &Error) -> Response {
+    e.log_internal();
+    message_page(StatusCode::INTERNAL_SERVER_ERROR, "Error", &e.to_string())
+}
+
 fn login_redirect(path_and_query: &str) -> Response {
     let next = serde_urlencoded::to_string([("next", path_and_query)]).unwrap_or_default();
     reply::redirect(StatusCode::SEE_OTHER, &format!("/auth/login?{next}"))
@@ -158,7 +164,7 @@ async fn document_page(doc: String, app: App, s: Session, query: String) -> Resp
     }
     let exists = match app.engine.document_exists(&doc) {
         Ok(e) => e,
-        Err(e) => return message_page(StatusCode::INTERNAL_SERVER_ERROR, "Error", &e.to_string()),
+        Err(e) => return failure_page(&e),
     };
     if !exists {
         if s.caller == Caller::Anonymous {
@@ -174,6 +180,7 @@ async fn document_page(doc: String, app: App, s: Session, query: String) -> Resp
         if let Err(e) = app.engine.create_document(&s.caller, Some(&doc)).await {
             // A concurrent visit may have created it first; anything else is real.
             if !matches!(e, Error::Conflict(_)) {
+                e.log_internal();
                 return message_page(StatusCode::BAD_REQUEST, "Error", &e.to_string());
             }
         }
@@ -186,7 +193,7 @@ async fn document_page(doc: String, app: App, s: Session, query: String) -> Resp
             "No access",
             &format!("You have no access to {doc}. Ask one of its admins for an invite link."),
         ),
-        Err(e) => message_page(StatusCode::INTERNAL_SERVER_ERROR, "Error", &e.to_string()),
+        Err(e) => failure_page(&e),
     }
 }
 
@@ -213,6 +220,7 @@ async fn accept_by_url(
             reply::redirect(StatusCode::SEE_OTHER, &location)
         }
         Err(e) => {
+            e.log_internal();
             let (status, next_step) = match e {
                 Error::RateLimited => (
                     StatusCode::TOO_MANY_REQUESTS,

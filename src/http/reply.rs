@@ -1,4 +1,5 @@
-//! Response builders shared by the routes.
+//! Response builders shared by the routes, and the one place an engine
+//! error gets its HTTP status.
 
 use crate::engine::Error;
 use serde::Serialize;
@@ -38,10 +39,34 @@ pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
     json(status, &serde_json::json!({"error": message, "code": code}))
 }
 
-/// An engine error as `{"error","code"}` with its HTTP status.
+/// The HTTP status that carries an engine error on HTTP routes.
+pub fn status_of(e: &Error) -> StatusCode {
+    match e {
+        Error::NotLoggedIn(_) | Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        Error::NotAdmin { .. } | Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::NoSuchDocument(_) | Error::NotFound(_) => StatusCode::NOT_FOUND,
+        Error::InvalidKey
+        | Error::InviterNotAdmin
+        | Error::UsedUp
+        | Error::RemoveFailed
+        | Error::Conflict(_)
+        | Error::LastAdmin
+        | Error::TooManyInvites { .. } => StatusCode::CONFLICT,
+        Error::BadRequest(_) | Error::UnknownAction => StatusCode::BAD_REQUEST,
+        Error::RateLimited | Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Error::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Error::Storage(_) | Error::Encoding(_) | Error::Internal(_) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
+/// An engine error as `{"error","code"}` with its HTTP status (and its
+/// cause logged, when it is the server's own failure).
 pub fn error(e: &Error) -> Response {
-    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let r = json_error(status, e.code(), &e.to_string());
+    e.log_internal();
+    let r = json_error(status_of(e), e.code(), &e.to_string());
     match e.retry_after_s() {
         Some(s) => with_header(r, header::RETRY_AFTER, &s.to_string()),
         None => r,

@@ -106,13 +106,13 @@ where
 async fn answer(engine: &Engine, caller: &Caller, doc: &str, request: protocol::Request) -> String {
     let target = request.d.as_deref().unwrap_or(doc);
     let timer = crate::observe::Timer::start();
+    let action = request.action.name();
     let result = match crate::engine::documents::validate_doc_id(target) {
-        Ok(()) => actions::dispatch(engine, caller, target, &request.wa, &request.options).await,
+        Ok(()) => actions::dispatch(engine, caller, target, request.action).await,
         Err(_) => Err(Error::NoSuchDocument(target.to_string())),
     };
-    metrics::histogram!(crate::observe::names::WS_REQUEST_SECONDS,
-        "action" => actions::action_label(&request.wa))
-    .record(timer.seconds());
+    metrics::histogram!(crate::observe::names::WS_REQUEST_SECONDS, "action" => action)
+        .record(timer.seconds());
     match result {
         Ok(value) => protocol::reply(&request.token, &value),
         Err(e) => protocol::reply_error(&request.token, &e),
@@ -275,7 +275,7 @@ pub async fn serve_socket<K: Send + 'static>(
         // Reads answer at once from storage: they are served here, in
         // order, without a task of their own. Writes wait for a flush, so
         // each runs in its own task while the socket reads on.
-        if actions::reads_only(&request.wa) {
+        if request.action.reads_only() {
             let frame = answer(&engine, &caller, &doc, request).await;
             if tx.send(Outgoing::Text(frame)).await.is_err() {
                 break;

@@ -1,17 +1,19 @@
 //! Frames of the WebSocket RPC (docs/protocol.md, "Frames"), Webstrates-compatible.
 
+use super::actions::Action;
 use crate::engine::Error;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// A parsed request frame.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Request {
-    pub wa: String,
+    /// What `wa` names, with its options.
+    pub action: Action,
     /// Echoed as given: a string of 1–64 characters or an integer.
     pub token: Value,
     /// Target document; `None` means the socket's own.
     pub d: Option<String>,
-    pub options: Value,
 }
 
 /// Why a frame could not be read as a request. `token` is set when the
@@ -41,22 +43,19 @@ pub fn parse(text: &str) -> Result<Request, BadFrame> {
             .ok_or_else(|| bad(None, "token must be a string of 1 to 64 characters"))?,
         None => return Err(bad(None, "frame must have \"wa\" and \"token\"")),
     };
-    let wa = match map.remove("wa") {
-        Some(Value::String(s)) => s,
-        _ => return Err(bad(Some(token), "frame must have \"wa\" and \"token\"")),
-    };
+    if !map.get("wa").is_some_and(Value::is_string) {
+        return Err(bad(Some(token), "frame must have \"wa\" and \"token\""));
+    }
     let d = match map.remove("d") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s),
         Some(_) => return Err(bad(Some(token), "d must be a document id")),
     };
-    let options = map.remove("options").unwrap_or(Value::Null);
-    Ok(Request {
-        wa,
-        token,
-        d,
-        options,
-    })
+    // `wa` and `options` are left: the action's variant and its options.
+    match Action::deserialize(Value::Object(map)) {
+        Ok(action) => Ok(Request { action, token, d }),
+        Err(e) => Err(bad(Some(token), e.to_string())),
+    }
 }
 
 /// A token as the client gave it, if it is a usable one.
@@ -85,7 +84,9 @@ pub fn reply(token: &Value, reply: &str) -> String {
     format!(r#"{{"wa":"reply","token":{token},"reply":{reply}}}"#)
 }
 
+/// An error reply; the cause of an internal failure is logged here.
 pub fn reply_error(token: &Value, error: &Error) -> String {
+    error.log_internal();
     json!({"wa": "reply", "token": token, "error": error.to_string(), "code": error.code()})
         .to_string()
 }
@@ -104,10 +105,12 @@ mod tests {
     fn parses_a_full_request() {
         let r = parse(r#"{"wa":"createInvite","token":"k3","d":"doc","options":{"maxAge":3}}"#)
             .unwrap();
-        assert_eq!(r.wa, "createInvite");
         assert_eq!(r.token, json!("k3"));
         assert_eq!(r.d.as_deref(), Some("doc"));
-        assert_eq!(r.options, json!({"maxAge": 3}));
+        let Action::CreateInvite { options } = r.action else {
+            panic!("not a createInvite: {:?}", r.action);
+        };
+        assert_eq!(options.get().unwrap().max_age, 3);
     }
 
     #[test]
