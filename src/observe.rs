@@ -53,10 +53,12 @@ pub fn init_logging(format: LogFormat) {
         LogFormat::Text => builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init(),
+        // `span` is the innermost span (the request); `spans` lists every
+        // open one from the connection inward, with their fields.
         LogFormat::Json => builder
             .json()
             .with_current_span(true)
-            .with_span_list(false)
+            .with_span_list(true)
             .init(),
     }
 }
@@ -179,6 +181,24 @@ impl RequestSpan {
         let _entered = self.span.enter();
         tracing::info!(status, latency_ms = latency * 1000.0, "request");
     }
+}
+
+/// One accepted TCP connection, by the peer's address: the parent of the
+/// spans of its requests (and of a WebSocket opened on it).
+pub fn connection_span(peer: SocketAddr) -> tracing::Span {
+    tracing::info_span!("connection", peer = %peer)
+}
+
+/// One upgraded WebSocket on `doc`, made inside the span of the request that
+/// opened it (so its lines carry that request's client and user); `id`, the
+/// socket's presence id, is recorded once chosen.
+pub fn socket_span(doc: &str) -> tracing::Span {
+    tracing::info_span!("socket", doc, id = tracing::field::Empty)
+}
+
+/// One WebSocket request: its action and target document.
+pub fn ws_request_span(action: &str, doc: &str) -> tracing::Span {
+    tracing::info_span!("ws_request", action, doc)
 }
 
 /// The client address behind trusted proxies, for the request span (set

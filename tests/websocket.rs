@@ -112,6 +112,44 @@ async fn origin_with_explicit_public_url() {
     );
 }
 
+/// Origins compare as origins, the way browsers serialise them, not as
+/// text: an `--allowed-origin` written with its default port and a public
+/// URL with a path match the `Origin` a browser sends for them; a header
+/// that is more than an origin, or another scheme or port, does not.
+#[tokio::test]
+async fn origins_compare_as_origins_not_as_text() {
+    let server = TestServer::start_with(|s| {
+        s.allowed_origins = vec!["https://app.example:443".into()];
+        s.public_url = Some("https://docs.example/keystrate/".into());
+    })
+    .await;
+    let alice = server.user("alice").await;
+    alice.create_doc("doc").await;
+    for ok in ["https://app.example", "https://docs.example"] {
+        assert!(
+            Ws::connect(&server.base, "doc", Some(&alice.cookie), Some(ok))
+                .await
+                .is_ok(),
+            "{ok}"
+        );
+    }
+    for bad in [
+        "http://app.example",
+        "https://app.example:8443",
+        "https://app.example/page",
+        "https://user@app.example",
+        "https://docs.example/keystrate",
+    ] {
+        assert_eq!(
+            Ws::connect(&server.base, "doc", Some(&alice.cookie), Some(bad))
+                .await
+                .err(),
+            Some(403),
+            "{bad}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn bad_frames_get_errors_without_closing() {
     let server = TestServer::start().await;
