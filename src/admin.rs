@@ -26,19 +26,19 @@ use tokio::task::JoinHandle;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 use tracing::Instrument;
 
-pub const SOCKET_NAME: &str = "admin.sock";
+pub(crate) const SOCKET_NAME: &str = "admin.sock";
 
 /// Longest request line accepted.
 const MAX_LINE: usize = 64 * 1024;
 
-pub fn socket_path(data: &Path) -> PathBuf {
+pub(crate) fn socket_path(data: &Path) -> PathBuf {
     data.join(SOCKET_NAME)
 }
 
 /// One operator request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
-pub enum Request {
+pub(crate) enum Request {
     CreateKey {
         doc: String,
         name: String,
@@ -70,7 +70,7 @@ pub enum Request {
 /// A password on its way to the engine; `Debug` never shows it.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Password(pub String);
+pub(crate) struct Password(pub(crate) String);
 
 impl std::fmt::Debug for Password {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -80,17 +80,17 @@ impl std::fmt::Debug for Password {
 
 /// One reply line: `{"ok": …}` or `{"error", "code"}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Reply {
+pub(crate) struct Reply {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ok: Option<Value>,
+    pub(crate) ok: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
+    pub(crate) code: Option<String>,
 }
 
 impl Reply {
-    pub fn from_result(result: Result<Value>) -> Reply {
+    pub(crate) fn from_result(result: Result<Value>) -> Reply {
         match result {
             Ok(v) => Reply {
                 ok: Some(v),
@@ -108,14 +108,14 @@ impl Reply {
 
 /// The created key as the CLI prints it, with its recorded details.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CreatedKey {
-    pub key: String,
-    pub details: KeyDetails,
+pub(crate) struct CreatedKey {
+    pub(crate) key: String,
+    pub(crate) details: KeyDetails,
 }
 
 /// Runs a request as [`Caller::Operator`]: the engine's own checks decide,
 /// with the operator's bypass stated in `engine/operator.rs`.
-pub async fn execute(engine: &Engine, request: Request) -> Result<Value> {
+pub(crate) async fn execute(engine: &Engine, request: Request) -> Result<Value> {
     let operator = &Caller::Operator;
     match request {
         Request::CreateKey { doc, name, owner } => {
@@ -178,7 +178,7 @@ fn to_json<T: Serialize>(value: &T) -> Value {
 /// Binds the socket and serves it until `shutdown`, then removes the file.
 /// The socket is created under a temporary name, restricted to 0600, and
 /// only then renamed into place, so it is never reachable with a wider mode.
-pub fn start(
+pub(crate) fn start(
     engine: Engine,
     data: &Path,
     mut shutdown: watch::Receiver<bool>,

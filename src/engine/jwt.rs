@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 /// Why a token was refused. The HTTP layer answers 401 for all of them; the
 /// text goes into the error description to help whoever wrote the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum JwtError {
+pub(crate) enum JwtError {
     #[error("JWT is malformed")]
     Malformed,
     #[error("JWT alg must be HS256")]
@@ -30,13 +30,13 @@ pub enum JwtError {
 
 /// A token whose header passed, so the caller can look up the key named by
 /// `kid` before verifying.
-pub struct Unverified<'a> {
-    pub kid: String,
+pub(crate) struct Unverified<'a> {
+    pub(crate) kid: String,
     token: &'a str,
 }
 
 /// Signs `claims` with `secret`, naming `kid` in the header.
-pub fn sign(
+pub(crate) fn sign(
     kid: &str,
     secret: &[u8],
     claims: &Value,
@@ -49,7 +49,7 @@ pub fn sign(
 }
 
 /// Reads a token's header: HS256 and a `kid`, or refused.
-pub fn parse(token: &str) -> Result<Unverified<'_>, JwtError> {
+pub(crate) fn parse(token: &str) -> Result<Unverified<'_>, JwtError> {
     if token.split('.').count() != 3 {
         return Err(JwtError::Malformed);
     }
@@ -83,7 +83,7 @@ fn names_an_algorithm(token: &str) -> bool {
 impl Unverified<'_> {
     /// Checks the signature against `secret` and `exp` against the clock;
     /// returns the claims.
-    pub fn verify(self, secret: &[u8]) -> Result<Map<String, Value>, JwtError> {
+    pub(crate) fn verify(self, secret: &[u8]) -> Result<Map<String, Value>, JwtError> {
         let mut rules = Validation::new(Algorithm::HS256);
         // `exp` is optional (Smooch's minted tokens carry none) and exact.
         rules.required_spec_claims.clear();

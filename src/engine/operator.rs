@@ -19,12 +19,12 @@ use super::users::display_name;
 use super::{Caller, Engine, Error, Result, User};
 
 impl Caller {
-    pub fn is_operator(&self) -> bool {
+    pub(crate) fn is_operator(&self) -> bool {
         matches!(self, Caller::Operator)
     }
 
     /// Refuses (403 `forbidden`) everyone but the operator.
-    pub fn require_operator(&self) -> Result<()> {
+    pub(crate) fn require_operator(&self) -> Result<()> {
         if self.is_operator() {
             return Ok(());
         }
@@ -37,7 +37,7 @@ impl Caller {
 impl Engine {
     /// Who may list and delete the API keys of `doc`: its admins, and the
     /// operator on any existing document.
-    pub fn require_key_manager(&self, caller: &Caller, doc: &str) -> Result<()> {
+    pub(crate) fn require_key_manager(&self, caller: &Caller, doc: &str) -> Result<()> {
         if !caller.is_operator() {
             return self.require_admin(caller, doc).map(|_| ());
         }

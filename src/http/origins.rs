@@ -13,14 +13,14 @@ use url::{Origin, Url};
 pub struct AllowedOrigins(Vec<Origin>);
 
 impl AllowedOrigins {
-    pub fn new(origins: Vec<Origin>) -> AllowedOrigins {
+    pub(crate) fn new(origins: Vec<Origin>) -> AllowedOrigins {
         AllowedOrigins(origins)
     }
 
     /// Whether an `Origin` header names one of the allowed origins. A
     /// header that is not a serialised http(s) origin (`null`, a list, a
     /// path, user info) names none.
-    pub fn allows(&self, header: &str) -> bool {
+    pub(crate) fn allows(&self, header: &str) -> bool {
         match Url::parse(header) {
             Ok(url) if is_bare_origin(&url) => self.0.contains(&url.origin()),
             _ => false,
@@ -29,7 +29,7 @@ impl AllowedOrigins {
 }
 
 /// The origin of an http(s) URL (`--public-url` may carry a path).
-pub fn origin_of(text: &str) -> Result<Origin, String> {
+pub(crate) fn origin_of(text: &str) -> Result<Origin, String> {
     let url = http_url(text)?;
     Ok(url.origin())
 }
@@ -37,7 +37,7 @@ pub fn origin_of(text: &str) -> Result<Origin, String> {
 /// `--public-url`: an absolute http(s) URL without user info, query or
 /// fragment, in its normal form (scheme and host in lower case, so
 /// `HTTPS://…` still gives `Secure` cookies).
-pub fn parse_public_url(text: &str) -> Result<String, String> {
+pub(crate) fn parse_public_url(text: &str) -> Result<String, String> {
     let url = http_url(text)?;
     if url.query().is_some() || url.fragment().is_some() {
         return Err(format!(
@@ -50,7 +50,7 @@ pub fn parse_public_url(text: &str) -> Result<String, String> {
 /// `--allowed-origin`: `scheme://host[:port]`, nothing after it. Kept as
 /// the browser serialises it (`https://App.Example:443/` is
 /// `https://app.example`), which is also how logs show it.
-pub fn parse_allowed_origin(text: &str) -> Result<String, String> {
+pub(crate) fn parse_allowed_origin(text: &str) -> Result<String, String> {
     let url = http_url(text)?;
     if !is_bare_origin(&url) {
         return Err(format!(
