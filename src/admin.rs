@@ -5,35 +5,41 @@
 //! then; it sends one JSON request per line and reads one JSON reply per line.
 //!
 //! Whoever can connect is the operator: the socket's mode limits that to the
-//! server's own user (and root). [`execute`] is also what the CLI runs
-//! against the store directly when no server answers, so both paths share
-//! every rule.
+//! server's own user (and root). [`execute`] runs each request as
+//! [`Caller::Operator`] through the engine's checks (the operator's bypass
+//! is stated in `engine/operator.rs`); the CLI runs the same function on
+//! the store directly when no server answers, so both paths share every
+//! rule.
 
-use crate::engine::keys::{Holder, KeyDetails};
-use crate::engine::users::{display_name, parse_user};
+use crate::engine::key_rules::KeyScope;
+use crate::engine::keys::KeyDetails;
+use crate::engine::users::parse_user;
 use crate::engine::{Caller, Engine, Error, Result, User};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+use tracing::Instrument;
 
-pub const SOCKET_NAME: &str = "admin.sock";
+pub(crate) const SOCKET_NAME: &str = "admin.sock";
 
 /// Longest request line accepted.
 const MAX_LINE: usize = 64 * 1024;
 
-pub fn socket_path(data: &Path) -> PathBuf {
+pub(crate) fn socket_path(data: &Path) -> PathBuf {
     data.join(SOCKET_NAME)
 }
 
 /// One operator request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
-pub enum Request {
+pub(crate) enum Request {
     CreateKey {
         doc: String,
         name: String,
@@ -65,7 +71,7 @@ pub enum Request {
 /// A password on its way to the engine; `Debug` never shows it.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Password(pub String);
+pub(crate) struct Password(pub(crate) String);
 
 impl std::fmt::Debug for Password {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -75,47 +81,51 @@ impl std::fmt::Debug for Password {
 
 /// One reply line: `{"ok": …}` or `{"error", "code"}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Reply {
+pub(crate) struct Reply {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ok: Option<Value>,
+    pub(crate) ok: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
+    pub(crate) code: Option<String>,
 }
 
 impl Reply {
-    pub fn from_result(result: Result<Value>) -> Reply {
+    pub(crate) fn from_result(result: Result<Value>) -> Reply {
         match result {
             Ok(v) => Reply {
                 ok: Some(v),
                 error: None,
                 code: None,
             },
-            Err(e) => Reply {
-                ok: None,
-                error: Some(e.to_string()),
-                code: Some(e.code().to_string()),
-            },
+            Err(e) => {
+                // The operator reads the whole cause; the log keeps it too.
+                e.log_internal();
+                Reply {
+                    ok: None,
+                    error: Some(e.detail()),
+                    code: Some(e.code().to_string()),
+                }
+            }
         }
     }
 }
 
 /// The created key as the CLI prints it, with its recorded details.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CreatedKey {
-    pub key: String,
-    pub details: KeyDetails,
+pub(crate) struct CreatedKey {
+    pub(crate) key: String,
+    pub(crate) details: KeyDetails,
 }
 
-/// Runs a request with operator rights. A key's owner must still be admin
-/// of its document: the operator picks the owner, the rules stay the same.
-pub async fn execute(engine: &Engine, request: Request) -> Result<Value> {
+/// Runs a request as [`Caller::Operator`]: the engine's own checks decide,
+/// with the operator's bypass stated in `engine/operator.rs`.
+pub(crate) async fn execute(engine: &Engine, request: Request) -> Result<Value> {
+    let operator = &Caller::Operator;
     match request {
         Request::CreateKey { doc, name, owner } => {
-            require_admin_owner(engine, &owner, &doc)?;
             let key = engine
-                .create_app_key(&Caller::User(owner), &doc, &name)
+                .create_app_key_for(operator, &doc, &name, &owner)
                 .await?;
             Ok(to_json(&CreatedKey {
                 key: key.full_key(),
@@ -124,32 +134,34 @@ pub async fn execute(engine: &Engine, request: Request) -> Result<Value> {
         }
         Request::ListKeys { doc } => {
             let keys: Vec<KeyDetails> = engine
-                .keys_of(Holder::Doc(&doc))?
+                .keys_for(operator, KeyScope::App(&doc))?
                 .iter()
                 .map(|k| k.details())
                 .collect();
             Ok(to_json(&keys))
         }
         Request::DeleteKey { doc, id } => {
-            engine.delete_key_of(Holder::Doc(&doc), &id).await?;
+            engine.delete_app_key(operator, &doc, &id).await?;
             Ok(json!({}))
         }
         Request::AddUser { name, password } => {
-            engine.create_user(&name, &password.0).await?;
+            engine.create_user(operator, &name, &password.0).await?;
             Ok(json!({}))
         }
-        Request::ListUsers => Ok(to_json(&engine.list_users()?)),
+        Request::ListUsers => Ok(to_json(&engine.list_users(operator)?)),
         Request::SetPassword { name, password } => {
             engine
-                .set_password(&parse_user(&name), &password.0, None)
+                .set_password(operator, &parse_user(&name), &password.0)
                 .await?;
             Ok(json!({}))
         }
         Request::DeleteUser { name } => {
-            engine.delete_user(&parse_user(&name)).await?;
+            engine.delete_user(operator, &parse_user(&name)).await?;
             Ok(json!({}))
         }
         Request::Export => {
+            // Every record, secrets included: the operator's alone.
+            operator.require_operator()?;
             let store = engine.store().clone();
             let lines = tokio::task::spawn_blocking(move || {
                 let mut lines = Vec::new();
@@ -164,33 +176,6 @@ pub async fn execute(engine: &Engine, request: Request) -> Result<Value> {
     }
 }
 
-/// The operator names a key's owner, so say plainly when that user does
-/// not exist or is not an admin (the engine's `not_admin` text is the fixed
-/// protocol message of docs/protocol.md, written for the caller).
-fn require_admin_owner(engine: &Engine, owner: &User, doc: &str) -> Result<()> {
-    if !engine.document_exists(doc)? {
-        return Err(Error::NoSuchDocument(doc.to_string()));
-    }
-    if !engine.user_exists(owner)? {
-        return Err(Error::NotFound(format!(
-            "no such user {}",
-            display_name(owner)
-        )));
-    }
-    let level = engine.effective_level(doc, Some(owner))?;
-    if !level.is_admin() {
-        let has = match level.as_str() {
-            "" => "no permission".to_string(),
-            p => format!("only \"{p}\""),
-        };
-        return Err(Error::Forbidden(format!(
-            "{} is not an admin of {doc} (has {has}); a key's owner must be an admin of its document",
-            display_name(owner)
-        )));
-    }
-    Ok(())
-}
-
 fn to_json<T: Serialize>(value: &T) -> Value {
     serde_json::to_value(value).expect("replies serialise")
 }
@@ -198,7 +183,7 @@ fn to_json<T: Serialize>(value: &T) -> Value {
 /// Binds the socket and serves it until `shutdown`, then removes the file.
 /// The socket is created under a temporary name, restricted to 0600, and
 /// only then renamed into place, so it is never reachable with a wider mode.
-pub fn start(
+pub(crate) fn start(
     engine: Engine,
     data: &Path,
     mut shutdown: watch::Receiver<bool>,
@@ -216,7 +201,9 @@ pub fn start(
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
-                        tokio::spawn(serve_connection(engine.clone(), stream));
+                        // Lines logged by the engine while serving it name the operator.
+                        let span = tracing::info_span!("admin_connection");
+                        tokio::spawn(serve_connection(engine.clone(), stream).instrument(span));
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "admin socket accept failed");
@@ -230,23 +217,39 @@ pub fn start(
     }))
 }
 
+/// Answers one request line after another until the client hangs up. A
+/// line is refused as soon as it outgrows [`MAX_LINE`], before its end
+/// arrives, so a client cannot make the server buffer an endless line; the
+/// connection then closes, since where the next request starts is lost.
 async fn serve_connection(engine: Engine, stream: UnixStream) {
     let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        let reply = if line.len() > MAX_LINE {
-            Reply::from_result(Err(Error::bad("request line too long")))
-        } else {
-            match serde_json::from_str::<Request>(&line) {
-                Ok(request) => Reply::from_result(execute(&engine, request).await),
-                Err(e) => Reply::from_result(Err(Error::bad(format!("bad request: {e}")))),
+    let mut lines = FramedRead::new(read, LinesCodec::new_with_max_length(MAX_LINE));
+    while let Some(line) = lines.next().await {
+        let (reply, more) = match line {
+            Ok(line) => (answer(&engine, &line).await, true),
+            Err(LinesCodecError::MaxLineLengthExceeded) => {
+                let error = Error::bad(format!("request line longer than {MAX_LINE} bytes"));
+                (Reply::from_result(Err(error)), false)
             }
+            Err(LinesCodecError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                let error = Error::bad("request line is not UTF-8");
+                (Reply::from_result(Err(error)), false)
+            }
+            Err(LinesCodecError::Io(_)) => break,
         };
         let mut out = serde_json::to_vec(&reply).expect("replies serialise");
         out.push(b'\n');
-        if write.write_all(&out).await.is_err() {
+        if write.write_all(&out).await.is_err() || !more {
             break;
         }
+    }
+}
+
+/// The reply to one request line.
+async fn answer(engine: &Engine, line: &str) -> Reply {
+    match serde_json::from_str::<Request>(line) {
+        Ok(request) => Reply::from_result(execute(engine, request).await),
+        Err(e) => Reply::from_result(Err(Error::bad(format!("bad request: {e}")))),
     }
 }
 

@@ -2,6 +2,7 @@
 //! read their variable with [`BoolishValueParser`], so `1/0`, `yes/no`,
 //! `on/off` and `true/false` all work (clap's default takes only the last).
 
+use crate::http::origins::{parse_allowed_origin, parse_public_url};
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
@@ -97,13 +98,14 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYSTRATE_LISTEN", default_value = "127.0.0.1:7007")]
     pub listen: SocketAddr,
     /// Public URL of the server (default `http://<listen>`).
-    #[arg(long, env = "KEYSTRATE_PUBLIC_URL")]
+    #[arg(long, env = "KEYSTRATE_PUBLIC_URL", value_parser = parse_public_url)]
     pub public_url: Option<String>,
     /// Extra origin allowed to open WebSockets (repeatable).
     #[arg(
         long = "allowed-origin",
         env = "KEYSTRATE_ALLOWED_ORIGIN",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = parse_allowed_origin
     )]
     pub allowed_origins: Vec<String>,
     /// Only `keystrate user add` creates accounts.

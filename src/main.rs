@@ -4,6 +4,7 @@ use clap::Parser;
 use keystrate::config::{Cli, Command, Config};
 use std::io::Read;
 use std::process::ExitCode;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -55,6 +56,11 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> Result<(), String> {
+    // Installed before the server answers: a SIGTERM sent as soon as it
+    // does (a script that saw /health answer) stops it gracefully instead
+    // of killing it.
+    let term = signal(SignalKind::terminate())
+        .map_err(|e| format!("cannot install the SIGTERM handler: {e}"))?;
     let running = keystrate::start(config).await.map_err(|e| e.to_string())?;
     println!("keystrate listening on {}", running.public_url);
     if let Some(addr) = running.metrics_addr {
@@ -62,16 +68,14 @@ async fn serve(config: Config) -> Result<(), String> {
     }
     let stop = running.stop_signal();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        wait_for_signal(term).await;
         let _ = stop.send(true);
     });
     running.wait().await;
     Ok(())
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("signal handler");
+async fn wait_for_signal(mut term: Signal) {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// Metric names, in one place so docs and tests can name them.
-pub mod names {
+pub(crate) mod names {
     /// Counter: invite events, labels `event` (created, accepted, removed,
     /// expired) and `outcome` (`ok` or the error code).
     pub const INVITES: &str = "keystrate_invites_total";
@@ -53,10 +53,12 @@ pub fn init_logging(format: LogFormat) {
         LogFormat::Text => builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init(),
+        // `span` is the innermost span (the request); `spans` lists every
+        // open one from the connection inward, with their fields.
         LogFormat::Json => builder
             .json()
             .with_current_span(true)
-            .with_span_list(false)
+            .with_span_list(true)
             .init(),
     }
 }
@@ -70,7 +72,7 @@ const LATENCY_BUCKETS: &[f64] = &[
 
 /// The process-wide Prometheus recorder, installed on first use. Several
 /// servers in one process (tests) share it.
-pub fn recorder() -> Result<PrometheusHandle, String> {
+pub(crate) fn recorder() -> Result<PrometheusHandle, String> {
     static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
@@ -85,7 +87,7 @@ pub fn recorder() -> Result<PrometheusHandle, String> {
 }
 
 /// Serves `/metrics` (and nothing else) on `listener` until shutdown.
-pub async fn serve_metrics(
+pub(crate) async fn serve_metrics(
     listener: TcpListener,
     handle: PrometheusHandle,
     mut shutdown: watch::Receiver<bool>,
@@ -109,7 +111,7 @@ pub async fn serve_metrics(
 }
 
 /// Counts one invite event by its outcome and hands the result back.
-pub fn invite_event<T>(
+pub(crate) fn invite_event<T>(
     event: &'static str,
     result: crate::engine::Result<T>,
 ) -> crate::engine::Result<T> {
@@ -122,19 +124,19 @@ pub fn invite_event<T>(
 }
 
 /// Counts a refusal by a limit or guard.
-pub fn refused(limit: &'static str) {
+pub(crate) fn refused(limit: &'static str) {
     metrics::counter!(names::REFUSALS, "limit" => limit).increment(1);
 }
 
 /// Measures the time from its creation to [`Timer::seconds`].
-pub struct Timer(Instant);
+pub(crate) struct Timer(Instant);
 
 impl Timer {
-    pub fn start() -> Timer {
+    pub(crate) fn start() -> Timer {
         Timer(Instant::now())
     }
 
-    pub fn seconds(&self) -> f64 {
+    pub(crate) fn seconds(&self) -> f64 {
         self.0.elapsed().as_secs_f64()
     }
 }
@@ -142,7 +144,7 @@ impl Timer {
 /// One HTTP request, from its head to its response: a span carrying the
 /// fields every log line inside it shows (the session filter records
 /// `user`), a log line when it ends, and the latency histogram.
-pub struct RequestSpan {
+pub(crate) struct RequestSpan {
     span: tracing::Span,
     method: String,
     route: &'static str,
@@ -150,7 +152,7 @@ pub struct RequestSpan {
 }
 
 impl RequestSpan {
-    pub fn start(method: &str, path: &str, client: SocketAddr) -> RequestSpan {
+    pub(crate) fn start(method: &str, path: &str, client: SocketAddr) -> RequestSpan {
         let route = route_template(path);
         let span = tracing::info_span!(
             "request",
@@ -167,11 +169,11 @@ impl RequestSpan {
         }
     }
 
-    pub fn span(&self) -> &tracing::Span {
+    pub(crate) fn span(&self) -> &tracing::Span {
         &self.span
     }
 
-    pub fn finish(self, status: u16) {
+    pub(crate) fn finish(self, status: u16) {
         let latency = self.timer.seconds();
         metrics::histogram!(names::HTTP_REQUEST_SECONDS,
             "method" => self.method, "route" => self.route, "status" => status.to_string())
@@ -181,9 +183,27 @@ impl RequestSpan {
     }
 }
 
+/// One accepted TCP connection, by the peer's address: the parent of the
+/// spans of its requests (and of a WebSocket opened on it).
+pub(crate) fn connection_span(peer: SocketAddr) -> tracing::Span {
+    tracing::info_span!("connection", peer = %peer)
+}
+
+/// One upgraded WebSocket on `doc`, made inside the span of the request that
+/// opened it (so its lines carry that request's client and user); `id`, the
+/// socket's presence id, is recorded once chosen.
+pub(crate) fn socket_span(doc: &str) -> tracing::Span {
+    tracing::info_span!("socket", doc, id = tracing::field::Empty)
+}
+
+/// One WebSocket request: its action and target document.
+pub(crate) fn ws_request_span(action: &str, doc: &str) -> tracing::Span {
+    tracing::info_span!("ws_request", action, doc)
+}
+
 /// The client address behind trusted proxies, for the request span (set
 /// once the headers are known).
-pub fn client_of(
+pub(crate) fn client_of(
     peer: SocketAddr,
     trusted: &[ipnet::IpNet],
     headers: &warp::http::HeaderMap,
@@ -196,7 +216,7 @@ pub fn client_of(
 
 /// The route a path belongs to, as written in `docs/protocol.md`: a
 /// bounded label for logs and metrics (no document ids, keys or names).
-pub fn route_template(path: &str) -> &'static str {
+pub(crate) fn route_template(path: &str) -> &'static str {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match segments.as_slice() {
         [] => "/",

@@ -5,6 +5,7 @@
 use crate::config::Config;
 use crate::engine::directory::Directory;
 use crate::engine::{expiry, Engine, EngineConfig};
+use crate::http::origins::{origin_of, AllowedOrigins};
 use crate::http::{self, App, Conn};
 use crate::store::Store;
 use crate::ws::hub::Hub;
@@ -33,6 +34,8 @@ pub enum StartError {
     },
     #[error("{cause}")]
     Metrics { cause: String },
+    #[error("{cause}")]
+    Config { cause: String },
 }
 
 /// A started server.
@@ -82,8 +85,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         path: config.data.display().to_string(),
         cause,
     };
-    // Listen first: a start that fails on a busy port leaves no data
-    // directory behind.
+    // Listen and check the origins first: a start that fails on a busy
+    // port or a bad origin leaves no data directory behind.
     let listener = TcpListener::bind(config.serve.listen)
         .await
         .map_err(|cause| StartError::Listen {
@@ -98,6 +101,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ),
         None => None,
     };
+    let addr = listener.local_addr().map_err(|cause| StartError::Listen {
+        addr: config.serve.listen,
+        cause,
+    })?;
+    let public_url = config.public_url(addr);
+    let origins = allowed_origins(&config, addr, &public_url)
+        .map_err(|cause| StartError::Config { cause })?;
     let store = Store::open_with_cache(&config.data, config.serve.cache_mb)
         .map_err(|e| storage_err(e.to_string()))?;
     let hub = Arc::new(Hub::default());
@@ -111,18 +121,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         },
         hub.clone(),
     );
-    let addr = listener.local_addr().map_err(|cause| StartError::Listen {
-        addr: config.serve.listen,
-        cause,
-    })?;
-    let public_url = config.public_url(addr);
     let directory =
         Directory::new(engine.store(), &public_url).map_err(|e| storage_err(e.to_string()))?;
     let app = App {
         engine: engine.clone(),
         hub: hub.clone(),
         public_url: public_url.clone().into(),
-        origins: Arc::new(allowed_origins(&config, addr, &public_url)),
+        origins: Arc::new(origins),
         trusted_proxies: Arc::new(config.serve.trusted_proxies.clone()),
         sockets: Arc::new(http::socket::SocketCounts::new(
             config.serve.max_sockets_per_user,
@@ -183,28 +188,24 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 /// The server's own origin, the operator's extra ones, and — when no public
 /// URL was given and the server listens on loopback — the other loopback
 /// names of the same port, so `localhost` and `127.0.0.1` both work.
-fn allowed_origins(config: &Config, addr: SocketAddr, public_url: &str) -> Vec<String> {
-    let mut out = vec![origin_of(public_url)];
-    out.extend(config.serve.allowed_origins.iter().map(|o| origin_of(o)));
+fn allowed_origins(
+    config: &Config,
+    addr: SocketAddr,
+    public_url: &str,
+) -> Result<AllowedOrigins, String> {
+    let mut texts = vec![public_url.to_string()];
+    texts.extend(config.serve.allowed_origins.iter().cloned());
     if config.serve.public_url.is_none() && addr.ip().is_loopback() {
         let port = addr.port();
         for host in ["localhost", "127.0.0.1", "[::1]"] {
-            out.push(format!("http://{host}:{port}"));
+            texts.push(format!("http://{host}:{port}"));
         }
     }
-    out
-}
-
-/// `scheme://host[:port]` of a URL.
-fn origin_of(url: &str) -> String {
-    let url = url.trim_end_matches('/');
-    match url.find("://") {
-        Some(i) => match url[i + 3..].find('/') {
-            Some(j) => url[..i + 3 + j].to_string(),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
+    let origins = texts
+        .iter()
+        .map(|text| origin_of(text))
+        .collect::<Result<_, _>>()?;
+    Ok(AllowedOrigins::new(origins))
 }
 
 async fn serve(
@@ -276,11 +277,16 @@ async fn serve(
             .serve_connection_with_upgrades(TokioIo::new(stream), svc)
             .into_owned();
         let watched = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = watched.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+        // Each request's span is made inside this one, so its lines name the
+        // connection too.
+        tokio::spawn(
+            async move {
+                if let Err(e) = watched.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
             }
-        });
+            .instrument(crate::observe::connection_span(peer)),
+        );
     }
     drop(listener);
     tracing::info!("shutting down: closing sockets");

@@ -602,6 +602,47 @@ fn a_busy_port_creates_no_data_directory() {
     assert!(!data.exists(), "the data directory was created");
 }
 
+/// `--allowed-origin` and `--public-url` are checked at start: a value
+/// that is not an http(s) origin or URL stops the binary with a message
+/// naming it, before any data directory is made.
+#[test]
+fn bad_origins_and_public_urls_are_refused_at_start() {
+    for (variable, value, message) in [
+        (
+            "KEYSTRATE_ALLOWED_ORIGIN",
+            "app.example",
+            "\"app.example\" is not a URL",
+        ),
+        (
+            "KEYSTRATE_ALLOWED_ORIGIN",
+            "https://app.example/page",
+            "is not an origin",
+        ),
+        (
+            "KEYSTRATE_PUBLIC_URL",
+            "keys.example",
+            "\"keys.example\" is not a URL",
+        ),
+        (
+            "KEYSTRATE_PUBLIC_URL",
+            "ftp://keys.example",
+            "not an http or https URL",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("never-made");
+        let out = finished(spawn_server(
+            &data,
+            "127.0.0.1:0",
+            &[(variable, value), ("RUST_LOG", "off")],
+        ));
+        assert!(!out.status.success(), "{variable}={value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(message), "{variable}={value}: {err}");
+        assert!(!data.exists(), "the data directory was created");
+    }
+}
+
 /// A second server on a directory in use says so instead of sled's raw
 /// `Os { code: 11, … }`; the server logs carry no colour codes when
 /// stderr is not a terminal.
@@ -642,4 +683,286 @@ async fn a_locked_data_directory_and_plain_logs() {
     let logs = String::from_utf8_lossy(&out.stderr);
     assert!(logs.contains("keystrate listening"), "{logs}");
     assert!(!logs.contains('\u{1b}'), "colour codes in {logs:?}");
+}
+
+/// One connection to a running server's admin socket, spoken as the CLI
+/// does: a JSON request a line, a JSON reply a line.
+struct AdminSocket {
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::net::unix::OwnedReadHalf>>,
+    write: tokio::net::unix::OwnedWriteHalf,
+}
+
+impl AdminSocket {
+    async fn connect(data: &std::path::Path) -> AdminSocket {
+        use tokio::io::AsyncBufReadExt;
+        let stream = tokio::net::UnixStream::connect(data.join("admin.sock"))
+            .await
+            .unwrap();
+        let (read, write) = stream.into_split();
+        AdminSocket {
+            lines: tokio::io::BufReader::new(read).lines(),
+            write,
+        }
+    }
+
+    /// Sends one line and reads the reply line.
+    async fn ask_line(&mut self, line: &str) -> serde_json::Value {
+        use tokio::io::AsyncWriteExt;
+        self.write
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        let reply = tokio::time::timeout(Duration::from_secs(30), self.lines.next_line())
+            .await
+            .expect("a reply line")
+            .unwrap()
+            .expect("the connection stays open");
+        serde_json::from_str(&reply).unwrap_or_else(|e| panic!("not JSON ({e}): {reply}"))
+    }
+
+    async fn ask(&mut self, request: serde_json::Value) -> serde_json::Value {
+        self.ask_line(&request.to_string()).await
+    }
+}
+
+/// The admin socket's protocol, spoken directly: `{"op": …}` request
+/// lines answered by `{"ok": …}` or `{"error", "code"}` lines, several on
+/// one connection, a bad line answered without closing it.
+#[tokio::test]
+async fn admin_socket_speaks_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Proc::start(dir.path(), &[]).await;
+    register(&server.base, "alice")
+        .await
+        .create_doc("doc1")
+        .await;
+    let mut admin = AdminSocket::connect(dir.path()).await;
+
+    let users = admin.ask(json!({"op": "list_users"})).await;
+    let names: Vec<&str> = users["ok"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alice"], "{users}");
+
+    let owner = json!({"username": "alice", "provider": "local"});
+    let created = admin
+        .ask(json!({"op": "create_key", "doc": "doc1", "name": "bridge", "owner": owner}))
+        .await;
+    let key = created["ok"]["key"].as_str().expect("a key");
+    assert_key_form(key);
+    let id = key.split('/').next().unwrap();
+    assert_eq!(created["ok"]["details"]["id"], id);
+    assert_eq!(created["ok"]["details"]["name"], "bridge");
+    let listed = admin.ask(json!({"op": "list_keys", "doc": "doc1"})).await;
+    assert_eq!(listed["ok"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["ok"][0]["id"], id);
+
+    // Errors: a code and a message, no `ok`; the connection goes on.
+    for (line, code) in [
+        (
+            json!({"op": "list_keys", "doc": "nope"}).to_string(),
+            "no_such_document",
+        ),
+        ("not json".to_string(), "bad_request"),
+        (json!({"op": "format_disk"}).to_string(), "bad_request"),
+        (
+            json!({"op": "add_user", "name": "bob", "password": "short"}).to_string(),
+            "bad_request",
+        ),
+    ] {
+        let reply = admin.ask_line(&line).await;
+        assert_eq!(reply["code"], code, "{line}: {reply}");
+        assert!(
+            reply["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{reply}"
+        );
+        assert!(reply.get("ok").is_none(), "{reply}");
+    }
+
+    let deleted = admin
+        .ask(json!({"op": "delete_key", "doc": "doc1", "id": id}))
+        .await;
+    assert_eq!(deleted, json!({"ok": {}}));
+    let listed = admin.ask(json!({"op": "list_keys", "doc": "doc1"})).await;
+    assert_eq!(listed, json!({"ok": []}));
+    let r = reqwest::get(server.url(&format!("/invites_api?key={key}")))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "the deleted key no longer works");
+    server.stop();
+}
+
+/// A request line is refused as soon as it outgrows the limit (64 KiB),
+/// while its end has not even been sent: the server does not buffer it
+/// whole. That connection closes; the socket goes on serving others.
+#[tokio::test]
+async fn an_over_long_admin_line_is_refused_before_it_ends() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    const MAX_LINE: usize = 64 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Proc::start(dir.path(), &[]).await;
+    let stream = tokio::net::UnixStream::connect(dir.path().join("admin.sock"))
+        .await
+        .unwrap();
+    let (read, mut write) = stream.into_split();
+    // Four times the limit and no newline; the write half stays open
+    // (held by the task's result) so the line never ends.
+    let sender = tokio::spawn(async move {
+        let _ = write.write_all(&vec![b'x'; MAX_LINE * 4]).await;
+        write
+    });
+    let mut read = tokio::io::BufReader::new(read);
+    let mut reply = String::new();
+    tokio::time::timeout(Duration::from_secs(10), read.read_line(&mut reply))
+        .await
+        .expect("refused before the line ends")
+        .unwrap();
+    let reply: serde_json::Value = serde_json::from_str(&reply).unwrap();
+    assert_eq!(reply["code"], "bad_request", "{reply}");
+    assert!(
+        reply["error"].as_str().unwrap().contains("longer than"),
+        "{reply}"
+    );
+    // Then the connection closes (end of file, or a reset for the bytes
+    // the server left unread).
+    let mut rest = String::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), read.read_line(&mut rest))
+        .await
+        .expect("the connection closes");
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?} {rest:?}");
+    drop(sender);
+
+    let mut admin = AdminSocket::connect(dir.path()).await;
+    assert_eq!(
+        admin.ask(json!({"op": "list_users"})).await,
+        json!({"ok": []})
+    );
+    server.stop();
+}
+
+/// The operator's bypass, called on the engine directly: the operator
+/// manages accounts (even with registration closed) and any document's
+/// keys; a user — even the document's admin — or an anonymous caller
+/// making the same calls is refused, and the operator holds no level on a
+/// document.
+#[tokio::test]
+async fn only_the_operator_manages_accounts_and_any_documents_keys() {
+    use keystrate::engine::key_rules::KeyScope;
+    use keystrate::engine::{Caller, Engine, EngineConfig, NoEvents};
+    let dir = tempfile::tempdir().unwrap();
+    let store = keystrate::store::Store::open(dir.path()).unwrap();
+    let config = EngineConfig {
+        open_registration: false,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(store, config, std::sync::Arc::new(NoEvents));
+    let operator = Caller::Operator;
+    let password = "correct horse battery";
+    let code = |e: Option<keystrate::engine::Error>| e.map(|e| e.code());
+
+    let alice = engine
+        .create_user(&operator, "alice", password)
+        .await
+        .unwrap();
+    let bob = engine
+        .create_user(&operator, "bob", password)
+        .await
+        .unwrap();
+    assert_eq!(
+        code(
+            engine
+                .create_user(&Caller::Anonymous, "eve", password)
+                .await
+                .err()
+        ),
+        Some("forbidden"),
+        "registration is closed to everyone else"
+    );
+    let as_alice = Caller::User(alice.clone());
+    engine
+        .create_document(&as_alice, Some("doc1"))
+        .await
+        .unwrap();
+
+    for caller in [&as_alice, &Caller::Anonymous] {
+        assert_eq!(code(engine.list_users(caller).err()), Some("forbidden"));
+        assert_eq!(
+            code(
+                engine
+                    .set_password(caller, &bob, "a new password")
+                    .await
+                    .err()
+            ),
+            Some("forbidden")
+        );
+        assert_eq!(
+            code(engine.delete_user(caller, &bob).await.err()),
+            Some("forbidden")
+        );
+        assert_eq!(
+            code(
+                engine
+                    .create_app_key_for(caller, "doc1", "k", &alice)
+                    .await
+                    .err()
+            ),
+            Some("forbidden")
+        );
+    }
+    // No level on documents: the operator is nobody there.
+    assert_eq!(
+        code(engine.create_document(&operator, Some("doc2")).await.err()),
+        Some("not_logged_in")
+    );
+    assert!(!engine.caller_level(&operator, "doc1").unwrap().can_read());
+
+    // Keys of a document it is not admin of, in an admin owner's name.
+    assert_eq!(
+        code(
+            engine
+                .create_app_key_for(&operator, "doc1", "k", &bob)
+                .await
+                .err()
+        ),
+        Some("forbidden"),
+        "the owner must be an admin"
+    );
+    let key = engine
+        .create_app_key_for(&operator, "doc1", "bridge", &alice)
+        .await
+        .unwrap();
+    assert_eq!(key.owner, alice);
+    let as_bob = Caller::User(bob.clone());
+    assert_eq!(
+        code(engine.keys_for(&as_bob, KeyScope::App("doc1")).err()),
+        Some("not_admin")
+    );
+    assert_eq!(
+        code(engine.delete_app_key(&as_bob, "doc1", &key.id).await.err()),
+        Some("not_admin")
+    );
+    let app = KeyScope::App("doc1");
+    assert_eq!(engine.keys_for(&operator, app).unwrap().len(), 1);
+    engine
+        .delete_app_key(&operator, "doc1", &key.id)
+        .await
+        .unwrap();
+    assert!(engine.keys_for(&operator, app).unwrap().is_empty());
+
+    let names: Vec<String> = engine
+        .list_users(&operator)
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(names, ["alice", "bob"]);
+    engine
+        .set_password(&operator, &bob, "a new password")
+        .await
+        .unwrap();
+    engine.delete_user(&operator, &bob).await.unwrap();
+    assert_eq!(engine.list_users(&operator).unwrap().len(), 1);
 }

@@ -358,6 +358,38 @@ async fn json_logs_carry_request_fields_and_no_secrets() {
     assert!(logs
         .iter()
         .any(|l| l["span"]["route"] == "/{doc}" && l["fields"]["message"] == "request"));
+    // Spans nest: the connection (peer address), the request, and for a
+    // WebSocket the socket (document, id) and each request on it (action).
+    let spans = |l: &Value| -> Vec<Value> { l["spans"].as_array().cloned().unwrap_or_default() };
+    let named = |l: &Value, name: &str| spans(l).into_iter().find(|s| s["name"] == name);
+    let connection = named(created_doc, "connection").expect("the connection's span");
+    assert!(
+        connection["peer"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:"),
+        "{connection}"
+    );
+    let create = logs
+        .iter()
+        .find(|l| l["span"]["name"] == "ws_request" && l["span"]["action"] == "createInvite")
+        .expect("a line inside alice's createInvite");
+    assert_eq!(create["span"]["doc"], "doc");
+    let names: Vec<Value> = spans(create).iter().map(|s| s["name"].clone()).collect();
+    assert_eq!(
+        names,
+        ["connection", "request", "socket", "ws_request"],
+        "{create}"
+    );
+    let upgrade = named(create, "request").unwrap();
+    assert_eq!(upgrade["route"], "/{doc}/ws");
+    assert_eq!(upgrade["user"], "alice");
+    assert_eq!(upgrade["client"], "127.0.0.1");
+    let socket = named(create, "socket").unwrap();
+    assert_eq!(socket["doc"], "doc");
+    assert_eq!(socket["id"].as_str().map(str::len), Some(16), "{socket}");
+    assert!(logs.iter().any(|l| l["span"]["action"] == "acceptInvite"
+        && named(l, "request").is_some_and(|r| r["user"] == "bob")));
     let all = lines.join("\n");
     for secret in &secrets {
         assert!(!all.contains(secret.as_str()), "{secret:?} was logged");

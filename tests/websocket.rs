@@ -65,27 +65,26 @@ async fn origin_is_checked() {
     let own = server.base.clone();
     let localhost = format!("http://localhost:{}", server.addr.port());
     let ipv6_loopback = format!("http://[::1]:{}", server.addr.port());
-    for ok in [
+    let allowed = [
         own.as_str(),
         localhost.as_str(),
         ipv6_loopback.as_str(),
         "https://app.example",
-    ] {
-        assert!(
-            Ws::connect(&server.base, "doc", Some(&alice.cookie), Some(ok))
-                .await
-                .is_ok(),
-            "{ok}"
-        );
+    ];
+    let refused = ["https://evil.example", "http://127.0.0.1:1", "null"];
+    assert_origins(&server, &alice.cookie, &allowed, &refused).await;
+}
+
+/// Each `allowed` origin opens a socket on `doc`; each `refused` one gets
+/// 403 before the upgrade.
+async fn assert_origins(server: &TestServer, cookie: &str, allowed: &[&str], refused: &[&str]) {
+    for ok in allowed {
+        let r = Ws::connect(&server.base, "doc", Some(cookie), Some(ok)).await;
+        assert!(r.is_ok(), "{ok}: {:?}", r.err());
     }
-    for bad in ["https://evil.example", "http://127.0.0.1:1", "null"] {
-        assert_eq!(
-            Ws::connect(&server.base, "doc", Some(&alice.cookie), Some(bad))
-                .await
-                .err(),
-            Some(403),
-            "{bad}"
-        );
+    for bad in refused {
+        let r = Ws::connect(&server.base, "doc", Some(cookie), Some(bad)).await;
+        assert_eq!(r.err(), Some(403), "{bad}");
     }
 }
 
@@ -110,6 +109,30 @@ async fn origin_with_explicit_public_url() {
             .err(),
         Some(403)
     );
+}
+
+/// Origins compare as origins, the way browsers serialise them, not as
+/// text: an `--allowed-origin` written with its default port and a public
+/// URL with a path match the `Origin` a browser sends for them; a header
+/// that is more than an origin, or another scheme or port, does not.
+#[tokio::test]
+async fn origins_compare_as_origins_not_as_text() {
+    let server = TestServer::start_with(|s| {
+        s.allowed_origins = vec!["https://app.example:443".into()];
+        s.public_url = Some("https://docs.example/keystrate/".into());
+    })
+    .await;
+    let alice = server.user("alice").await;
+    alice.create_doc("doc").await;
+    let refused = [
+        "http://app.example",
+        "https://app.example:8443",
+        "https://app.example/page",
+        "https://user@app.example",
+        "https://docs.example/keystrate",
+    ];
+    let allowed = ["https://app.example", "https://docs.example"];
+    assert_origins(&server, &alice.cookie, &allowed, &refused).await;
 }
 
 #[tokio::test]

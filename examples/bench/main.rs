@@ -27,6 +27,8 @@ mod sockets;
 mod storage;
 mod table;
 
+use clap::builder::PossibleValuesParser;
+use clap::Parser;
 use std::path::Path;
 use std::time::Duration;
 
@@ -50,45 +52,63 @@ const SCENARIOS: [&str; 9] = [
     "check", "create", "accept", "fanout", "idle", "invites", "http", "login", "metrics",
 ];
 
+/// The command line (`--help` lists the scenarios). Sizes left out take
+/// the full run's values, or the smaller `--quick` ones.
+#[derive(clap::Parser)]
+#[command(
+    name = "bench",
+    about = "keystrate's benchmark: every figure beside a baseline measured in the same run"
+)]
+struct Flags {
+    /// Smaller sizes and shorter runs: a smoke run.
+    #[arg(long)]
+    quick: bool,
+    /// Run only these scenarios (comma-separated).
+    #[arg(long, value_delimiter = ',', value_parser = PossibleValuesParser::new(SCENARIOS))]
+    only: Option<Vec<String>>,
+    /// Seconds each measured phase lasts (5; quick 2).
+    #[arg(long, value_parser = number::<f64>)]
+    seconds: Option<f64>,
+    /// Invites stored for the storage scenario (1_000_000; quick 50_000).
+    #[arg(long, value_parser = number::<u64>)]
+    invites: Option<u64>,
+    /// Idle sockets held open (10_000; quick 1000).
+    #[arg(long, value_parser = number::<usize>)]
+    idle: Option<usize>,
+    /// Readers of the fan-out document (1000; quick 200).
+    #[arg(long, value_parser = number::<usize>)]
+    readers: Option<usize>,
+    /// Users, each with a socket, making requests (64; quick 32).
+    #[arg(long, value_parser = number::<usize>)]
+    users: Option<usize>,
+    /// Sockets sending checkInvite (64).
+    #[arg(long, value_parser = number::<usize>)]
+    check_sockets: Option<usize>,
+    /// checkInvite requests each socket keeps in flight (8).
+    #[arg(long, value_parser = number::<usize>)]
+    check_depth: Option<usize>,
+}
+
 impl Opts {
-    fn parse(args: &[String]) -> Result<Opts, String> {
-        let quick = args.iter().any(|a| a == "--quick");
-        let mut o = Opts {
-            warmup: Duration::from_millis(if quick { 500 } else { 1000 }),
-            duration: Duration::from_secs(if quick { 2 } else { 5 }),
-            only: None,
-            users: if quick { 32 } else { 64 },
-            check_sockets: 64,
-            check_depth: 8,
-            idle: if quick { 1000 } else { 10_000 },
-            readers: if quick { 200 } else { 1000 },
-            fanout_rounds: if quick { 5 } else { 20 },
-            invites: if quick { 50_000 } else { 1_000_000 },
-            flood: Duration::from_secs(if quick { 5 } else { 10 }),
-        };
-        let mut it = args.iter();
-        while let Some(arg) = it.next() {
-            let mut value = || it.next().cloned().ok_or(format!("{arg} needs a value"));
-            match arg.as_str() {
-                "--quick" => {}
-                "--only" => {
-                    let list: Vec<String> = value()?.split(',').map(str::to_string).collect();
-                    if let Some(bad) = list.iter().find(|s| !SCENARIOS.contains(&s.as_str())) {
-                        return Err(format!("unknown scenario {bad}; known: {SCENARIOS:?}"));
-                    }
-                    o.only = Some(list);
-                }
-                "--seconds" => o.duration = Duration::from_secs_f64(number(&value()?)?),
-                "--invites" => o.invites = number(&value()?)?,
-                "--idle" => o.idle = number(&value()?)?,
-                "--readers" => o.readers = number(&value()?)?,
-                "--users" => o.users = number(&value()?)?,
-                "--check-sockets" => o.check_sockets = number(&value()?)?,
-                "--check-depth" => o.check_depth = number(&value()?)?,
-                other => return Err(format!("unknown argument {other}")),
-            }
+    fn from(flags: Flags) -> Opts {
+        let quick = flags.quick;
+        let full_or_quick = |full, quick_size| if quick { quick_size } else { full };
+        Opts {
+            warmup: Duration::from_millis(full_or_quick(1000, 500)),
+            duration: flags.seconds.map_or(
+                Duration::from_secs(full_or_quick(5, 2)),
+                Duration::from_secs_f64,
+            ),
+            only: flags.only,
+            users: flags.users.unwrap_or(full_or_quick(64, 32) as usize),
+            check_sockets: flags.check_sockets.unwrap_or(64),
+            check_depth: flags.check_depth.unwrap_or(8),
+            idle: flags.idle.unwrap_or(full_or_quick(10_000, 1000) as usize),
+            readers: flags.readers.unwrap_or(full_or_quick(1000, 200) as usize),
+            fanout_rounds: full_or_quick(20, 5) as usize,
+            invites: flags.invites.unwrap_or(full_or_quick(1_000_000, 50_000)),
+            flood: Duration::from_secs(full_or_quick(10, 5)),
         }
-        Ok(o)
     }
 
     fn wants(&self, scenario: &str) -> bool {
@@ -119,13 +139,7 @@ fn main() {
             number(arg(2)).expect("count"),
             number(arg(3)).expect("expiring"),
         )),
-        _ => match Opts::parse(&args) {
-            Ok(o) => rt.block_on(bench(o)),
-            Err(e) => {
-                eprintln!("bench: {e}");
-                std::process::exit(2);
-            }
-        },
+        _ => rt.block_on(bench(Opts::from(Flags::parse()))),
     }
 }
 

@@ -177,7 +177,7 @@ async fn owner_engine(dir: &Path) -> (Engine, Caller) {
     };
     let engine = Engine::new(store, config, std::sync::Arc::new(NoEvents));
     let user = engine
-        .create_user("owner", "correct horse battery")
+        .create_user(&Caller::Operator, "owner", "correct horse battery")
         .await
         .expect("owner");
     let caller = Caller::User(user);

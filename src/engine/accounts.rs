@@ -3,7 +3,7 @@
 //! no usable credential.
 
 use super::limits::FailureLimiter;
-use super::{now_ms, random_bytes, Engine, Error, Result, User};
+use super::{now_ms, random_bytes, Caller, Engine, Error, Result, User};
 use crate::store::{get_json, tx_put_json, StoreError, Tx};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -178,17 +178,25 @@ impl Engine {
             .map_err(|e| Error::Internal(e.to_string()))
     }
 
-    /// Open registration from the web: refused when the operator closed it.
+    /// Open registration from the web, logged in at once.
     pub async fn register(&self, username: &str, password: &str) -> Result<NewSession> {
-        if !self.config().open_registration {
-            return Err(Error::Forbidden("Registration is closed".into()));
-        }
-        let user = self.create_user(username, password).await?;
+        let user = self
+            .create_user(&Caller::Anonymous, username, password)
+            .await?;
         self.new_session(user).await
     }
 
-    /// Creates a local user (the CLI's `user add`, and registration).
-    pub async fn create_user(&self, username: &str, password: &str) -> Result<User> {
+    /// Creates a local user: anyone while registration is open, the
+    /// operator (`keystrate user add`) also when it is closed.
+    pub async fn create_user(
+        &self,
+        caller: &Caller,
+        username: &str,
+        password: &str,
+    ) -> Result<User> {
+        if !self.config().open_registration && !caller.is_operator() {
+            return Err(Error::Forbidden("Registration is closed".into()));
+        }
         validate_username(username)?;
         validate_password(password)?;
         let user = User::local(username);

@@ -1,23 +1,21 @@
-//! HS256 JSON Web Tokens for API keys (Smooch-style app and account JWTs).
-//!
-//! Only what the key REST needs, written out so that every rejection rule is
-//! visible: the header must say `alg: HS256` (so `none` and asymmetric
-//! algorithms are refused before any signature work), the signature must be
-//! the HMAC of the key named by `kid`, and an `exp` must lie in the future.
-//! The caller checks `scope` and that `kid` names a key of the right kind.
+//! HS256 JSON Web Tokens for API keys (Smooch-style app and account JWTs),
+//! made and checked by the `jsonwebtoken` crate. The rules, in the order
+//! they are applied: the header must say `alg: HS256` (checked here,
+//! before anything else, so `none` and every other algorithm are refused
+//! before any signature work), the header must name a `kid`, the
+//! signature must be the HMAC of that key's secret (compared in constant
+//! time by the crate), and an `exp`, when present, must not have passed
+//! (no leeway). The caller checks `scope` and that `kid` names a key of
+//! the right kind.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
-use serde_json::{json, Map, Value};
-use sha2::Sha256;
-
-type HmacSha256 = Hmac<Sha256>;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde_json::{Map, Value};
 
 /// Why a token was refused. The HTTP layer answers 401 for all of them; the
 /// text goes into the error description to help whoever wrote the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum JwtError {
+pub(crate) enum JwtError {
     #[error("JWT is malformed")]
     Malformed,
     #[error("JWT alg must be HS256")]
@@ -30,117 +28,124 @@ pub enum JwtError {
     Expired,
 }
 
-/// The parts of a token that were checked before the signature.
-pub struct Unverified<'a> {
-    pub kid: String,
-    signing_input: &'a str,
-    signature: Vec<u8>,
-    claims: Map<String, Value>,
+/// A token whose header passed, so the caller can look up the key named by
+/// `kid` before verifying.
+pub(crate) struct Unverified<'a> {
+    pub(crate) kid: String,
+    token: &'a str,
 }
 
 /// Signs `claims` with `secret`, naming `kid` in the header.
-pub fn sign(kid: &str, secret: &[u8], claims: &Value) -> String {
-    let header = json!({"alg": "HS256", "typ": "JWT", "kid": kid});
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let signature = mac(secret, input.as_bytes()).finalize().into_bytes();
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+pub(crate) fn sign(
+    kid: &str,
+    secret: &[u8],
+    claims: &Value,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    let header = Header {
+        kid: Some(kid.to_string()),
+        ..Header::new(Algorithm::HS256)
+    };
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret))
 }
 
-/// Splits a token and checks its header, so the caller can look up the key
-/// named by `kid` before verifying.
-pub fn parse(token: &str) -> Result<Unverified<'_>, JwtError> {
-    let mut parts = token.split('.');
-    let (Some(header), Some(claims), Some(signature), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+/// Reads a token's header: HS256 and a `kid`, or refused.
+pub(crate) fn parse(token: &str) -> Result<Unverified<'_>, JwtError> {
+    if token.split('.').count() != 3 {
         return Err(JwtError::Malformed);
-    };
-    let header: Map<String, Value> = decode_json(header)?;
-    if header.get("alg").and_then(Value::as_str) != Some("HS256") {
+    }
+    let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
+        // `none` and names the crate does not know are algorithms too.
+        ErrorKind::InvalidAlgorithmName => JwtError::Algorithm,
+        _ if names_an_algorithm(token) => JwtError::Algorithm,
+        _ => JwtError::Malformed,
+    })?;
+    if header.alg != Algorithm::HS256 {
         return Err(JwtError::Algorithm);
     }
-    let kid = header
-        .get("kid")
-        .and_then(Value::as_str)
-        .ok_or(JwtError::NoKid)?
-        .to_string();
-    let claims: Map<String, Value> = decode_json(claims)?;
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature)
-        .map_err(|_| JwtError::Malformed)?;
-    let signing_input = &token[..token.rfind('.').expect("three parts")];
-    Ok(Unverified {
-        kid,
-        signing_input,
-        signature,
-        claims,
-    })
+    let kid = header.kid.ok_or(JwtError::NoKid)?;
+    Ok(Unverified { kid, token })
+}
+
+/// Whether an unreadable header still parses as JSON with some `alg` (such
+/// as `none`, which the crate has no name for): a refused algorithm, not a
+/// malformed token.
+fn names_an_algorithm(token: &str) -> bool {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    let header = token.split('.').next().unwrap_or_default();
+    URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Map<String, Value>>(&bytes).ok())
+        .is_some_and(|header| header.get("alg").is_some_and(Value::is_string))
 }
 
 impl Unverified<'_> {
-    /// Checks the signature against `secret` (in constant time) and `exp`
-    /// against `now_secs`; returns the claims.
-    pub fn verify(self, secret: &[u8], now_secs: i64) -> Result<Map<String, Value>, JwtError> {
-        mac(secret, self.signing_input.as_bytes())
-            .verify_slice(&self.signature)
-            .map_err(|_| JwtError::Signature)?;
-        match self.claims.get("exp") {
-            None => {}
-            Some(exp) => {
-                let exp = exp.as_f64().ok_or(JwtError::Malformed)?;
-                if exp <= now_secs as f64 {
-                    return Err(JwtError::Expired);
-                }
-            }
-        }
-        Ok(self.claims)
+    /// Checks the signature against `secret` and `exp` against the clock;
+    /// returns the claims.
+    pub(crate) fn verify(self, secret: &[u8]) -> Result<Map<String, Value>, JwtError> {
+        let mut rules = Validation::new(Algorithm::HS256);
+        // `exp` is optional (Smooch's minted tokens carry none) and exact.
+        rules.required_spec_claims.clear();
+        rules.leeway = 0;
+        // Our tokens name no audience; one that does is not refused for it.
+        rules.validate_aud = false;
+        let data = jsonwebtoken::decode::<Map<String, Value>>(
+            self.token,
+            &DecodingKey::from_secret(secret),
+            &rules,
+        )
+        .map_err(|e| match e.kind() {
+            ErrorKind::InvalidSignature => JwtError::Signature,
+            ErrorKind::ExpiredSignature => JwtError::Expired,
+            _ => JwtError::Malformed,
+        })?;
+        Ok(data.claims)
     }
-}
-
-fn mac(secret: &[u8], input: &[u8]) -> HmacSha256 {
-    let mut m = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
-    m.update(input);
-    m
-}
-
-fn decode_json(part: &str) -> Result<Map<String, Value>, JwtError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| JwtError::Malformed)?;
-    serde_json::from_slice(&bytes).map_err(|_| JwtError::Malformed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use serde_json::json;
 
+    fn now() -> i64 {
+        chrono::Utc::now().timestamp()
+    }
+
+    /// A token with any header, signed with `secret` by the crate's own
+    /// HMAC (an algorithm it refuses to sign under, such as `none`, is
+    /// written with an empty signature).
     fn forge(header: Value, claims: Value, secret: &[u8]) -> String {
+        use hmac::{Hmac, Mac};
         let input = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(header.to_string()),
             URL_SAFE_NO_PAD.encode(claims.to_string())
         );
-        let sig = mac(secret, input.as_bytes()).finalize().into_bytes();
-        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+        mac.update(input.as_bytes());
+        format!(
+            "{input}.{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        )
     }
 
     #[test]
     fn round_trip() {
-        let t = sign("app_1", b"s3cret", &json!({"scope": "app"}));
+        let t = sign("app_1", b"s3cret", &json!({"scope": "app"})).unwrap();
         let u = parse(&t).unwrap();
         assert_eq!(u.kid, "app_1");
-        assert_eq!(u.verify(b"s3cret", 0).unwrap()["scope"], "app");
+        assert_eq!(u.verify(b"s3cret").unwrap()["scope"], "app");
     }
 
     #[test]
     fn rejections() {
-        let t = sign("app_1", b"s3cret", &json!({"scope": "app"}));
+        let t = sign("app_1", b"s3cret", &json!({"scope": "app"})).unwrap();
         assert_eq!(
-            parse(&t).unwrap().verify(b"other", 0).err(),
+            parse(&t).unwrap().verify(b"other").err(),
             Some(JwtError::Signature)
         );
         let none = format!(
@@ -149,27 +154,24 @@ mod tests {
             URL_SAFE_NO_PAD.encode(json!({"scope": "app"}).to_string())
         );
         assert_eq!(parse(&none).err(), Some(JwtError::Algorithm));
-        let hs512 = forge(json!({"alg": "HS512", "kid": "k"}), json!({}), b"s");
-        assert_eq!(parse(&hs512).err(), Some(JwtError::Algorithm));
+        for alg in ["HS512", "HS384", "RS256", "ES256", "EdDSA", "hs256"] {
+            let other = forge(json!({"alg": alg, "kid": "k"}), json!({}), b"s");
+            assert_eq!(parse(&other).err(), Some(JwtError::Algorithm), "{alg}");
+        }
         let no_kid = forge(json!({"alg": "HS256"}), json!({}), b"s");
         assert_eq!(parse(&no_kid).err(), Some(JwtError::NoKid));
-        let expired = forge(
-            json!({"alg": "HS256", "kid": "k"}),
-            json!({"exp": 100}),
-            b"s",
-        );
+        let header = json!({"alg": "HS256", "kid": "k"});
+        let expired = forge(header.clone(), json!({"exp": now() - 1}), b"s");
         assert_eq!(
-            parse(&expired).unwrap().verify(b"s", 200).err(),
+            parse(&expired).unwrap().verify(b"s").err(),
             Some(JwtError::Expired)
         );
-        let live = forge(
-            json!({"alg": "HS256", "kid": "k"}),
-            json!({"exp": 300}),
-            b"s",
-        );
-        assert!(parse(&live).unwrap().verify(b"s", 200).is_ok());
+        let live = forge(header.clone(), json!({"exp": now() + 300}), b"s");
+        assert!(parse(&live).unwrap().verify(b"s").is_ok());
+        let no_exp = forge(header, json!({"scope": "app"}), b"s");
+        assert!(parse(&no_exp).unwrap().verify(b"s").is_ok());
         for bad in ["", "a.b", "a.b.c.d", "!!.!!.!!"] {
-            assert!(parse(bad).is_err(), "{bad:?}");
+            assert_eq!(parse(bad).err(), Some(JwtError::Malformed), "{bad:?}");
         }
     }
 }

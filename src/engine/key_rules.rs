@@ -1,9 +1,10 @@
 //! Who may see and manage which API keys: an app's keys belong to the
 //! admins of its document, an account's keys to their user, and only a
 //! key's owner may mint a JWT with it (the JWT is as good as the secret).
-//! Every route acting for a caller goes through these checks; the unchecked
-//! [`Engine::keys_of`] and [`Engine::delete_key_of`] are the operator's
-//! (admin socket, CLI).
+//! Every route acting for a caller goes through these checks, the admin
+//! socket's operator too (its bypass is in `operator.rs`); the unchecked
+//! [`Engine::keys_of`] and [`Engine::delete_key_of`] are the building
+//! blocks under them.
 
 use super::keys::{Holder, KeyRecord};
 use super::{Caller, Engine, Error, Result, Task};
@@ -22,7 +23,7 @@ impl Engine {
     fn managed_holder<'a>(&self, caller: &'a Caller, scope: KeyScope<'a>) -> Result<Holder<'a>> {
         match scope {
             KeyScope::App(doc) => {
-                self.require_admin(caller, doc, Task::ApiKeys)?;
+                self.require_key_manager(caller, doc)?;
                 Ok(Holder::Doc(doc))
             }
             KeyScope::Account => Ok(Holder::Account(caller.require_user(Task::ApiKeys)?)),

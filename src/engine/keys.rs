@@ -277,11 +277,15 @@ impl Engine {
         self.key_deleted(id).await
     }
 
-    /// Deletes one app key of `doc` for an admin of it, checked again under
-    /// the document's lock (see [`Engine::lock_as_admin`]).
+    /// Deletes one app key of `doc` for an admin of it (or the operator),
+    /// checked again under the document's lock, as
+    /// [`Engine::lock_as_admin`] does: a demoted admin must not act after
+    /// its demotion committed.
     pub async fn delete_app_key(&self, caller: &Caller, doc: &str, id: &str) -> Result<()> {
+        self.require_key_manager(caller, doc)?;
         {
-            let _guard = self.lock_as_admin(caller, doc, Task::ApiKeys).await?;
+            let _guard = self.lock_doc(doc).await;
+            self.require_key_manager(caller, doc)?;
             self.remove_key(Holder::Doc(doc), id)?;
         }
         self.key_deleted(id).await
@@ -310,11 +314,12 @@ impl Engine {
     /// its owner may have one: see [`Engine::jwt_for`].
     pub(crate) fn key_jwt(&self, holder: Holder<'_>, id: &str) -> Result<String> {
         let record = self.key_of(holder, id)?;
-        Ok(jwt::sign(
+        jwt::sign(
             &record.id,
             record.secret.as_bytes(),
             &json!({"scope": record.scope()}),
-        ))
+        )
+        .map_err(|e| Error::Internal(format!("signing a JWT: {e}")))
     }
 
     /// Logged-in users only: anonymous callers have no account to key.
@@ -381,7 +386,7 @@ impl Engine {
         let unverified = jwt::parse(token).map_err(refused)?;
         let record = self.load_key(&unverified.kid)?;
         let claims = unverified
-            .verify(record.secret.as_bytes(), now_ms() / 1000)
+            .verify(record.secret.as_bytes())
             .map_err(refused)?;
         if claims.get("scope").and_then(|s| s.as_str()) != Some(record.scope()) {
             return Err(Error::Unauthorized(format!(

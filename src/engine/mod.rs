@@ -15,6 +15,7 @@ pub mod jwt;
 pub mod key_rules;
 pub mod keys;
 pub mod limits;
+pub mod operator;
 pub mod options;
 pub mod perms;
 pub mod quota;
@@ -68,12 +69,16 @@ impl User {
 pub enum Caller {
     Anonymous,
     User(User),
+    /// Whoever reaches the admin socket or runs the CLI on a stopped store:
+    /// no user, so no level on any document; what it may do besides is
+    /// written in `operator.rs`.
+    Operator,
 }
 
 impl Caller {
     pub fn user(&self) -> Option<&User> {
         match self {
-            Caller::Anonymous => None,
+            Caller::Anonymous | Caller::Operator => None,
             Caller::User(u) => Some(u),
         }
     }

@@ -5,7 +5,7 @@
 
 use super::accounts::{tx_drop_session, validate_password, NewSession, SessionId, SessionRecord};
 use super::documents::Leftovers;
-use super::{timestamp, Engine, Error, Level, Result, User};
+use super::{timestamp, Caller, Engine, Error, Level, Result, User};
 use crate::store::{decode, get_json, last_part, prefix, tx_put_json, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -53,8 +53,9 @@ pub fn parse_user(name: &str) -> User {
 }
 
 impl Engine {
-    /// Every account, in id order.
-    pub fn list_users(&self) -> Result<Vec<UserSummary>> {
+    /// Every account, in id order (for the operator).
+    pub fn list_users(&self, caller: &Caller) -> Result<Vec<UserSummary>> {
+        caller.require_operator()?;
         let mut out = Vec::new();
         for item in self.store().users.iter() {
             let (_, v) = item.map_err(StoreError::from)?;
@@ -68,10 +69,17 @@ impl Engine {
         Ok(out)
     }
 
+    /// The operator sets a user's password (no old one needed); every
+    /// session of the user ends and its sockets close.
+    pub async fn set_password(&self, caller: &Caller, user: &User, password: &str) -> Result<()> {
+        caller.require_operator()?;
+        self.replace_password(user, password, None).await
+    }
+
     /// Sets a new password and ends every session of the user except
     /// `keep` (the session that asked, for a user's own change); the ended
     /// sessions' sockets close.
-    pub async fn set_password(
+    async fn replace_password(
         &self,
         user: &User,
         password: &str,
@@ -129,7 +137,7 @@ impl Engine {
                 Error::Unauthorized(_) => Error::Unauthorized("Wrong current password".into()),
                 e => e,
             })?;
-        self.set_password(user, new, Some(&SessionId::of(&session.token)))
+        self.replace_password(user, new, Some(&SessionId::of(&session.token)))
             .await?;
         Ok(session)
     }
@@ -137,7 +145,8 @@ impl Engine {
     /// Deletes a user with its sessions, permission entries, API keys and
     /// the invites it created, in one transaction. Refused, naming the
     /// documents, while the user is the last admin of any.
-    pub async fn delete_user(&self, user: &User) -> Result<()> {
+    pub async fn delete_user(&self, caller: &Caller, user: &User) -> Result<()> {
+        caller.require_operator()?;
         let docs = {
             // Every document lock: no promotion or demotion may slip in
             // between the last-admin check and the change.

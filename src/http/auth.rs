@@ -78,7 +78,9 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .and(session(app.clone()))
         .map(|s: Session| match s.caller {
             Caller::User(u) => reply::json(StatusCode::OK, &u),
-            Caller::Anonymous => reply::error(&Error::Unauthorized("Not logged in".into())),
+            Caller::Anonymous | Caller::Operator => {
+                reply::error(&Error::Unauthorized("Not logged in".into()))
+            }
         });
     let password = warp::path!("auth" / "password")
         .and(warp::post())

@@ -9,6 +9,7 @@ pub mod directory;
 pub mod documents;
 pub mod invites_api;
 pub mod openapi;
+pub mod origins;
 pub mod pages;
 pub mod programs;
 pub mod reply;
@@ -39,7 +40,7 @@ pub struct App {
     pub public_url: Arc<str>,
     /// Origins allowed to open WebSockets and to send cookie-authorized
     /// changes: the public origin and every `--allowed-origin`.
-    pub origins: Arc<Vec<String>>,
+    pub origins: Arc<origins::AllowedOrigins>,
     /// `--trusted-proxy` networks (see `client.rs`).
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     /// Open WebSockets per caller, under `--max-sockets-per-user`.
@@ -58,7 +59,7 @@ impl App {
     }
 
     pub fn origin_allowed(&self, origin: &str) -> bool {
-        self.origins.iter().any(|o| o.eq_ignore_ascii_case(origin))
+        self.origins.allows(origin)
     }
 
     /// A request sent by a page of another site: its `Origin` is not one
@@ -116,12 +117,11 @@ pub(crate) struct CrossSite;
 impl warp::reject::Reject for CrossSite {}
 
 /// Whether a page of another site sent the request, with what the log
-/// line of a refusal names.
+/// line of a refusal names (the request's span names the client).
 #[derive(Debug)]
 struct SiteCheck {
     cross_site: bool,
     origin: Option<String>,
-    client: Option<std::net::IpAddr>,
 }
 
 impl SiteCheck {
@@ -130,7 +130,7 @@ impl SiteCheck {
         if !self.cross_site {
             return Ok(());
         }
-        tracing::info!(origin = ?self.origin, client = ?self.client, "cross-site request refused");
+        tracing::info!(origin = ?self.origin, "cross-site request refused");
         Err(warp::reject::custom(CrossSite))
     }
 }
@@ -138,16 +138,10 @@ impl SiteCheck {
 fn site_check(app: App) -> impl Filter<Extract = (SiteCheck,), Error = Rejection> + Clone {
     warp::header::optional::<String>("origin")
         .and(warp::header::optional::<String>("sec-fetch-site"))
-        .and(client::client_ip(&app))
         .map(
-            move |origin: Option<String>,
-                  site: Option<String>,
-                  client: Option<std::net::IpAddr>| {
-                SiteCheck {
-                    cross_site: app.cross_site(origin.as_deref(), site.as_deref()),
-                    origin,
-                    client,
-                }
+            move |origin: Option<String>, site: Option<String>| SiteCheck {
+                cross_site: app.cross_site(origin.as_deref(), site.as_deref()),
+                origin,
             },
         )
 }

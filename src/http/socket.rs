@@ -20,6 +20,7 @@ use std::sync::Arc;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
+use tracing::Instrument;
 use warp::filters::BoxedFilter;
 use warp::http::{header, StatusCode};
 use warp::reply::Response;
@@ -126,7 +127,7 @@ pub fn route(app: App) -> BoxedFilter<(Response,)> {
              hs: Handshake| {
                 if let Some(origin) = origin {
                     if !app.origin_allowed(&origin) {
-                        tracing::info!(origin = %origin, client = ?client, "WebSocket refused: origin not allowed");
+                        tracing::info!(origin = %origin, "WebSocket refused: origin not allowed");
                         return reply::text(StatusCode::FORBIDDEN, "Origin not allowed");
                     }
                 }
@@ -141,7 +142,7 @@ pub fn route(app: App) -> BoxedFilter<(Response,)> {
                     return reply::text(StatusCode::FORBIDDEN, "Log in or get read access first");
                 }
                 let Some(place) = app.sockets.open(&s.caller, client) else {
-                    tracing::info!(client = ?client, "WebSocket refused: too many sockets of one caller");
+                    tracing::info!("WebSocket refused: too many sockets of one caller");
                     return reply::text(
                         StatusCode::TOO_MANY_REQUESTS,
                         "Too many open sockets for this user or address",
@@ -160,26 +161,34 @@ pub fn route(app: App) -> BoxedFilter<(Response,)> {
                     }),
                     _ => None,
                 };
-                tokio::spawn(async move {
-                    let upgraded = match upgrade.await {
-                        Ok(u) => u,
-                        Err(e) => return tracing::debug!(error = %e, "WebSocket upgrade failed"),
-                    };
-                    let config = WebSocketConfig::default()
-                        .read_buffer_size(READ_BUFFER)
-                        .max_message_size(Some(MAX_FRAME))
-                        .max_frame_size(Some(MAX_FRAME));
-                    let socket = WebSocketStream::from_raw_socket(
-                        TokioIo::new(upgraded),
-                        Role::Server,
-                        Some(config),
-                    )
-                    .await;
-                    // The connection slot and the caller's place last as long as the socket.
-                    let keep = (conn, place);
-                    serve_socket(engine, hub, socket, doc, s.caller, session, level, policy, keep)
+                let span = crate::observe::socket_span(&doc);
+                tokio::spawn(
+                    async move {
+                        let upgraded = match upgrade.await {
+                            Ok(u) => u,
+                            Err(e) => {
+                                return tracing::debug!(error = %e, "WebSocket upgrade failed")
+                            }
+                        };
+                        let config = WebSocketConfig::default()
+                            .read_buffer_size(READ_BUFFER)
+                            .max_message_size(Some(MAX_FRAME))
+                            .max_frame_size(Some(MAX_FRAME));
+                        let socket = WebSocketStream::from_raw_socket(
+                            TokioIo::new(upgraded),
+                            Role::Server,
+                            Some(config),
+                        )
                         .await;
-                });
+                        // The connection slot and the caller's place last as long as the socket.
+                        let keep = (conn, place);
+                        serve_socket(
+                            engine, hub, socket, doc, s.caller, session, level, policy, keep,
+                        )
+                        .await;
+                    }
+                    .instrument(span),
+                );
                 switching_protocols(&hs.key)
             },
         )

@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
+use tracing::Instrument;
 
 /// An upgraded connection.
 pub type WebSocket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
@@ -101,18 +102,25 @@ where
     }
 }
 
-/// Runs one request on its target document (`d`, else the socket's) and
-/// returns the reply frame.
+/// Runs one request on its target document (`d`, else the socket's) in its
+/// own span and returns the reply frame.
 async fn answer(engine: &Engine, caller: &Caller, doc: &str, request: protocol::Request) -> String {
     let target = request.d.as_deref().unwrap_or(doc);
-    let timer = crate::observe::Timer::start();
     let action = request.action.name();
+    let span = crate::observe::ws_request_span(action, target);
+    let timer = crate::observe::Timer::start();
     let result = match crate::engine::documents::validate_doc_id(target) {
-        Ok(()) => actions::dispatch(engine, caller, target, request.action).await,
+        Ok(()) => {
+            actions::dispatch(engine, caller, target, request.action)
+                .instrument(span.clone())
+                .await
+        }
         Err(_) => Err(Error::NoSuchDocument(target.to_string())),
     };
     metrics::histogram!(crate::observe::names::WS_REQUEST_SECONDS, "action" => action)
         .record(timer.seconds());
+    let outcome = result.as_ref().err().map_or("ok", Error::code);
+    span.in_scope(|| tracing::debug!(outcome, latency_ms = timer.seconds() * 1000.0, "ws request"));
     match result {
         Ok(value) => protocol::reply(&request.token, &value),
         Err(e) => protocol::reply_error(&request.token, &e),
@@ -154,6 +162,7 @@ pub async fn serve_socket<K: Send + 'static>(
 ) {
     let ping = policy.ping;
     let client_id = hex::encode(random_bytes::<8>());
+    tracing::Span::current().record("id", client_id.as_str());
     let (sink, mut stream) = socket.split();
     let (tx, rx) = mpsc::channel::<Outgoing>(QUEUE);
     let evict = Arc::new(Eviction::default());
@@ -187,7 +196,7 @@ pub async fn serve_socket<K: Send + 'static>(
         }
     };
     let mut session_ends = std::pin::pin!(session_ends);
-    tracing::debug!(doc = %doc, client = %client_id, "socket joined");
+    tracing::debug!("socket joined");
 
     let (close_tx, closing) = oneshot::channel();
     let mut close_tx = Some(close_tx);
@@ -208,7 +217,7 @@ pub async fn serve_socket<K: Send + 'static>(
             frame = stream.next() => frame,
             _ = pings.tick() => {
                 if last_heard.elapsed() > ping * 2 {
-                    tracing::debug!(client = %client_id, "socket silent; dropping it");
+                    tracing::debug!("socket silent; dropping it");
                     break;
                 }
                 let _ = tx.try_send(Outgoing::Ping);
@@ -233,7 +242,7 @@ pub async fn serve_socket<K: Send + 'static>(
                 if let WsError::Capacity(CapacityError::MessageTooLong { .. }) = e {
                     let _ = tx.send(Outgoing::Close(1009, "frame too large")).await;
                 }
-                tracing::debug!(client = %client_id, error = %e, "socket read failed");
+                tracing::debug!(error = %e, "socket read failed");
                 break;
             }
         };
@@ -286,11 +295,14 @@ pub async fn serve_socket<K: Send + 'static>(
             break;
         };
         let (engine, caller, doc, tx) = (engine.clone(), caller.clone(), doc.clone(), tx.clone());
-        tokio::spawn(async move {
-            let frame = answer(&engine, &caller, &doc, request).await;
-            let _ = tx.send(Outgoing::Text(frame)).await;
-            drop(permit);
-        });
+        tokio::spawn(
+            async move {
+                let frame = answer(&engine, &caller, &doc, request).await;
+                let _ = tx.send(Outgoing::Text(frame)).await;
+                drop(permit);
+            }
+            .in_current_span(),
+        );
     }
     hub.leave(&doc, &client_id);
     drop(tx);
@@ -302,5 +314,5 @@ pub async fn serve_socket<K: Send + 'static>(
     let drain = async { while let Some(Ok(_)) = stream.next().await {} };
     let _ = tokio::time::timeout(2 * CLOSE_GRACE, async { tokio::join!(drain, writer) }).await;
     drop(keep);
-    tracing::debug!(doc = %doc, client = %client_id, "socket left");
+    tracing::debug!("socket left");
 }
