@@ -2,7 +2,7 @@
 //! machine code and the exact human text of SPEC section 4; transports only
 //! choose how to frame them (a WebSocket reply, an HTTP status).
 
-use crate::store::StoreError;
+use crate::store::{CommitError, Refusal, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
@@ -118,16 +118,29 @@ impl Error {
     }
 }
 
+/// No logging here: a storage failure is reported where it becomes a reply.
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "storage failure");
-        Error::Internal(e.0)
+        Error::Internal(e.to_string())
     }
 }
 
-impl From<sled::Error> for Error {
-    fn from(e: sled::Error) -> Self {
-        StoreError::from(e).into()
+/// A refused change list, worded for the engine's callers.
+impl From<CommitError> for Error {
+    fn from(e: CommitError) -> Self {
+        match e {
+            CommitError::Store(e) => e.into(),
+            CommitError::Refused(Refusal::DocumentExists(id)) => {
+                Error::Conflict(format!("Document {id} already exists"))
+            }
+            CommitError::Refused(Refusal::UserExists(user)) => {
+                Error::Conflict(format!("username {} is taken", user.username))
+            }
+            CommitError::Refused(Refusal::NoSuchUser(user)) => Error::NotFound(format!(
+                "no such user {}",
+                super::users::display_name(&user)
+            )),
+        }
     }
 }
 
