@@ -80,18 +80,12 @@ impl Store {
             return Ok(());
         }
         let mut indexed = 0usize;
-        for item in t.sessions.iter() {
-            let (k, v) = item?;
-            let (Ok(id), Ok(record)) = (
-                <[u8; 32]>::try_from(&k[..]),
-                decode::<SessionRecord>(&v, "session"),
-            ) else {
-                continue;
-            };
-            let key = session_expiry_key(record.expires_at, &SessionId(id));
+        self.each_session(|id, record| {
+            let key = session_expiry_key(record.expires_at, &id);
             t.session_expiry.insert(&key[..], &[])?;
             indexed += 1;
-        }
+            Ok(())
+        })?;
         tracing::info!(indexed, "indexed sessions stored by an older build");
         Ok(())
     }

@@ -177,6 +177,20 @@ impl Store {
     /// them all: fine for the rare operator changes that need it.
     pub fn sessions_of(&self, user: &User) -> Result<Vec<(SessionId, SessionRecord)>> {
         let mut out = Vec::new();
+        self.each_session(|id, record| {
+            if &record.user == user {
+                out.push((id, record));
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Hands every stored session that decodes to `f`.
+    pub(crate) fn each_session(
+        &self,
+        mut f: impl FnMut(SessionId, SessionRecord) -> Result<()>,
+    ) -> Result<()> {
         for item in self.trees.sessions.iter() {
             let (k, v) = item?;
             let (Ok(id), Ok(record)) = (
@@ -185,11 +199,9 @@ impl Store {
             ) else {
                 continue;
             };
-            if &record.user == user {
-                out.push((SessionId(id), record));
-            }
+            f(SessionId(id), record)?;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Counts every kind of record.
