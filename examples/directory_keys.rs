@@ -14,9 +14,9 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use ed25519_dalek::Signer;
-use keystrate::engine::directory::cacao::{self, Cacao, Header, Payload, Signature};
-use keystrate::engine::directory::did::{self, Account};
-use keystrate::engine::directory::siwe;
+use keystrate::directory::cacao::{self, Cacao, Header, Payload, Signature};
+use keystrate::directory::did::{self, Account};
+use keystrate::directory::siwe;
 use serde_json::{json, Value};
 
 type Error = Box<dyn std::error::Error>;

@@ -4,8 +4,10 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod directory;
 pub mod engine;
 pub mod http;
+pub mod model;
 pub mod observe;
 pub mod server;
 pub mod store;

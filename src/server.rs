@@ -3,7 +3,7 @@
 //! accepting, close sockets with 1001, finish requests, flush).
 
 use crate::config::Config;
-use crate::engine::directory::Directory;
+use crate::directory::Directory;
 use crate::engine::{expiry, Engine, EngineConfig};
 use crate::http::origins::{origin_of, AllowedOrigins};
 use crate::http::{self, App, Conn};
@@ -121,8 +121,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         },
         hub.clone(),
     );
-    let directory =
-        Directory::new(engine.store(), &public_url).map_err(|e| storage_err(e.to_string()))?;
+    let directory = Directory::new(engine.store(), &public_url);
     let app = App {
         engine: engine.clone(),
         hub: hub.clone(),

@@ -7,17 +7,17 @@
 //! directory accounts and counts) are not exported: import rebuilds them.
 //! Sessions are left out; logins start afresh.
 
-use crate::engine::accounts::UserRecord;
-use crate::engine::directory::{self, cacao::Cacao, IdentityRecord};
-use crate::engine::documents::{tx_set_entry, user_from_id, validate_doc_id, DocRecord};
-use crate::engine::invites::{
-    read_record, tx_put_invite, well_formed_key, Acceptance, InviteRecord,
+use crate::directory::cacao::Cacao;
+use crate::engine::documents::validate_doc_id;
+use crate::engine::keys::{ACCOUNT_PREFIX, APP_PREFIX};
+use crate::model::{Level, User};
+use crate::store::schema::well_formed_invite_key;
+use crate::store::{
+    Acceptance, DocRecord, Encoded, IdentityRecord, InviteRecord, KeyRecord, Store, StoreError,
+    StoredRecord, UserRecord,
 };
-use crate::engine::keys::{KeyRecord, ACCOUNT_PREFIX, APP_PREFIX};
-use crate::engine::{Level, User};
-use crate::store::{decode, tx_put_json, Store, StoreError, SEP};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::io::{BufRead, Write};
 
 pub const FORMAT: &str = "keystrate-export";
@@ -100,148 +100,173 @@ pub fn export(store: &Store, out: &mut dyn Write) -> Result<(), StoreError> {
         version: VERSION,
     };
     write_line(out, &header)?;
-    each_record(&store.db, InviteLayout::BytesUnderDoc, |record| {
-        write_line(out, &record)
-    })?;
+    store.each_record(|record| write_line(out, &Record::from_stored(record)?))?;
     out.flush().map_err(write_failed)
 }
 
-/// Where a storage layout keeps an invite's document and key. Everything
-/// else is stored alike in layouts 1 to 3, so one reader serves them all
-/// (the layout migration reads old stores with it).
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum InviteLayout {
-    /// Layout 1: `invite key (hex)` → the record, which holds both.
-    KeyOnly,
-    /// Layout 2: `doc \0 invite key (hex)`.
-    HexUnderDoc,
-    /// Layout 3: `doc \0 <invite key's 32 bytes>`.
-    BytesUnderDoc,
-}
+impl Record {
+    /// The line of a stored record.
+    fn from_stored(record: StoredRecord) -> Result<Record, StoreError> {
+        Ok(match record {
+            StoredRecord::User(user) => Record::User {
+                username: user.username,
+                provider: user.provider,
+                password_hash: user.password_hash,
+                created_at: user.created_at,
+            },
+            StoredRecord::Document { id, record } => Record::Document {
+                id,
+                created_at: record.created_at,
+                created_by: record.created_by,
+            },
+            StoredRecord::Permission { doc, user, level } => Record::Permission {
+                document: doc,
+                user,
+                permissions: level.as_str().to_string(),
+            },
+            StoredRecord::Invite(invite) => Record::Invite {
+                document: invite.doc,
+                key: invite.key,
+                permissions: invite.permissions,
+                created_at: invite.created_at,
+                expires_at: invite.expires_at,
+                created_by: invite.created_by,
+                max_uses: invite.max_uses,
+                accepted_by: invite.accepted_by,
+            },
+            StoredRecord::Key(key) => Record::Key {
+                id: key.id,
+                document: key.doc,
+                owner: key.owner,
+                name: key.name,
+                secret: key.secret,
+                created_at: key.created_at,
+                last_used_at: key.last_used_at,
+            },
+            StoredRecord::Identity {
+                identity_key,
+                record,
+                ..
+            } => {
+                let identity: IdentityRecord<Cacao> = record.decode("identity")?;
+                Record::Identity {
+                    identity_key,
+                    account: identity.account,
+                    cacao: Box::new(identity.cacao),
+                }
+            }
+            StoredRecord::InviteKey {
+                account,
+                invite_key,
+            } => Record::InviteKey {
+                account,
+                invite_key,
+            },
+            StoredRecord::Revocation { identity_key, at } => Record::Revocation {
+                identity_key,
+                revoked_at: at,
+            },
+        })
+    }
 
-/// A layout 1 invite: its key and document inside the stored JSON.
-#[derive(Deserialize)]
-struct SelfNamedInvite {
-    key: String,
-    doc: String,
-    #[serde(flatten)]
-    rest: InviteRecord,
-}
-
-fn read_invite(layout: InviteLayout, key: &[u8], bytes: &[u8]) -> Result<InviteRecord, StoreError> {
-    match layout {
-        InviteLayout::BytesUnderDoc => read_record(key, bytes),
-        InviteLayout::HexUnderDoc => {
-            let split = key
-                .iter()
-                .position(|b| *b == SEP)
-                .ok_or_else(|| corrupt("invite"))?;
-            let mut invite: InviteRecord = decode(bytes)?;
-            invite.doc = utf8(&key[..split])?;
-            invite.key = utf8(&key[split + 1..])?;
-            Ok(invite)
+    /// The stored record of a checked line.
+    fn into_stored(self) -> StoredRecord {
+        match self {
+            Record::User {
+                username,
+                provider,
+                password_hash,
+                created_at,
+            } => StoredRecord::User(UserRecord {
+                username,
+                provider,
+                password_hash,
+                created_at,
+            }),
+            Record::Document {
+                id,
+                created_at,
+                created_by,
+            } => StoredRecord::Document {
+                id,
+                record: DocRecord {
+                    created_at,
+                    created_by,
+                },
+            },
+            Record::Permission {
+                document,
+                user,
+                permissions,
+            } => StoredRecord::Permission {
+                doc: document,
+                user,
+                level: Level::parse(&permissions).expect("checked by read"),
+            },
+            Record::Invite {
+                document,
+                key,
+                permissions,
+                created_at,
+                expires_at,
+                created_by,
+                max_uses,
+                accepted_by,
+            } => StoredRecord::Invite(InviteRecord {
+                key,
+                doc: document,
+                permissions,
+                created_at,
+                expires_at,
+                created_by,
+                max_uses,
+                accepted_by,
+            }),
+            Record::Key {
+                id,
+                document,
+                owner,
+                name,
+                secret,
+                created_at,
+                last_used_at,
+            } => StoredRecord::Key(KeyRecord {
+                id,
+                doc: document,
+                owner,
+                name,
+                secret,
+                created_at,
+                last_used_at,
+            }),
+            Record::Identity {
+                identity_key,
+                account,
+                cacao,
+            } => StoredRecord::Identity {
+                identity_key,
+                record: Encoded::of(&IdentityRecord {
+                    account: account.clone(),
+                    cacao: *cacao,
+                }),
+                account,
+            },
+            Record::InviteKey {
+                account,
+                invite_key,
+            } => StoredRecord::InviteKey {
+                account,
+                invite_key,
+            },
+            Record::Revocation {
+                identity_key,
+                revoked_at,
+            } => StoredRecord::Revocation {
+                identity_key,
+                at: revoked_at,
+            },
         }
-        InviteLayout::KeyOnly => {
-            let named: SelfNamedInvite = decode(bytes)?;
-            Ok(InviteRecord {
-                key: named.key,
-                doc: named.doc,
-                ..named.rest
-            })
-        }
     }
-}
-
-/// Hands every record of `db` to `emit`: by type, then in storage key order.
-pub(crate) fn each_record(
-    db: &sled::Db,
-    invites: InviteLayout,
-    mut emit: impl FnMut(Record) -> Result<(), StoreError>,
-) -> Result<(), StoreError> {
-    let tree = |name: &str| db.open_tree(name);
-    for item in tree("users")?.iter() {
-        let (_, bytes) = item?;
-        let user: UserRecord = decode(&bytes)?;
-        emit(Record::User {
-            username: user.username,
-            provider: user.provider,
-            password_hash: user.password_hash,
-            created_at: user.created_at,
-        })?;
-    }
-    for item in tree("docs")?.iter() {
-        let (id, bytes) = item?;
-        let doc: DocRecord = decode(&bytes)?;
-        emit(Record::Document {
-            id: utf8(&id)?,
-            created_at: doc.created_at,
-            created_by: doc.created_by,
-        })?;
-    }
-    for item in tree("perms")?.iter() {
-        let (key, level) = item?;
-        let split = key
-            .iter()
-            .position(|b| *b == SEP)
-            .ok_or_else(|| corrupt("permission"))?;
-        emit(Record::Permission {
-            document: utf8(&key[..split])?,
-            user: user_from_id(&key[split + 1..]).ok_or_else(|| corrupt("permission"))?,
-            permissions: utf8(&level)?,
-        })?;
-    }
-    for item in tree("invites")?.iter() {
-        let (key, bytes) = item?;
-        let invite = read_invite(invites, &key, &bytes)?;
-        emit(Record::Invite {
-            document: invite.doc,
-            key: invite.key,
-            permissions: invite.permissions,
-            created_at: invite.created_at,
-            expires_at: invite.expires_at,
-            created_by: invite.created_by,
-            max_uses: invite.max_uses,
-            accepted_by: invite.accepted_by,
-        })?;
-    }
-    for item in tree("keys")?.iter() {
-        let (_, bytes) = item?;
-        let key: KeyRecord = decode(&bytes)?;
-        emit(Record::Key {
-            id: key.id,
-            document: key.doc,
-            owner: key.owner,
-            name: key.name,
-            secret: key.secret,
-            created_at: key.created_at,
-            last_used_at: key.last_used_at,
-        })?;
-    }
-    for item in tree(directory::IDENTITIES)?.iter() {
-        let (identity_key, bytes) = item?;
-        let identity: IdentityRecord = decode(&bytes)?;
-        emit(Record::Identity {
-            identity_key: utf8(&identity_key)?,
-            account: identity.account,
-            cacao: Box::new(identity.cacao),
-        })?;
-    }
-    for item in tree(directory::INVITE_KEYS)?.iter() {
-        let (account, invite_key) = item?;
-        emit(Record::InviteKey {
-            account: utf8(&account)?,
-            invite_key: utf8(&invite_key)?,
-        })?;
-    }
-    for item in tree(directory::REVOCATIONS)?.iter() {
-        let (identity_key, at) = item?;
-        let at: [u8; 8] = at.as_ref().try_into().map_err(|_| corrupt("revocation"))?;
-        emit(Record::Revocation {
-            identity_key: utf8(&identity_key)?,
-            revoked_at: i64::from_be_bytes(at),
-        })?;
-    }
-    Ok(())
 }
 
 fn write_line(out: &mut dyn Write, value: &impl Serialize) -> Result<(), StoreError> {
@@ -251,15 +276,7 @@ fn write_line(out: &mut dyn Write, value: &impl Serialize) -> Result<(), StoreEr
 }
 
 fn write_failed(e: std::io::Error) -> StoreError {
-    StoreError(format!("cannot write the export: {e}"))
-}
-
-fn utf8(bytes: &[u8]) -> Result<String, StoreError> {
-    String::from_utf8(bytes.to_vec()).map_err(|_| StoreError("stored key is not UTF-8".into()))
-}
-
-fn corrupt(what: &str) -> StoreError {
-    StoreError(format!("corrupt {what} record"))
+    StoreError::io("write", std::path::Path::new("the export"), e)
 }
 
 /// Reads and checks a whole export: the header, then one record per line.
@@ -392,7 +409,7 @@ fn check(record: &Record) -> Result<(), String> {
             ..
         } => {
             doc_ok(document)?;
-            if !well_formed_key(key) {
+            if !well_formed_invite_key(key) {
                 return Err("invite key must be 64 lowercase hex characters".into());
             }
             level_ok(permissions)?;
@@ -440,204 +457,15 @@ fn check(record: &Record) -> Result<(), String> {
     }
 }
 
-/// Marks a store whose import has not finished; [`Store::open`] refuses it.
-pub const IMPORT_MARK: &[u8] = b"keystrate-import-in-progress";
-
-/// True when nothing but the layout mark is stored.
-pub fn is_empty(store: &Store) -> Result<bool, StoreError> {
-    for name in store.db.tree_names() {
-        let tree = store.db.open_tree(&name)?;
-        let empty = if name == b"__sled__default" {
-            tree.iter()
-                .keys()
-                .all(|k| k.is_ok_and(|k| k == crate::store::LAYOUT_KEY))
-        } else {
-            tree.is_empty()
-        };
-        if !empty {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
-/// Most records written per transaction.
-const BATCH: usize = 1000;
-
 /// Writes checked records (from [`read`]) into an empty store, rebuilding
-/// every index, and flushes. The store is marked "import in progress" until
-/// the last write is flushed, so a crash half way leaves a store the server
-/// refuses to start on (and the next import refuses as not empty).
+/// every index, and flushes (see [`Store::import`]: a crash half way leaves
+/// a store the server refuses to start on).
 pub fn import(store: &Store, records: &[Record]) -> Result<(), String> {
-    import_marked(store, records, b"")
-}
-
-/// [`import`], with `note` kept in the mark: what [`Store::open`] adds to
-/// its refusal should the import not finish.
-pub(crate) fn import_marked(store: &Store, records: &[Record], note: &[u8]) -> Result<(), String> {
-    let failed = |e: StoreError| e.to_string();
-    if !is_empty(store).map_err(failed)? {
-        return Err("the store is not empty; import only into a new data directory".into());
-    }
-    store
-        .db
-        .insert(IMPORT_MARK, note)
-        .map_err(|e| e.to_string())?;
-    store.flush_now().map_err(failed)?;
-    for batch in records.chunks(BATCH) {
-        store
-            .write(|tx| {
-                for record in batch {
-                    put(tx, record)?;
-                }
-                Ok::<_, sled::transaction::ConflictableTransactionError<StoreError>>(())
-            })
-            .map_err(failed)?;
-    }
-    put_directory(store, records).map_err(failed)?;
-    store.flush_now().map_err(failed)?;
-    store.db.remove(IMPORT_MARK).map_err(|e| e.to_string())?;
-    store.flush_now().map_err(failed)
-}
-
-fn put(
-    tx: &crate::store::Tx,
-    record: &Record,
-) -> Result<(), sled::transaction::ConflictableTransactionError<StoreError>> {
-    match record.clone() {
-        Record::User {
-            username,
-            provider,
-            password_hash,
-            created_at,
-        } => {
-            let id = User {
-                username: username.clone(),
-                provider: provider.clone(),
-            }
-            .id();
-            let user = UserRecord {
-                username,
-                provider,
-                password_hash,
-                created_at,
-            };
-            tx_put_json(tx.users, id.as_bytes(), &user)?;
-        }
-        Record::Document {
-            id,
-            created_at,
-            created_by,
-        } => {
-            let doc = DocRecord {
-                created_at,
-                created_by,
-            };
-            tx_put_json(tx.docs, id.as_bytes(), &doc)?;
-        }
-        Record::Permission {
-            document,
-            user,
-            permissions,
-        } => {
-            let level = Level::parse(&permissions).expect("checked by read");
-            tx_set_entry(tx, &document, &user, level)?;
-        }
-        Record::Invite {
-            document,
-            key,
-            permissions,
-            created_at,
-            expires_at,
-            created_by,
-            max_uses,
-            accepted_by,
-        } => {
-            let invite = InviteRecord {
-                key,
-                doc: document,
-                permissions,
-                created_at,
-                expires_at,
-                created_by,
-                max_uses,
-                accepted_by,
-            };
-            tx_put_invite(tx, &invite)?;
-        }
-        Record::Key {
-            id,
-            document,
-            owner,
-            name,
-            secret,
-            created_at,
-            last_used_at,
-        } => {
-            let key = KeyRecord {
-                id,
-                doc: document,
-                owner,
-                name,
-                secret,
-                created_at,
-                last_used_at,
-            };
-            tx_put_json(tx.keys, key.id.as_bytes(), &key)?;
-            tx.key_index.insert(key.index_key(), &[])?;
-        }
-        Record::Identity { .. } | Record::InviteKey { .. } | Record::Revocation { .. } => {}
-    }
-    Ok(())
-}
-
-/// The directory's trees, with each account's key index and count rebuilt
-/// from its identities.
-fn put_directory(store: &Store, records: &[Record]) -> Result<(), StoreError> {
-    let tree = |name: &str| store.db.open_tree(name);
-    let (identities, account_keys, counts, invite_keys, revocations) = (
-        tree(directory::IDENTITIES)?,
-        tree(directory::ACCOUNT_KEYS)?,
-        tree(directory::ACCOUNT_COUNTS)?,
-        tree(directory::INVITE_KEYS)?,
-        tree(directory::REVOCATIONS)?,
-    );
-    let mut per_account: BTreeMap<&str, u32> = BTreeMap::new();
-    for record in records {
-        match record {
-            Record::Identity {
-                identity_key,
-                account,
-                cacao,
-            } => {
-                let identity = IdentityRecord {
-                    account: account.clone(),
-                    cacao: (**cacao).clone(),
-                };
-                let bytes = serde_json::to_vec(&identity).expect("records always serialise");
-                identities.insert(identity_key.as_bytes(), bytes)?;
-                account_keys.insert(directory::index_key(account.as_bytes(), identity_key), &[])?;
-                *per_account.entry(account).or_default() += 1;
-            }
-            Record::InviteKey {
-                account,
-                invite_key,
-            } => {
-                invite_keys.insert(account.as_bytes(), invite_key.as_bytes())?;
-            }
-            Record::Revocation {
-                identity_key,
-                revoked_at,
-            } => {
-                revocations.insert(identity_key.as_bytes(), &revoked_at.to_be_bytes())?;
-            }
-            _ => {}
-        }
-    }
-    for (account, count) in per_account {
-        counts.insert(account.as_bytes(), &directory::count_bytes(count))?;
-    }
-    Ok(())
+    let stored: Vec<StoredRecord> = records.iter().cloned().map(Record::into_stored).collect();
+    store.import(&stored, b"").map_err(|e| match e {
+        crate::store::CommitError::Store(StoreError::Unusable(text)) => text,
+        e => e.to_string(),
+    })
 }
 
 #[cfg(test)]

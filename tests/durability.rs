@@ -7,7 +7,7 @@
 //! run; the seed is printed.
 
 mod common;
-use keystrate::engine::invites::record_key;
+
 #[path = "directory_support/mod.rs"]
 #[allow(dead_code)]
 mod directory_support;
@@ -306,12 +306,12 @@ async fn kill_9_at_random_points_loses_nothing_acknowledged() {
     p.stop();
 
     let store = keystrate::store::Store::open(dir.path()).unwrap();
-    let invite = |key: &str| -> Option<Value> {
-        store
-            .invites
-            .get(record_key("doc", key))
-            .unwrap()
-            .map(|v| serde_json::from_slice(&v).unwrap())
+    let invite = |key: &str| store.invite("doc", key).unwrap();
+    let level = |user: &str| {
+        let stored = store
+            .permission("doc", &keystrate::engine::User::local(user))
+            .unwrap();
+        stored.map(|l| l.as_str().to_string())
     };
     for (key, removal) in &ledger.invites {
         match removal {
@@ -323,28 +323,18 @@ async fn kill_9_at_random_points_loses_nothing_acknowledged() {
     for (user, key) in &ledger.accepts {
         if let Some(record) = invite(key) {
             assert!(
-                record["accepted_by"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|a| a["user"]["username"] == user.as_str()),
+                record.accepted_by.iter().any(|a| &a.user.username == user),
                 "acknowledged accept of {key} by {user} lost"
             );
         }
-        let entry = store.perms.get(format!("doc\0{user}:local")).unwrap();
         assert_eq!(
-            entry.as_deref(),
-            Some(&b"r"[..]),
+            level(user).as_deref(),
+            Some("r"),
             "{user}'s acknowledged permission lost"
         );
     }
     for (user, (acked, in_flight)) in &ledger.levels {
-        let stored = store
-            .perms
-            .get(format!("doc\0{user}:local"))
-            .unwrap()
-            .map(|v| String::from_utf8(v.to_vec()).unwrap())
-            .unwrap_or_default();
+        let stored = level(user).unwrap_or_default();
         assert!(
             &stored == acked || Some(&stored) == in_flight.as_ref(),
             "{user}: stored {stored:?}, acknowledged {acked:?}, in flight {in_flight:?}"
@@ -352,53 +342,43 @@ async fn kill_9_at_random_points_loses_nothing_acknowledged() {
     }
     for id in &ledger.api_keys {
         assert!(
-            store.keys.get(id).unwrap().is_some(),
+            store.key(id).unwrap().is_some(),
             "acknowledged API key {id} lost"
         );
     }
-    let identities = store.db.open_tree("dir_identities").unwrap();
-    let account_keys = store.db.open_tree("dir_account_keys").unwrap();
-    let counts = store.db.open_tree("dir_account_counts").unwrap();
     for (key, account) in &ledger.identities {
         let did = format!("did:key:{key}");
         assert!(
-            identities.get(&did).unwrap().is_some(),
+            store.identity::<Value>(&did).unwrap().is_some(),
             "acknowledged identity {key} lost"
         );
         assert!(
-            account_keys
-                .get(format!("{account}\0{did}"))
-                .unwrap()
-                .is_some(),
+            store.account_has_key(account, &did).unwrap(),
             "{account} does not list {key}"
         );
         assert!(
-            counts.get(account).unwrap().is_some(),
+            store.account_key_count(account).unwrap() > 0,
             "{account}'s key count written with the identity"
         );
     }
     // Nothing half-applied: every stored acceptor holds its permission, and
-    // every invite's index entries exist.
-    for item in store.invites.iter() {
-        let (k, v) = item.unwrap();
-        let record: Value = serde_json::from_slice(&v).unwrap();
-        for a in record["accepted_by"].as_array().unwrap() {
-            let user = a["user"]["username"].as_str().unwrap();
+    // every invite has its expiry entry.
+    let every_deadline = store.due_invites(i64::MAX, usize::MAX).unwrap().due;
+    for record in store.invites_on("doc") {
+        let record = record.unwrap();
+        for a in &record.accepted_by {
+            let user = &a.user.username;
             assert!(
-                store
-                    .perms
-                    .get(format!("doc\0{user}:local"))
-                    .unwrap()
-                    .is_some(),
+                level(user).is_some(),
                 "use of {user} counted without its permission"
             );
         }
-        // The expiry entry is the deadline, then the record's own key.
-        let indexed = store.expiry.iter().keys().any(|i| {
-            let i = i.unwrap();
-            i.len() == 9 + k.len() && i.ends_with(&k)
-        });
-        assert!(indexed, "invite {k:?} without its expiry entry");
+        assert!(
+            every_deadline.contains(&record.reference()),
+            "invite {} without its expiry entry",
+            record.key
+        );
     }
-    assert_eq!(store.invites.len(), store.expiry.len());
+    let census = store.census();
+    assert_eq!(census.invites, census.invite_expiries);
 }

@@ -45,11 +45,14 @@ async fn register_login_logout_me() {
         .unwrap();
     assert_eq!(me, json!({"username": "alice", "provider": "local"}));
     // Only a digest of the token is stored.
-    let sessions = &server.engine().store().sessions;
-    assert_eq!(sessions.len(), 1);
-    let (stored_key, stored) = sessions.first().unwrap().unwrap();
-    assert_ne!(&stored_key[..], token.as_bytes());
-    assert!(!String::from_utf8_lossy(&stored).contains(token));
+    let store = server.engine().store();
+    assert_eq!(store.census().sessions, 1);
+    let id = keystrate::store::SessionId::of(token);
+    let stored = store
+        .session(&id)
+        .unwrap()
+        .expect("stored under the digest");
+    assert!(!format!("{stored:?}").contains(token));
 
     let r = http.post(server.url("/auth/logout")).send().await.unwrap();
     assert_eq!(r.status(), 204);
@@ -57,7 +60,7 @@ async fn register_login_logout_me() {
         .to_str()
         .unwrap()
         .contains("Max-Age=0"));
-    assert_eq!(sessions.len(), 0, "session deleted server-side");
+    assert_eq!(store.census().sessions, 0, "session deleted server-side");
     // The old token no longer works even if replayed.
     let replay = server
         .client()
@@ -90,11 +93,10 @@ async fn register_login_logout_me() {
     let user = server
         .engine()
         .store()
-        .users
-        .get("alice:local")
+        .user(&keystrate::engine::User::local("alice"))
         .unwrap()
         .unwrap();
-    let user = String::from_utf8_lossy(&user);
+    let user = format!("{user:?}");
     assert!(user.contains("$argon2id$") && !user.contains("correct horse"));
 }
 
@@ -137,7 +139,7 @@ async fn registration_validation() {
         assert!(err["error"].as_str().unwrap().len() > 5, "{err}");
     }
     server.user("a.B_c-9").await;
-    assert_eq!(server.engine().store().users.len(), 2);
+    assert_eq!(server.engine().store().census().users, 2);
 }
 
 #[tokio::test]
@@ -151,7 +153,7 @@ async fn closed_registration() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    assert!(server.engine().store().users.is_empty());
+    assert_eq!(server.engine().store().census().users, 0);
 }
 
 #[tokio::test]
@@ -318,15 +320,15 @@ async fn deleting_a_document_drops_everything() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let store = server.engine().store();
-    for (name, tree) in [
-        ("docs", &store.docs),
-        ("perms", &store.perms),
-        ("user_docs", &store.user_docs),
-        ("invites", &store.invites),
-        ("expiry", &store.expiry),
+    let census = server.engine().store().census();
+    for (name, count) in [
+        ("documents", census.documents),
+        ("permissions", census.permissions),
+        ("user documents", census.user_documents),
+        ("invites", census.invites),
+        ("invite expiries", census.invite_expiries),
     ] {
-        assert!(tree.is_empty(), "{name} still holds records");
+        assert_eq!(count, 0, "{name} still stored");
     }
     // Its sockets were told and closed.
     assert_eq!(a.event("permissionsChanged").await["permissions"], "");
@@ -558,7 +560,7 @@ async fn health_static_and_limits() {
         status.starts_with("HTTP/1.1 413"),
         "chunked over 64 KiB: {status}"
     );
-    assert!(server.engine().store().users.is_empty());
+    assert_eq!(server.engine().store().census().users, 0);
 }
 
 #[tokio::test]

@@ -4,7 +4,6 @@
 
 mod common;
 use common::*;
-use keystrate::engine::invites::record_key;
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
@@ -258,16 +257,13 @@ async fn check_accept_and_distinct_use_counting() {
     let record = server
         .engine()
         .store()
-        .invites
-        .get(record_key("doc", key.as_str().unwrap()))
+        .invite("doc", key.as_str().unwrap())
         .unwrap()
         .unwrap();
-    let record: Value = serde_json::from_slice(&record).unwrap();
-    let who: Vec<&str> = record["accepted_by"]
-        .as_array()
-        .unwrap()
+    let who: Vec<&str> = record
+        .accepted_by
         .iter()
-        .map(|a| a["user"]["username"].as_str().unwrap())
+        .map(|a| a.user.username.as_str())
         .collect();
     assert_eq!(who, ["bob", "carol"]);
 }
@@ -654,13 +650,14 @@ async fn a_burst_of_expiries_on_two_documents_is_purged_completely() {
     // Some of the 600 may be gone already on a slow machine: wait for the
     // end state, however long the burst took (every creation succeeded).
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while store.invites.len() != 1 && std::time::Instant::now() < deadline {
+    while store.census().invites != 1 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(store.invites.len(), 1, "every expired invite deleted");
-    assert_eq!(store.expiry.len(), 1, "with its expiry entry");
-    let at = record_key("doc", kept["key"].as_str().unwrap());
-    assert!(store.invites.get(at).unwrap().is_some());
+    let census = store.census();
+    assert_eq!(census.invites, 1, "every expired invite deleted");
+    assert_eq!(census.invite_expiries, 1, "with its expiry entry");
+    let kept = store.invite("doc", kept["key"].as_str().unwrap());
+    assert!(kept.unwrap().is_some());
 }
 
 #[tokio::test]
@@ -670,8 +667,8 @@ async fn expired_invites_are_rejected_and_deleted_from_storage() {
     let short = a.ok("createInvite", None, json!({"maxAge": 1})).await;
     let long = a.ok("createInvite", None, json!({"maxAge": 600})).await;
     let store = server.engine().store();
-    assert_eq!(store.invites.len(), 2);
-    assert_eq!(store.expiry.len(), 2);
+    assert_eq!(store.census().invites, 2);
+    assert_eq!(store.census().invite_expiries, 2);
     tokio::time::sleep(Duration::from_millis(1300)).await;
     let mut b = bob.ws("doc").await;
     let invalid = (
@@ -685,16 +682,16 @@ async fn expired_invites_are_rejected_and_deleted_from_storage() {
     );
     // The expiry task deleted the record and every index entry.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while store.invites.len() != 1 && std::time::Instant::now() < deadline {
+    while store.census().invites != 1 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let stored = |invite: &Value| {
-        let at = record_key("doc", invite["key"].as_str().unwrap());
-        store.invites.get(at).unwrap().is_some()
+        let key = invite["key"].as_str().unwrap();
+        store.invite("doc", key).unwrap().is_some()
     };
     assert!(!stored(&short));
     assert!(stored(&long));
-    assert_eq!(store.expiry.len(), 1);
+    assert_eq!(store.census().invite_expiries, 1);
     assert_eq!(
         a.ok("getInvites", None, json!({}))
             .await
@@ -730,15 +727,15 @@ async fn demoting_the_creator_drops_their_invites_at_once() {
     .await;
     let store = server.engine().store();
     let stored = |invite: &Value| {
-        let at = record_key("doc", invite["key"].as_str().unwrap());
-        store.invites.get(at).unwrap().is_some()
+        let key = invite["key"].as_str().unwrap();
+        store.invite("doc", key).unwrap().is_some()
     };
     for invite in [&bobs, &bobs2] {
         assert!(!stored(invite), "dropped in the same change");
     }
     assert!(stored(&alices));
-    assert_eq!(store.invites.len(), 1);
-    assert_eq!(store.expiry.len(), 1);
+    assert_eq!(store.census().invites, 1);
+    assert_eq!(store.census().invite_expiries, 1);
     let mut c = carol.ws("doc").await;
     assert_eq!(
         c.err("acceptInvite", None, json!({"key": bobs["key"]}))
@@ -779,7 +776,7 @@ async fn removing_the_creators_entry_drops_their_invites() {
             .0,
         "invalid_key"
     );
-    assert!(server.engine().store().invites.is_empty());
+    assert_eq!(server.engine().store().census().invites, 0);
 }
 
 // Several worker threads, so the accepts really run at once.
@@ -824,17 +821,13 @@ async fn concurrent_accepts_grant_exactly_max_uses() {
     assert_eq!(granted, k);
     let perms = a.ok("getPermissions", None, json!({})).await;
     assert_eq!(perms.as_array().unwrap().len(), 1 + k as usize);
-    let record: Value = serde_json::from_slice(
-        &server
-            .engine()
-            .store()
-            .invites
-            .get(record_key("doc", key.as_str().unwrap()))
-            .unwrap()
-            .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(record["accepted_by"].as_array().unwrap().len(), k as usize);
+    let record = server
+        .engine()
+        .store()
+        .invite("doc", key.as_str().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.accepted_by.len(), k as usize);
 }
 
 #[tokio::test]

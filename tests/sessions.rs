@@ -71,7 +71,7 @@ async fn an_expired_session_closes_its_sockets_and_is_purged() {
     // ...and the stored sessions go without anyone presenting them.
     let store = server.engine().store();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !(store.sessions.is_empty() && store.session_expiry.is_empty()) {
+    while store.census().sessions + store.census().session_expiries != 0 {
         assert!(Instant::now() < deadline, "expired sessions still stored");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -135,7 +135,7 @@ async fn sessions_stored_without_the_expiry_index_are_indexed_and_purged() {
     .unwrap();
     let store = running.engine.store();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while store.sessions.len() != 1 || store.session_expiry.len() != 1 {
+    while (store.census().sessions, store.census().session_expiries) != (1, 1) {
         assert!(Instant::now() < deadline, "not indexed and purged");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -8,9 +8,11 @@ use crate::procs::{temp_dir, Proc};
 use crate::setup::DOC;
 use crate::table::{mb, ms, thousands, Row};
 use crate::Opts;
+use keystrate::engine::invites::InviteRecord;
 use keystrate::engine::options::CreateOptions;
+use keystrate::engine::User;
 use keystrate::engine::{Caller, Engine, EngineConfig, Level, NoEvents};
-use keystrate::store::{Flusher, Store, StoreError};
+use keystrate::store::{Flusher, Store};
 use serde_json::json;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -89,9 +91,10 @@ impl Write {
 }
 
 /// `concurrency` tasks each writing a record as `write` says, then waiting
-/// for keystrate's group-commit flusher, on a store opened as the server
+/// for keystrate's group-commit flusher, with sled configured as the server
 /// opens it: what the durable part of a created invite costs without the
-/// engine around it.
+/// engine around it. The plain inserts go to bare sled (the baseline); the
+/// combined transaction goes through the store, as the engine writes.
 pub async fn write_baseline(
     write: Write,
     concurrency: usize,
@@ -99,42 +102,67 @@ pub async fn write_baseline(
     duration: Duration,
 ) -> Outcome {
     let dir = temp_dir("writes");
-    let store = Store::open_with_cache(dir.path(), crate::procs::cache_mb()).expect("store opens");
-    // sled guards every read, write and flush with one process-wide lock
-    // from the first transaction on, as in the server; take it for every
-    // kind of write alike.
-    store
-        .write::<(), StoreError>(|_| Ok(()))
-        .expect("empty transaction");
-    closed_loop(concurrency, warmup, duration, move || {
-        let store = store.clone();
-        async move {
-            let (key, value) = record();
-            let key = key.into_bytes();
-            // Ordered by deadline like the expiry index: new entries land
-            // on the same few leaves.
-            let deadline = keystrate::engine::now_ms() + 3_600_000;
-            let expiry = [&deadline.to_be_bytes()[..], &key].concat();
-            let failed = |e: sled::Error| e.to_string();
-            match write {
-                Write::OneKey => drop(store.invites.insert(key, value).map_err(failed)?),
-                Write::TwoKeys => {
-                    store.invites.insert(key, value).map_err(failed)?;
-                    store.expiry.insert(expiry, &[]).map_err(failed)?;
+    match write {
+        Write::OneKey | Write::TwoKeys => {
+            let db = keystrate::store::tuned_sled(dir.path(), crate::procs::cache_mb())
+                .open()
+                .expect("sled opens");
+            // sled guards every read, write and flush with one process-wide
+            // lock from the first transaction on, as in the server; take it
+            // for every kind of write alike.
+            db.transaction(|_| Ok::<_, sled::transaction::ConflictableTransactionError<()>>(()))
+                .expect("empty transaction");
+            let (invites, expiry) = (
+                db.open_tree("invites").expect("tree"),
+                db.open_tree("expiry").expect("tree"),
+            );
+            let flusher = Flusher::start(db);
+            closed_loop(concurrency, warmup, duration, move || {
+                let (invites, expiry, flusher) = (invites.clone(), expiry.clone(), flusher.clone());
+                async move {
+                    let (key, value) = record();
+                    let key = key.into_bytes();
+                    // Ordered by deadline like the expiry index: new entries
+                    // land on the same few leaves.
+                    let deadline = keystrate::engine::now_ms() + 3_600_000;
+                    let at = [&deadline.to_be_bytes()[..], &key].concat();
+                    let failed = |e: sled::Error| e.to_string();
+                    invites.insert(key, value).map_err(failed)?;
+                    if let Write::TwoKeys = write {
+                        expiry.insert(at, &[]).map_err(failed)?;
+                    }
+                    flusher.wait().await.map_err(|e| e.to_string())
                 }
-                Write::Combined => store
-                    .write_combined(Box::new(move |tx| {
-                        tx.invites.insert(key.as_slice(), value.as_slice())?;
-                        tx.expiry.insert(expiry.as_slice(), &[])?;
-                        Ok(())
-                    }))
-                    .await
-                    .map_err(|e| e.to_string())?,
-            }
-            store.durable().await.map_err(|e| e.to_string())
+            })
+            .await
         }
-    })
-    .await
+        Write::Combined => {
+            let store =
+                Store::open_with_cache(dir.path(), crate::procs::cache_mb()).expect("store opens");
+            closed_loop(concurrency, warmup, duration, move || {
+                let store = store.clone();
+                async move {
+                    let now = keystrate::engine::now_ms();
+                    // About the size of [`record`]'s JSON.
+                    let invite = InviteRecord {
+                        key: hex::encode(keystrate::engine::random_bytes::<32>()),
+                        doc: DOC.to_string(),
+                        permissions: "r".into(),
+                        created_at: now,
+                        expires_at: now + 3_600_000,
+                        created_by: User::local(&format!("owner{}", "x".repeat(190))),
+                        max_uses: None,
+                        accepted_by: Vec::new(),
+                    };
+                    let shared = store.share_document(DOC).await;
+                    shared.add_invite(invite).await.map_err(|e| e.to_string())?;
+                    drop(shared);
+                    store.durable().await.map_err(|e| e.to_string())
+                }
+            })
+            .await
+        }
+    }
 }
 
 /// When the two expiring slices fall due, in seconds after they are made:

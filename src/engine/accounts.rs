@@ -4,13 +4,11 @@
 
 use super::limits::FailureLimiter;
 use super::{now_ms, random_bytes, Caller, Engine, Error, Result, User};
-use crate::store::{get_json, tx_put_json, StoreError, Tx};
+pub use crate::store::SessionId;
+use crate::store::{Change, SessionRecord, UserRecord};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use base64::Engine as _;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use sled::transaction::UnabortableTransactionError;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -28,51 +26,10 @@ pub const LOGIN_FAILURE_WINDOW: Duration = Duration::from_secs(300);
 /// Most expired sessions deleted in one transaction.
 const PURGE_BATCH: usize = 256;
 
-#[derive(Serialize, Deserialize)]
-pub(crate) struct UserRecord {
-    pub(crate) username: String,
-    pub(crate) provider: String,
-    pub(crate) password_hash: String,
-    pub(crate) created_at: i64,
-}
-
-#[derive(Serialize, Deserialize)]
-pub(crate) struct SessionRecord {
-    pub(crate) user: User,
-    pub(crate) expires_at: i64,
-}
-
 /// A new session: the token goes to the client once and is never stored.
 pub struct NewSession {
     pub user: User,
     pub token: String,
-}
-
-/// What the server keeps of a session token: its SHA-256. Sockets carry it
-/// so that a logout can find them.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SessionId([u8; 32]);
-
-impl SessionId {
-    pub fn of(token: &str) -> SessionId {
-        SessionId(Sha256::digest(token.as_bytes()).into())
-    }
-
-    /// The id a session is stored under, if `key` is one.
-    pub(crate) fn from_stored(key: &[u8]) -> Option<SessionId> {
-        Some(SessionId(key.try_into().ok()?))
-    }
-}
-
-/// Deletes a session and its expiry index entry.
-pub(crate) fn tx_drop_session(
-    tx: &Tx,
-    id: &SessionId,
-    expires_at: i64,
-) -> std::result::Result<(), UnabortableTransactionError> {
-    tx.sessions.remove(&id.0[..])?;
-    tx.session_expiry.remove(&expiry_key(expires_at, id)[..])?;
-    Ok(())
 }
 
 /// A session that is live now.
@@ -121,20 +78,6 @@ impl LoginFailures {
             self.by_address.record(&ip.to_string());
         }
     }
-}
-
-/// `session_expiry` key: the deadline (big endian, so the tree is in
-/// deadline order) then the session id.
-fn expiry_key(expires_at: i64, id: &SessionId) -> [u8; 40] {
-    let mut k = [0u8; 40];
-    k[..8].copy_from_slice(&expires_at.to_be_bytes());
-    k[8..].copy_from_slice(&id.0);
-    k
-}
-
-fn parse_expiry_key(k: &[u8]) -> Option<(i64, &[u8])> {
-    let deadline = i64::from_be_bytes(k.get(..8)?.try_into().ok()?);
-    Some((deadline, k.get(8..)?))
 }
 
 /// The username rule (docs/protocol.md, "Accounts"): 1–64 of `[A-Za-z0-9._-]`, not `anonymous`.
@@ -200,8 +143,8 @@ impl Engine {
         validate_username(username)?;
         validate_password(password)?;
         let user = User::local(username);
-        // Cheap early answer; the transaction below re-checks atomically.
-        if self.store().users.contains_key(user.id())? {
+        // Cheap early answer; the commit below re-checks atomically.
+        if self.user_exists(&user)? {
             return Err(Error::Conflict(format!("username {username} is taken")));
         }
         let hash = self.hash_password(password).await?;
@@ -211,24 +154,15 @@ impl Engine {
             password_hash: hash,
             created_at: now_ms(),
         };
-        let id = user.id();
-        self.store().write(|tx| {
-            if tx.users.get(id.as_bytes())?.is_some() {
-                return Err(sled::transaction::ConflictableTransactionError::Abort(
-                    Error::Conflict(format!("username {} is taken", record.username)),
-                ));
-            }
-            tx_put_json(tx.users, id.as_bytes(), &record)?;
-            Ok(())
-        })?;
+        self.store().commit(&[Change::CreateUser(record)])?;
         self.durable().await?;
-        tracing::info!(user = %id, "user created");
+        tracing::info!(user = %user.id(), "user created");
         Ok(user)
     }
 
     /// True when `user` has an account here.
     pub fn user_exists(&self, user: &User) -> Result<bool> {
-        Ok(self.store().users.contains_key(user.id())?)
+        Ok(self.store().user_exists(user)?)
     }
 
     /// Checks a password and opens a session. `client` is the caller's
@@ -243,7 +177,7 @@ impl Engine {
         let user = User::local(username);
         let failures = &self.inner.login_failures;
         failures.check(&user, client)?;
-        let record: Option<UserRecord> = get_json(&self.store().users, user.id().as_bytes())?;
+        let record = self.store().user(&user)?;
         // Verify against a fixed hash when the user is unknown, so that timing
         // does not tell which usernames exist.
         let known = record.is_some();
@@ -279,12 +213,7 @@ impl Engine {
             expires_at: now_ms().saturating_add(ttl_ms),
         };
         let id = SessionId::of(&token);
-        self.store().write(|tx| {
-            tx_put_json(tx.sessions, &id.0, &record)?;
-            tx.session_expiry
-                .insert(&expiry_key(record.expires_at, &id)[..], &[])?;
-            Ok::<_, sled::transaction::ConflictableTransactionError<Error>>(())
-        })?;
+        self.store().commit(&[Change::PutSession { id, record }])?;
         self.durable().await?;
         // The purge task may be idle with no session to wait for.
         self.expiry_changed();
@@ -302,18 +231,14 @@ impl Engine {
     }
 
     fn session_by_id(&self, id: SessionId) -> Result<Option<LiveSession>> {
-        let record: Option<SessionRecord> = get_json(&self.store().sessions, &id.0)?;
-        match record {
+        match self.store().session(&id)? {
             Some(s) if s.expires_at > now_ms() => Ok(Some(LiveSession {
                 user: s.user,
                 id,
                 expires_at: s.expires_at,
             })),
-            // Its index entry is due, so the purge task removes it.
-            Some(_) => {
-                self.store().sessions.remove(id.0)?;
-                Ok(None)
-            }
+            // Past its expiry, the purge task's next round removes it.
+            Some(_) => Ok(None),
             None => Ok(None),
         }
     }
@@ -326,82 +251,37 @@ impl Engine {
     /// Deletes a session server-side and closes its sockets (1008).
     pub async fn logout(&self, token: &str) -> Result<()> {
         let id = SessionId::of(token);
-        self.store().write(|tx| {
-            if let Some(bytes) = tx.sessions.get(&id.0[..])? {
-                if let Ok(record) = crate::store::decode::<SessionRecord>(&bytes) {
-                    tx_drop_session(tx, &id, record.expires_at)?;
-                }
-            }
-            Ok::<_, sled::transaction::ConflictableTransactionError<Error>>(())
-        })?;
+        if let Some(record) = self.store().session(&id)? {
+            self.store().commit(&[Change::DropSession {
+                id: id.clone(),
+                expires_at: record.expires_at,
+            }])?;
+        }
         self.durable().await?;
         self.events().session_ended(&id, "logged out");
         Ok(())
     }
 
     /// Deletes every session past its expiry; returns the next deadline.
-    /// Sessions are found through the `session_expiry` index, so this reads
+    /// Sessions are found through the store's expiry index, so this reads
     /// only what is due.
     pub fn purge_expired_sessions(&self) -> Result<Option<i64>> {
-        let store = self.store();
         loop {
-            let now = now_ms();
-            let mut due = Vec::new();
-            let mut next = None;
-            for item in store.session_expiry.iter().keys() {
-                let k = item.map_err(StoreError::from)?;
-                match parse_expiry_key(&k) {
-                    Some((deadline, _)) if deadline > now => {
-                        next = Some(deadline);
-                        break;
-                    }
-                    _ => due.push(k),
-                }
-                if due.len() == PURGE_BATCH {
-                    break;
-                }
+            let due = self.store().due_sessions(now_ms(), PURGE_BATCH)?;
+            if due.due.is_empty() {
+                return Ok(due.next);
             }
-            if due.is_empty() {
-                return Ok(next);
-            }
-            store.write(|tx| {
-                for k in &due {
-                    if let Some((_, id)) = parse_expiry_key(k) {
-                        tx.sessions.remove(id)?;
-                    }
-                    tx.session_expiry.remove(k)?;
-                }
-                Ok::<_, sled::transaction::ConflictableTransactionError<Error>>(())
-            })?;
-            tracing::debug!(count = due.len(), "expired sessions purged");
+            let changes: Vec<Change> = due
+                .due
+                .into_iter()
+                .map(|s| Change::DropSession {
+                    id: s.id,
+                    expires_at: s.expires_at,
+                })
+                .collect();
+            self.store().commit(&changes)?;
+            tracing::debug!(count = changes.len(), "expired sessions purged");
         }
-    }
-
-    /// Indexes sessions stored before the `session_expiry` index existed,
-    /// so that the purge finds them too. Runs once, at start.
-    pub fn index_unindexed_sessions(&self) -> Result<()> {
-        let store = self.store();
-        if !store.session_expiry.is_empty() || store.sessions.is_empty() {
-            return Ok(());
-        }
-        let mut indexed = 0usize;
-        for item in store.sessions.iter() {
-            let (k, v) = item.map_err(StoreError::from)?;
-            let (Ok(id), Ok(record)) = (
-                <[u8; 32]>::try_from(&k[..]),
-                crate::store::decode::<SessionRecord>(&v),
-            ) else {
-                continue;
-            };
-            let key = expiry_key(record.expires_at, &SessionId(id));
-            store
-                .session_expiry
-                .insert(&key[..], &[])
-                .map_err(StoreError::from)?;
-            indexed += 1;
-        }
-        tracing::info!(indexed, "indexed sessions stored by an older build");
-        Ok(())
     }
 }
 

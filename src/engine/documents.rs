@@ -2,11 +2,9 @@
 //! effective-permission rule, the last-admin rule, and the cascade that drops
 //! a demoted admin's invites and API keys in the same transaction.
 
-use super::invites::tx_drop_invite;
 use super::{now_ms, random_bytes, Caller, Engine, Error, Level, Result, Task, User};
-use crate::store::{key, last_part, prefix, tx_put_json, Tx, TxResult};
-use serde::{Deserialize, Serialize};
-use sled::transaction::ConflictableTransactionError::Abort;
+use crate::store::{Change, DocRecord, KeysOf};
+use serde::Serialize;
 
 /// Paths that are routes, never documents.
 pub const RESERVED: &[&str] = &[
@@ -45,12 +43,6 @@ pub fn validate_doc_id(id: &str) -> Result<()> {
     Ok(())
 }
 
-#[derive(Serialize, Deserialize)]
-pub(crate) struct DocRecord {
-    pub(crate) created_at: i64,
-    pub(crate) created_by: User,
-}
-
 /// One permission entry as listed by `getPermissions`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entry {
@@ -76,55 +68,30 @@ pub struct DocSummary {
     pub permissions: String,
 }
 
-fn perm_key(doc: &str, user: &User) -> Vec<u8> {
-    key(&[doc.as_bytes(), user.id().as_bytes()])
-}
-
-fn user_doc_key(user: &User, doc: &str) -> Vec<u8> {
-    key(&[user.id().as_bytes(), doc.as_bytes()])
-}
-
-pub(crate) fn user_from_id(id: &[u8]) -> Option<User> {
-    let id = std::str::from_utf8(id).ok()?;
-    let (username, provider) = id.split_once(':')?;
-    Some(User {
-        username: username.to_string(),
-        provider: provider.to_string(),
-    })
-}
-
-/// Writes (or, for `Level::None`, removes) an explicit entry and its index.
-pub(crate) fn tx_set_entry<E>(tx: &Tx, doc: &str, user: &User, level: Level) -> TxResult<(), E> {
-    let pk = perm_key(doc, user);
-    let uk = user_doc_key(user, doc);
-    if level == Level::None {
-        tx.perms.remove(pk)?;
-        tx.user_docs.remove(uk)?;
-    } else {
-        tx.perms.insert(pk, level.as_str())?;
-        if !user.is_anonymous() {
-            tx.user_docs.insert(uk, level.as_str())?;
-        }
+/// Sets (or, for `Level::None`, removes) `user`'s explicit entry on `doc`.
+fn set_entry(doc: &str, user: &User, level: Level) -> Change {
+    Change::SetPermission {
+        doc: doc.to_string(),
+        user: user.clone(),
+        level,
     }
-    Ok(())
 }
 
 impl Engine {
     pub fn document_exists(&self, doc: &str) -> Result<bool> {
-        Ok(self.store().docs.contains_key(doc)?)
+        Ok(self.store().document_exists(doc)?)
     }
 
     /// The explicit entry of `user`, or the anonymous entry, or none.
     pub fn effective_level(&self, doc: &str, user: Option<&User>) -> Result<Level> {
-        let perms = &self.store().perms;
+        let store = self.store();
         if let Some(user) = user {
-            if let Some(v) = perms.get(perm_key(doc, user))? {
-                return Ok(Level::from_stored(&v));
+            if let Some(level) = store.permission(doc, user)? {
+                return Ok(level);
             }
         }
-        Ok(perms
-            .get(perm_key(doc, &User::anonymous()))?
-            .map(|v| Level::from_stored(&v))
+        Ok(store
+            .permission(doc, &User::anonymous())?
             .unwrap_or(Level::None))
     }
 
@@ -166,18 +133,13 @@ impl Engine {
             created_at: now_ms(),
             created_by: user.clone(),
         };
-        {
-            let _guard = self.lock_doc(&id).await;
-            self.store().write(|tx| {
-                if tx.docs.get(id.as_bytes())?.is_some() {
-                    return Err(Abort(Error::Conflict(format!(
-                        "Document {id} already exists"
-                    ))));
-                }
-                tx_put_json(tx.docs, id.as_bytes(), &record)?;
-                tx_set_entry(tx, &id, &user, Level::Admin)
-            })?;
-        }
+        self.lock_doc(&id).await.commit(&[
+            Change::CreateDocument {
+                id: id.clone(),
+                record,
+            },
+            set_entry(&id, &user, Level::Admin),
+        ])?;
         self.durable().await?;
         tracing::info!(doc = %id, user = %user.id(), "document created");
         Ok(id)
@@ -186,21 +148,15 @@ impl Engine {
     /// Deletes a document with its permissions, invites and API keys.
     pub async fn delete_document(&self, caller: &Caller, doc: &str) -> Result<()> {
         {
-            let _guard = self
+            let (guard, _) = self
                 .lock_as_admin(caller, doc, Task::DeleteDocument)
                 .await?;
-            let store = self.store();
-            let entries = scan_keys(&store.perms, &prefix(&[doc.as_bytes()]))?;
-            let leftovers = self.leftovers(doc, None)?;
-            store.write(|tx| {
-                tx.docs.remove(doc.as_bytes())?;
-                for k in &entries {
-                    if let Some(user) = user_from_id(last_part(k)) {
-                        tx_set_entry::<Error>(tx, doc, &user, Level::None)?;
-                    }
-                }
-                leftovers.delete::<Error>(tx)
-            })?;
+            let mut changes = vec![Change::DropDocument(doc.to_string())];
+            for (user, _) in self.store().permissions_on(doc)? {
+                changes.push(set_entry(doc, &user, Level::None));
+            }
+            changes.extend(self.leftovers(doc, None)?.changes);
+            guard.commit(&changes)?;
             self.invite_counts().forget(doc);
         }
         self.durable().await?;
@@ -214,19 +170,15 @@ impl Engine {
         let user = caller
             .user()
             .ok_or_else(|| Error::Unauthorized("Must be logged in".into()))?;
-        let mut out = Vec::new();
-        for item in self
+        Ok(self
             .store()
-            .user_docs
-            .scan_prefix(prefix(&[user.id().as_bytes()]))
-        {
-            let (k, v) = item.map_err(crate::store::StoreError::from)?;
-            out.push(DocSummary {
-                id: String::from_utf8_lossy(last_part(&k)).into_owned(),
-                permissions: Level::from_stored(&v).as_str().to_string(),
-            });
-        }
-        Ok(out)
+            .documents_of(user)?
+            .into_iter()
+            .map(|(id, level)| DocSummary {
+                id,
+                permissions: level.as_str().to_string(),
+            })
+            .collect())
     }
 
     /// Admins get every entry; others get their own effective entry.
@@ -236,14 +188,12 @@ impl Engine {
             let me = caller.user().cloned().unwrap_or_else(User::anonymous);
             return Ok(vec![Entry::new(&me, level)]);
         }
-        let mut out = Vec::new();
-        for item in self.store().perms.scan_prefix(prefix(&[doc.as_bytes()])) {
-            let (k, v) = item.map_err(crate::store::StoreError::from)?;
-            if let Some(user) = user_from_id(last_part(&k)) {
-                out.push(Entry::new(&user, Level::from_stored(&v)));
-            }
-        }
-        Ok(out)
+        Ok(self
+            .store()
+            .permissions_on(doc)?
+            .iter()
+            .map(|(user, level)| Entry::new(user, *level))
+            .collect())
     }
 
     /// Sets (or with `Level::None` removes) `target`'s explicit entry.
@@ -270,12 +220,11 @@ impl Engine {
             }
         }
         {
-            let _guard = self.lock_as_admin(caller, doc, Task::Permissions).await?;
-            let store = self.store();
-            let was_admin = store
-                .perms
-                .get(perm_key(doc, target))?
-                .is_some_and(|v| Level::from_stored(&v).is_admin());
+            let (guard, _) = self.lock_as_admin(caller, doc, Task::Permissions).await?;
+            let was_admin = self
+                .store()
+                .permission(doc, target)?
+                .is_some_and(Level::is_admin);
             let demoted = was_admin && !level.is_admin();
             if demoted {
                 let admins = self.explicit_admins(doc)?;
@@ -288,14 +237,13 @@ impl Engine {
             } else {
                 Leftovers::default()
             };
-            store.write(|tx| {
-                tx_set_entry::<Error>(tx, doc, target, level)?;
-                victims.delete::<Error>(tx)
-            })?;
-            self.invite_counts().give_back(doc, victims.invites.len());
+            let mut changes = vec![set_entry(doc, target, level)];
+            changes.extend(victims.changes);
+            guard.commit(&changes)?;
+            self.invite_counts().give_back(doc, victims.invites);
             if demoted {
-                tracing::info!(doc = %doc, user = %target.id(), invites = victims.invites.len(),
-                    keys = victims.keys.len(), "admin demoted; invites and keys dropped");
+                tracing::info!(doc = %doc, user = %target.id(), invites = victims.invites,
+                    keys = victims.keys, "admin demoted; invites and keys dropped");
             }
         }
         self.durable().await?;
@@ -304,34 +252,38 @@ impl Engine {
     }
 
     pub(super) fn explicit_admins(&self, doc: &str) -> Result<Vec<User>> {
-        let mut out = Vec::new();
-        for item in self.store().perms.scan_prefix(prefix(&[doc.as_bytes()])) {
-            let (k, v) = item.map_err(crate::store::StoreError::from)?;
-            if Level::from_stored(&v).is_admin() {
-                out.extend(user_from_id(last_part(&k)));
-            }
-        }
-        Ok(out)
+        Ok(self
+            .store()
+            .permissions_on(doc)?
+            .into_iter()
+            .filter(|(_, level)| level.is_admin())
+            .map(|(user, _)| user)
+            .collect())
     }
 
     /// What `admin` leaves behind on a document when demoted (their
     /// invites and API keys), or with `None` everything a deleted document
     /// leaves.
     pub(super) fn leftovers(&self, doc: &str, admin: Option<&User>) -> Result<Leftovers> {
-        let keys_prefix = match admin {
-            Some(admin) => prefix(&[doc.as_bytes(), admin.id().as_bytes()]),
-            None => prefix(&[doc.as_bytes()]),
+        let mut leftovers = Leftovers::default();
+        for invite in self.store().invites_on(doc) {
+            let invite = invite?;
+            if admin.is_none_or(|a| &invite.created_by == a) {
+                leftovers.invites += 1;
+                leftovers
+                    .changes
+                    .push(Change::DropInvite(invite.reference()));
+            }
+        }
+        let keys = match admin {
+            Some(admin) => KeysOf::DocumentOwner(doc, admin),
+            None => KeysOf::Document(doc),
         };
-        let invites = self
-            .stored_invites(doc)?
-            .into_iter()
-            .filter(|invite| admin.is_none_or(|a| &invite.created_by == a))
-            .map(|invite| invite.storage_keys())
-            .collect();
-        Ok(Leftovers {
-            invites,
-            keys: scan_keys(&self.store().key_index, &keys_prefix)?,
-        })
+        for key in self.store().keys_of(keys)? {
+            leftovers.keys += 1;
+            leftovers.changes.push(Change::DropKey(key));
+        }
+        Ok(leftovers)
     }
 
     /// Tells the sockets of `user` on `doc` their new permission; a change
@@ -344,34 +296,11 @@ impl Engine {
     }
 }
 
-/// Stored invites (record and expiry keys) and API key index entries to
-/// delete with a demotion or with their document.
+/// The changes that drop what a demoted admin or a deleted document
+/// leaves behind, and how many invites and API keys they drop.
 #[derive(Default)]
 pub(super) struct Leftovers {
-    pub(super) invites: Vec<(Vec<u8>, Vec<u8>)>,
-    pub(super) keys: Vec<Vec<u8>>,
-}
-
-impl Leftovers {
-    pub(super) fn delete<E: From<crate::store::StoreError>>(&self, tx: &Tx) -> TxResult<(), E> {
-        for (record, expiry) in &self.invites {
-            tx_drop_invite(tx, record, expiry)?;
-        }
-        for k in &self.keys {
-            tx.keys.remove(last_part(k))?;
-            tx.key_index.remove(k.as_slice())?;
-        }
-        Ok(())
-    }
-}
-
-/// Every key under `prefix` in a plain tree.
-pub(crate) fn scan_keys(tree: &sled::Tree, p: &[u8]) -> Result<Vec<Vec<u8>>> {
-    tree.scan_prefix(p)
-        .keys()
-        .map(|k| {
-            k.map(|k| k.to_vec())
-                .map_err(|e| crate::store::StoreError::from(e).into())
-        })
-        .collect()
+    pub(super) changes: Vec<Change>,
+    pub(super) invites: usize,
+    pub(super) keys: usize,
 }

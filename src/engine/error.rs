@@ -3,7 +3,7 @@
 //! choose how to frame them (a WebSocket reply; an HTTP status, chosen in
 //! `http::reply`).
 
-use crate::store::StoreError;
+use crate::store::{CommitError, Refusal, StoreError};
 
 /// What a caller was refused: it words `not_logged_in` and `not_admin` for
 /// the request's domain, under the same code.
@@ -175,9 +175,22 @@ impl Error {
     }
 }
 
-impl From<sled::Error> for Error {
-    fn from(e: sled::Error) -> Self {
-        StoreError::from(e).into()
+/// A refused change list, worded for the engine's callers.
+impl From<CommitError> for Error {
+    fn from(e: CommitError) -> Self {
+        match e {
+            CommitError::Store(e) => e.into(),
+            CommitError::Refused(Refusal::DocumentExists(id)) => {
+                Error::Conflict(format!("Document {id} already exists"))
+            }
+            CommitError::Refused(Refusal::UserExists(user)) => {
+                Error::Conflict(format!("username {} is taken", user.username))
+            }
+            CommitError::Refused(Refusal::NoSuchUser(user)) => Error::NotFound(format!(
+                "no such user {}",
+                super::users::display_name(&user)
+            )),
+        }
     }
 }
 

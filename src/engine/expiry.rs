@@ -1,38 +1,17 @@
 //! The background task that deletes invites and sessions at their expiry
 //! instant. Like mini-redis's purge task it sleeps until the next deadline
-//! (read from the ordered `expiry` and `session_expiry` indexes, so nothing
-//! is held in memory) and is woken early when an invite or a session is
+//! (read from the store's ordered expiry index of invites and sessions, so
+//! nothing is held in memory) and is woken early when an invite or a session is
 //! created.
 
-use super::invites::{split_doc_key, DueInvite};
 use super::{now_ms, Engine};
+use crate::store::InviteRef;
 use std::time::Duration;
 use tokio::sync::watch;
 
 /// Most invites deleted in one transaction: a burst of expiries costs one
-/// sled transaction per batch and document, not one per invite.
+/// transaction per batch and document, not one per invite.
 const BATCH: usize = 256;
-
-/// An expiry index entry: `deadline (8 bytes) \0 doc \0 <key bytes>`.
-struct Due {
-    deadline: i64,
-    doc: String,
-    invite_key: String,
-    index_key: Vec<u8>,
-}
-
-impl Due {
-    fn parse(index_key: &[u8]) -> Option<Due> {
-        let deadline = i64::from_be_bytes(index_key.get(..8)?.try_into().ok()?);
-        let (doc, invite_key) = split_doc_key(index_key.get(9..)?)?;
-        Some(Due {
-            deadline,
-            doc,
-            invite_key,
-            index_key: index_key.to_vec(),
-        })
-    }
-}
 
 impl Engine {
     /// Wakes the expiry task to recompute its next deadline.
@@ -40,48 +19,21 @@ impl Engine {
         self.inner.expiry_changed.notify_one();
     }
 
-    /// Up to `BATCH` index entries in deadline order, and the deadline of
-    /// the first entry not due yet.
-    fn due_now(&self) -> crate::engine::Result<(Vec<Due>, Option<i64>)> {
-        let now = now_ms();
-        let mut due = Vec::new();
-        for item in self.store().expiry.iter().keys() {
-            let k = item.map_err(crate::store::StoreError::from)?;
-            let Some(entry) = Due::parse(&k) else {
-                tracing::error!("malformed expiry index entry dropped");
-                self.store()
-                    .expiry
-                    .remove(&k)
-                    .map_err(crate::store::StoreError::from)?;
-                continue;
-            };
-            if entry.deadline > now {
-                return Ok((due, Some(entry.deadline)));
-            }
-            due.push(entry);
-            if due.len() == BATCH {
-                return Ok((due, Some(now)));
-            }
-        }
-        Ok((due, None))
-    }
-
     /// Deletes every invite due now; returns the next deadline.
     pub async fn purge_expired(&self) -> Option<i64> {
         loop {
-            let (due, next) = match self.due_now() {
+            let crate::store::Due { due, next } = match self.store().due_invites(now_ms(), BATCH) {
                 Ok(found) => found,
                 Err(e) => {
                     tracing::error!(error = %e, "reading the expiry index failed");
                     return Some(now_ms() + 1000);
                 }
             };
-            let mut by_doc: Vec<(String, Vec<DueInvite>)> = Vec::new();
+            let mut by_doc: Vec<(String, Vec<InviteRef>)> = Vec::new();
             for entry in due {
-                let item = (entry.invite_key, entry.index_key);
                 match by_doc.iter_mut().find(|(doc, _)| *doc == entry.doc) {
-                    Some((_, items)) => items.push(item),
-                    None => by_doc.push((entry.doc, vec![item])),
+                    Some((_, items)) => items.push(entry),
+                    None => by_doc.push((entry.doc.clone(), vec![entry])),
                 }
             }
             for (doc, keys) in &by_doc {
@@ -116,9 +68,6 @@ fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
 
 /// Runs until `shutdown` turns true.
 pub async fn run(engine: Engine, mut shutdown: watch::Receiver<bool>) {
-    if let Err(e) = engine.index_unindexed_sessions() {
-        tracing::error!(error = %e, "indexing stored sessions failed");
-    }
     loop {
         let next = earliest(engine.purge_expired().await, purge_sessions(&engine));
         let until_next = async {

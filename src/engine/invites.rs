@@ -3,39 +3,16 @@
 //! lock in one transaction, so concurrent accepts of a `maxUses: k` invite
 //! grant exactly k users and a use count always equals its acceptors.
 
-use super::documents::tx_set_entry;
 use super::options::{CreateOptions, Cursor, ListOptions};
 use super::{now_ms, random_bytes, timestamp, Caller, Engine, Error, Level, Result, Task, User};
 use crate::observe::invite_event;
-use crate::store::{decode, prefix, tx_put_json, StoreError, Tx, SEP};
-use serde::{Deserialize, Serialize};
-use sled::transaction::UnabortableTransactionError;
+pub(crate) use crate::store::schema::well_formed_invite_key as well_formed_key;
+pub use crate::store::{Acceptance, InviteRecord};
+use crate::store::{Change, InviteRef};
+use serde::Serialize;
 
 /// Most acceptors listed per invite (the latest); `uses` counts them all.
 pub const LISTED_ACCEPTORS: usize = 20;
-
-/// An invite as stored. Its key and document are in the record's sled key
-/// (`doc \0 <key bytes>`), not repeated in the stored JSON: smaller records keep
-/// sled's log, replay and page cache smaller (docs/benchmarks.md).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct InviteRecord {
-    #[serde(skip)]
-    pub key: String,
-    #[serde(skip)]
-    pub doc: String,
-    pub permissions: String,
-    pub created_at: i64,
-    pub expires_at: i64,
-    pub created_by: User,
-    pub max_uses: Option<u64>,
-    pub accepted_by: Vec<Acceptance>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Acceptance {
-    pub user: User,
-    pub at: i64,
-}
 
 impl InviteRecord {
     fn level(&self) -> Level {
@@ -145,107 +122,9 @@ pub struct InvitePage {
     pub next: Option<String>,
 }
 
-/// Invite keys are 64 lowercase hex characters; anything else cannot exist.
-pub(crate) fn well_formed_key(key: &str) -> bool {
-    key.len() == 64 && key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-/// Bytes of an invite key as stored: its 32 bytes, not its 64 hex
-/// characters, which keeps sled's log (replayed at start) and pages small.
-const KEY_BYTES: usize = 32;
-
-/// `prefix` followed by the raw bytes of a well-formed (64 hex) invite key.
-/// Every caller passes a key that was generated, read from storage, or
-/// checked by `well_formed_key`.
-fn with_raw_key(mut prefix: Vec<u8>, invite_key: &str) -> Vec<u8> {
-    prefix.extend(hex::decode(invite_key).expect("invite keys are checked before use"));
-    prefix
-}
-
-/// Where an invite is stored: `doc \0 <key bytes>`, under its document, so
-/// that listing a document's invites is a prefix scan.
-pub fn record_key(doc: &str, invite_key: &str) -> Vec<u8> {
-    with_raw_key(prefix(&[doc.as_bytes()]), invite_key)
-}
-
-/// Splits `doc \0 <key bytes>` (the tail of a record or expiry key) into
-/// the document and the hex key.
-pub(crate) fn split_doc_key(tail: &[u8]) -> Option<(String, String)> {
-    let doc_len = tail.len().checked_sub(KEY_BYTES + 1)?;
-    if tail[doc_len] != SEP {
-        return None;
-    }
-    let doc = String::from_utf8(tail[..doc_len].to_vec()).ok()?;
-    Some((doc, hex::encode(&tail[doc_len + 1..])))
-}
-
-/// Decodes the invite stored at `record_key`, filling in the document and
-/// key that the sled key holds.
-pub(crate) fn read_record(
-    record_key: &[u8],
-    bytes: &[u8],
-) -> std::result::Result<InviteRecord, StoreError> {
-    let (doc, key) = split_doc_key(record_key)
-        .ok_or_else(|| StoreError("invite stored under a malformed key".into()))?;
-    let mut invite: InviteRecord = decode(bytes)?;
-    invite.doc = doc;
-    invite.key = key;
-    Ok(invite)
-}
-
-/// An expired invite's key and its expiry index entry.
-pub(crate) type DueInvite = (String, Vec<u8>);
-
-/// The expiry index entry, `deadline \0 doc \0 <key bytes>`.
-pub(crate) fn expiry_key(expires_at: i64, doc: &str, invite_key: &str) -> Vec<u8> {
-    let deadline = (expires_at.max(0) as u64).to_be_bytes();
-    with_raw_key(prefix(&[&deadline, doc.as_bytes()]), invite_key)
-}
-
-pub(crate) fn tx_put_invite(
-    tx: &Tx,
-    invite: &InviteRecord,
-) -> std::result::Result<(), UnabortableTransactionError> {
-    tx_put_json(tx.invites, &record_key(&invite.doc, &invite.key), invite)?;
-    tx.expiry
-        .insert(expiry_key(invite.expires_at, &invite.doc, &invite.key), &[])?;
-    Ok(())
-}
-
-/// Deletes an invite's record and its expiry entry. Callers hold the
-/// document's lock and already know both keys (from the record or from the
-/// expiry index), so nothing is read again here; deleting what is already
-/// gone is a no-op. True when the invite was there.
-pub(crate) fn tx_drop_invite(
-    tx: &Tx,
-    record_key: &[u8],
-    expiry_key: &[u8],
-) -> std::result::Result<bool, UnabortableTransactionError> {
-    let existed = tx.invites.remove(record_key)?.is_some();
-    tx.expiry.remove(expiry_key)?;
-    Ok(existed)
-}
-
-impl InviteRecord {
-    /// Where this invite and its expiry entry are stored.
-    pub(crate) fn storage_keys(&self) -> (Vec<u8>, Vec<u8>) {
-        (
-            record_key(&self.doc, &self.key),
-            expiry_key(self.expires_at, &self.doc, &self.key),
-        )
-    }
-}
-
 impl Engine {
     fn load_invite(&self, doc: &str, invite_key: &str) -> Result<Option<InviteRecord>> {
-        if !well_formed_key(invite_key) {
-            return Ok(None);
-        }
-        let at = record_key(doc, invite_key);
-        match self.store().invites.get(&at).map_err(StoreError::from)? {
-            Some(bytes) => Ok(Some(read_record(&at, &bytes)?)),
-            None => Ok(None),
-        }
+        Ok(self.store().invite(doc, invite_key)?)
     }
 
     /// The invite if it is valid for `user` on `doc` now (docs/protocol.md, "Invites").
@@ -291,17 +170,13 @@ impl Engine {
             accepted_by: Vec::new(),
         };
         {
-            let _shared = self.share_doc(doc).await;
+            let shared = self.share_doc(doc).await;
             // Re-check under the lock: a concurrent demotion must not leave
             // an invite behind whose creator is no longer admin.
             self.require_admin(caller, doc, Task::Invites)?;
             self.invite_counts()
-                .take(doc, || self.count_stored_invites(doc))?;
-            let record = invite.clone();
-            let written = self
-                .store()
-                .write_combined(Box::new(move |tx| tx_put_invite(tx, &record)))
-                .await;
+                .take(doc, || Ok(self.store().invite_count(doc)?))?;
+            let written = shared.add_invite(invite.clone()).await;
             if written.is_err() {
                 self.invite_counts().give_back(doc, 1);
             }
@@ -381,7 +256,7 @@ impl Engine {
         user: &User,
     ) -> Result<(Level, Level)> {
         self.caller_level(caller, doc)?;
-        let _guard = self.lock_doc(doc).await;
+        let guard = self.lock_doc(doc).await;
         let mut invite = self.valid_invite(doc, invite_key, user)?;
         let before = self.effective_level(doc, Some(user))?;
         let after = before.merge(invite.level());
@@ -392,12 +267,16 @@ impl Engine {
                 at: now_ms(),
             });
         }
-        self.store().write(|tx| {
-            if first_time {
-                tx_put_json(tx.invites, &record_key(doc, &invite.key), &invite)?;
-            }
-            tx_set_entry::<Error>(tx, doc, user, after)
-        })?;
+        let entry = Change::SetPermission {
+            doc: doc.to_string(),
+            user: user.clone(),
+            level: after,
+        };
+        if first_time {
+            guard.commit(&[Change::UpdateInvite(invite), entry])?;
+        } else {
+            guard.commit(&[entry])?;
+        }
         Ok((before, after))
     }
 
@@ -416,9 +295,8 @@ impl Engine {
         // The `limit + 1` first invites past the cursor: the extra one says
         // whether another page follows.
         let mut first = std::collections::BinaryHeap::new();
-        for item in self.store().invites.scan_prefix(prefix(&[doc.as_bytes()])) {
-            let (k, v) = item.map_err(StoreError::from)?;
-            let invite = read_record(&k, &v)?;
+        for invite in self.store().invites_on(doc) {
+            let invite = invite?;
             let place = Cursor(invite.created_at, invite.key.clone());
             if (!options.all && &invite.created_by != me)
                 || options.after.as_ref().is_some_and(|after| &place <= after)
@@ -453,16 +331,6 @@ impl Engine {
         })
     }
 
-    /// Every invite stored for `doc`, valid or not.
-    pub(crate) fn stored_invites(&self, doc: &str) -> Result<Vec<InviteRecord>> {
-        let mut out = Vec::new();
-        for item in self.store().invites.scan_prefix(prefix(&[doc.as_bytes()])) {
-            let (k, v) = item.map_err(StoreError::from)?;
-            out.push(read_record(&k, &v)?);
-        }
-        Ok(out)
-    }
-
     /// Deletes an invite; its creator or any admin may.
     pub async fn remove_invite(&self, caller: &Caller, doc: &str, invite_key: &str) -> Result<()> {
         invite_event(
@@ -478,52 +346,25 @@ impl Engine {
         invite_key: &str,
     ) -> Result<()> {
         {
-            let _guard = self.lock_as_admin(caller, doc, Task::Invites).await?;
+            let (guard, _) = self.lock_as_admin(caller, doc, Task::Invites).await?;
             let invite = self
                 .load_invite(doc, invite_key)?
                 .ok_or(Error::RemoveFailed)?;
-            let (record, expiry) = invite.storage_keys();
-            self.store().write::<(), Error>(|tx| {
-                tx_drop_invite(tx, &record, &expiry)?;
-                Ok(())
-            })?;
+            guard.commit(&[Change::DropInvite(invite.reference())])?;
             self.invite_counts().give_back(doc, 1);
         }
         self.durable().await
     }
 
     /// Deletes expired invites of one document (the expiry task's job) in
-    /// one transaction.
-    pub(crate) async fn expire_invites(&self, doc: &str, due: &[DueInvite]) -> Result<()> {
-        let _guard = self.lock_doc(doc).await;
-        let dropped = self.store().write::<usize, Error>(|tx| {
-            // An index entry names its invite exactly; a stale one (its
-            // invite already gone) goes too.
-            let mut dropped = 0;
-            for (invite_key, index_key) in due {
-                dropped +=
-                    usize::from(tx_drop_invite(tx, &record_key(doc, invite_key), index_key)?);
-            }
-            Ok(dropped)
-        })?;
+    /// one transaction. An index entry names its invite exactly; a stale one
+    /// (its invite already gone) goes too.
+    pub(crate) async fn expire_invites(&self, doc: &str, due: &[InviteRef]) -> Result<()> {
+        let changes: Vec<Change> = due.iter().cloned().map(Change::DropInvite).collect();
+        let dropped = self.lock_doc(doc).await.commit(&changes)?.invites_dropped;
         self.invite_counts().give_back(doc, dropped);
         metrics::counter!(crate::observe::names::INVITES, "event" => "expired", "outcome" => "ok")
             .increment(dropped as u64);
         Ok(())
-    }
-
-    /// How many invites `doc` has in storage (keys only, nothing decoded).
-    fn count_stored_invites(&self, doc: &str) -> Result<usize> {
-        let mut n = 0;
-        for item in self
-            .store()
-            .invites
-            .scan_prefix(prefix(&[doc.as_bytes()]))
-            .keys()
-        {
-            item.map_err(StoreError::from)?;
-            n += 1;
-        }
-        Ok(n)
     }
 }

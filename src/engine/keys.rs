@@ -8,14 +8,15 @@
 //! The secret is shown on creation and, afterwards, only to the key's owner
 //! (another admin of the same document could otherwise act as the owner).
 //!
-//! Lifetime: app keys live in `key_index` under `doc \0 owner \0 id`, the
-//! layout the demotion cascade and document deletion in `documents.rs` scan,
-//! so a demoted owner's keys and a deleted document's keys disappear in the
-//! same transaction. Every use re-checks that the owner is still admin.
+//! Lifetime: the store lists app keys by document and owner, which the
+//! demotion cascade and document deletion in `documents.rs` read, so a
+//! demoted owner's keys and a deleted document's keys disappear in the same
+//! transaction. Every use re-checks that the owner is still admin.
 
 use super::jwt;
 use super::{now_ms, random_bytes, timestamp, Caller, Engine, Error, Result, Task, User};
-use crate::store::{get_json, key, last_part, prefix, tx_put_json};
+pub use crate::store::KeyRecord;
+use crate::store::{Change, KeysOf};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -25,19 +26,6 @@ use subtle::ConstantTimeEq;
 pub const APP_PREFIX: &str = "app_";
 pub const ACCOUNT_PREFIX: &str = "act_";
 pub const MAX_NAME: usize = 100;
-
-/// A key as stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct KeyRecord {
-    pub id: String,
-    /// The document of an app key; `None` for an account key.
-    pub doc: Option<String>,
-    pub owner: User,
-    pub name: String,
-    pub secret: String,
-    pub created_at: i64,
-    pub last_used_at: Option<i64>,
-}
 
 /// The Smooch v1 shape `{"secret","name","_id"}`; `secret` is null unless
 /// the viewer may see it (see the module docs).
@@ -61,15 +49,6 @@ pub struct KeyDetails {
 }
 
 impl KeyRecord {
-    pub(crate) fn index_key(&self) -> Vec<u8> {
-        let doc = self.doc.as_deref().unwrap_or("");
-        key(&[
-            doc.as_bytes(),
-            self.owner.id().as_bytes(),
-            self.id.as_bytes(),
-        ])
-    }
-
     /// The wire view for `viewer`.
     pub fn view_for(&self, viewer: &User) -> KeyView {
         KeyView {
@@ -116,10 +95,10 @@ pub enum Holder<'a> {
 }
 
 impl Holder<'_> {
-    fn index_prefix(&self) -> Vec<u8> {
+    fn stored(&self) -> KeysOf<'_> {
         match self {
-            Holder::Doc(doc) => prefix(&[doc.as_bytes()]),
-            Holder::Account(user) => prefix(&[b"", user.id().as_bytes()]),
+            Holder::Doc(doc) => KeysOf::Document(doc),
+            Holder::Account(user) => KeysOf::Account(user),
         }
     }
 
@@ -216,17 +195,13 @@ impl Engine {
             last_used_at: None,
         };
         {
-            let _guard = self.lock_doc(holder.lock_name()).await;
+            let guard = self.lock_doc(holder.lock_name()).await;
             if let Holder::Doc(doc) = holder {
                 // Re-check under the lock: a concurrent demotion must not
                 // leave a key behind whose owner is no longer admin.
                 self.require_admin(caller, doc, Task::ApiKeys)?;
             }
-            self.store().write(|tx| {
-                tx_put_json(tx.keys, record.id.as_bytes(), &record)?;
-                tx.key_index.insert(record.index_key(), &[])?;
-                Ok::<_, sled::transaction::ConflictableTransactionError<Error>>(())
-            })?;
+            guard.commit(&[Change::PutKey(record.clone())])?;
         }
         self.durable().await?;
         tracing::info!(key = %record.id, owner = %record.owner.id(), doc = ?record.doc, "API key created");
@@ -242,11 +217,8 @@ impl Engine {
                 return Err(Error::NoSuchDocument(doc.to_string()));
             }
         }
-        let mut out = Vec::new();
-        for k in super::documents::scan_keys(&self.store().key_index, &holder.index_prefix())? {
-            let record: Option<KeyRecord> = get_json(&self.store().keys, last_part(&k))?;
-            out.extend(record.filter(|r| holder.owns(r)));
-        }
+        let mut out = self.store().keys_of(holder.stored())?;
+        out.retain(|r| holder.owns(r));
         out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
         Ok(out)
     }
@@ -261,8 +233,8 @@ impl Engine {
         if !well_formed_id(id) {
             return Err(no_such_key(id));
         }
-        let record: Option<KeyRecord> = get_json(&self.store().keys, id.as_bytes())?;
-        record
+        self.store()
+            .key(id)?
             .filter(|r| holder.owns(r))
             .ok_or_else(|| no_such_key(id))
     }
@@ -271,8 +243,8 @@ impl Engine {
     /// caller's request goes through [`Engine::delete_key_for`].
     pub async fn delete_key_of(&self, holder: Holder<'_>, id: &str) -> Result<()> {
         {
-            let _guard = self.lock_doc(holder.lock_name()).await;
-            self.remove_key(holder, id)?;
+            let guard = self.lock_doc(holder.lock_name()).await;
+            guard.commit(&[Change::DropKey(self.key_of(holder, id)?)])?;
         }
         self.key_deleted(id).await
     }
@@ -284,22 +256,11 @@ impl Engine {
     pub async fn delete_app_key(&self, caller: &Caller, doc: &str, id: &str) -> Result<()> {
         self.require_key_manager(caller, doc)?;
         {
-            let _guard = self.lock_doc(doc).await;
+            let guard = self.lock_doc(doc).await;
             self.require_key_manager(caller, doc)?;
-            self.remove_key(Holder::Doc(doc), id)?;
+            guard.commit(&[Change::DropKey(self.key_of(Holder::Doc(doc), id)?)])?;
         }
         self.key_deleted(id).await
-    }
-
-    /// Removes a key's record and index entry; the caller holds the lock.
-    fn remove_key(&self, holder: Holder<'_>, id: &str) -> Result<()> {
-        let record = self.key_of(holder, id)?;
-        self.store().write(|tx| {
-            tx.keys.remove(record.id.as_bytes())?;
-            tx.key_index.remove(record.index_key())?;
-            Ok::<_, sled::transaction::ConflictableTransactionError<Error>>(())
-        })?;
-        Ok(())
     }
 
     /// Replies after the deletion is durable.
@@ -402,7 +363,7 @@ impl Engine {
         if !well_formed_id(id) {
             return Err(unauthorized());
         }
-        get_json(&self.store().keys, id.as_bytes())?.ok_or_else(unauthorized)
+        self.store().key(id)?.ok_or_else(unauthorized)
     }
 
     /// A key works only while its owner is admin of its document (or, for
@@ -417,19 +378,12 @@ impl Engine {
         }
         let now = now_ms();
         // Best effort and cheap: at most one write a second per key, as a
-        // single-key compare-and-swap (no transaction, no lock, not awaited
-        // for durability), so a busy key does not serialise its users. The
-        // swap only replaces the record read here: a use never resurrects a
-        // deleted key, and a lost race just skips one timestamp.
+        // single-record compare-and-swap (no lock, not awaited for
+        // durability), so a busy key does not serialise its users.
         if record.last_used_at.is_none_or(|t| now - t >= 1000) {
-            let before = serde_json::to_vec(&record).map_err(|e| Error::Internal(e.to_string()))?;
+            let before = record.clone();
             record.last_used_at = Some(now);
-            let after = serde_json::to_vec(&record).map_err(|e| Error::Internal(e.to_string()))?;
-            let _ = self.store().keys.compare_and_swap(
-                record.id.as_bytes(),
-                Some(before),
-                Some(after),
-            )?;
+            self.store().record_key_use(&before, &record)?;
         }
         Ok(record)
     }

@@ -4,7 +4,6 @@
 //! docs/protocol.md, "Accounts" to "Invites", live here and nowhere else.
 
 pub mod accounts;
-pub mod directory;
 pub mod documents;
 pub mod error;
 pub mod events;
@@ -17,51 +16,16 @@ pub mod keys;
 pub mod limits;
 pub mod operator;
 pub mod options;
-pub mod perms;
 pub mod quota;
 pub mod users;
 
-use crate::store::Store;
-use serde::{Deserialize, Serialize};
+use crate::store::{AllDocumentsLock, DocumentLock, SharedDocumentLock, Store};
 use std::sync::Arc;
-use tokio::sync::{Notify, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use tokio::sync::Notify;
 
+pub use crate::model::{Level, User};
 pub use error::{Error, Result, Task};
 pub use events::{Events, NoEvents};
-pub use perms::Level;
-
-/// A user as it appears on the wire: `{username, provider}`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct User {
-    pub username: String,
-    pub provider: String,
-}
-
-impl User {
-    pub fn local(username: &str) -> User {
-        User {
-            username: username.to_string(),
-            provider: "local".to_string(),
-        }
-    }
-
-    /// The pseudo-user that carries a document's anonymous entry.
-    pub fn anonymous() -> User {
-        User {
-            username: "anonymous".to_string(),
-            provider: String::new(),
-        }
-    }
-
-    pub fn is_anonymous(&self) -> bool {
-        self.username == "anonymous" && self.provider.is_empty()
-    }
-
-    /// `username:provider`, the id used in storage keys.
-    pub fn id(&self) -> String {
-        format!("{}:{}", self.username, self.provider)
-    }
-}
 
 /// Who is asking. Anonymous callers may read public documents but never
 /// handle invites.
@@ -121,7 +85,6 @@ struct Inner {
     store: Store,
     events: Arc<dyn Events>,
     config: EngineConfig,
-    locks: DocLocks,
     failures: limits::FailureLimiter,
     invite_counts: quota::InviteCounts,
     login_failures: accounts::LoginFailures,
@@ -137,7 +100,6 @@ impl Engine {
             inner: Arc::new(Inner {
                 store,
                 events,
-                locks: DocLocks::new(),
                 failures: limits::FailureLimiter::new(20, std::time::Duration::from_secs(60)),
                 invite_counts: quota::InviteCounts::new(config.max_invites_per_document),
                 login_failures: accounts::LoginFailures::default(),
@@ -173,8 +135,8 @@ impl Engine {
     /// Serialises changes to one document. It makes read-then-write rules
     /// such as "exactly k users accept" and "demotion drops every invite of
     /// the demoted admin" hold without retries.
-    async fn lock_doc(&self, doc: &str) -> RwLockWriteGuard<'_, ()> {
-        self.inner.locks.get(doc).write().await
+    async fn lock_doc(&self, doc: &str) -> DocumentLock<'_> {
+        self.store().lock_document(doc).await
     }
 
     /// Takes `doc`'s lock for an admin's change. The caller is checked
@@ -186,51 +148,28 @@ impl Engine {
         caller: &'c Caller,
         doc: &str,
         task: Task,
-    ) -> Result<(RwLockWriteGuard<'_, ()>, &'c User)> {
+    ) -> Result<(DocumentLock<'_>, &'c User)> {
         self.require_admin(caller, doc, task)?;
         let guard = self.lock_doc(doc).await;
         let user = self.require_admin(caller, doc, task)?;
         Ok((guard, user))
     }
 
-    /// Every document lock, in a fixed order (so it cannot deadlock with
-    /// the one-lock holders): for the rare change that spans all of a
-    /// user's documents at once (deleting the user).
-    async fn lock_all_docs(&self) -> Vec<RwLockWriteGuard<'_, ()>> {
-        let mut guards = Vec::with_capacity(self.inner.locks.0.len());
-        for lock in &self.inner.locks.0 {
-            guards.push(lock.write().await);
-        }
-        guards
+    /// Every document lock: for the rare change that spans all of a user's
+    /// documents at once (deleting the user).
+    async fn lock_all_docs(&self) -> AllDocumentsLock<'_> {
+        self.store().lock_all_documents().await
     }
 
-    /// Shares a document among changes that only add new records (invites):
-    /// they cannot conflict with one another, only with the exclusive changes
-    /// above (a demotion must not miss one), so they are written together in
-    /// one combined transaction instead of queueing one by one.
-    async fn share_doc(&self, doc: &str) -> RwLockReadGuard<'_, ()> {
-        self.inner.locks.get(doc).read().await
+    /// Shares a document among changes that only add new records (invites),
+    /// written together in one combined transaction.
+    async fn share_doc(&self, doc: &str) -> SharedDocumentLock<'_> {
+        self.store().share_document(doc).await
     }
 
     /// Waits until the last change is on disk; replies are sent after this.
     async fn durable(&self) -> Result<()> {
         Ok(self.inner.store.durable().await?)
-    }
-}
-
-/// A fixed set of striped locks: memory does not grow with documents.
-struct DocLocks(Vec<RwLock<()>>);
-
-impl DocLocks {
-    fn new() -> DocLocks {
-        DocLocks((0..256).map(|_| RwLock::new(())).collect())
-    }
-
-    fn get(&self, doc: &str) -> &RwLock<()> {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        doc.hash(&mut h);
-        &self.0[(h.finish() as usize) % self.0.len()]
     }
 }
 

@@ -3,12 +3,10 @@
 //! password ends the user's sessions with it; deleting a user takes its
 //! sessions, permission entries, API keys and the invites it created along.
 
-use super::accounts::{tx_drop_session, validate_password, NewSession, SessionId, SessionRecord};
-use super::documents::Leftovers;
+use super::accounts::{validate_password, NewSession, SessionId};
 use super::{timestamp, Caller, Engine, Error, Level, Result, User};
-use crate::store::{decode, get_json, last_part, prefix, tx_put_json, StoreError};
+use crate::store::{Change, KeysOf};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// One account as `keystrate user list` shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -17,15 +15,6 @@ pub struct UserSummary {
     pub username: String,
     pub provider: String,
     pub created_at: String,
-}
-
-/// The fields of a stored user record this module reads; the rest of the
-/// record is kept as it is.
-#[derive(Deserialize)]
-struct StoredUser {
-    username: String,
-    provider: String,
-    created_at: i64,
 }
 
 fn no_such_user(user: &User) -> Error {
@@ -56,17 +45,16 @@ impl Engine {
     /// Every account, in id order (for the operator).
     pub fn list_users(&self, caller: &Caller) -> Result<Vec<UserSummary>> {
         caller.require_operator()?;
-        let mut out = Vec::new();
-        for item in self.store().users.iter() {
-            let (_, v) = item.map_err(StoreError::from)?;
-            let record: StoredUser = decode(&v)?;
-            out.push(UserSummary {
+        Ok(self
+            .store()
+            .users()?
+            .into_iter()
+            .map(|record| UserSummary {
                 username: record.username,
                 provider: record.provider,
                 created_at: timestamp(record.created_at),
-            });
-        }
-        Ok(out)
+            })
+            .collect())
     }
 
     /// The operator sets a user's password (no old one needed); every
@@ -86,33 +74,23 @@ impl Engine {
         keep: Option<&SessionId>,
     ) -> Result<()> {
         validate_password(password)?;
-        let mut record: Value = get_json(&self.store().users, user.id().as_bytes())?
-            .ok_or_else(|| no_such_user(user))?;
-        record["password_hash"] = Value::String(self.hash_password(password).await?);
+        let mut record = self.store().user(user)?.ok_or_else(|| no_such_user(user))?;
+        record.password_hash = self.hash_password(password).await?;
         let sessions: Vec<(SessionId, i64)> = self
             .sessions_of(user)?
             .into_iter()
             .filter(|(id, _)| Some(id) != keep)
             .collect();
-        let id = user.id();
-        self.store().write(|tx| {
-            // Deleted meanwhile: do not bring the account back.
-            if tx.users.get(id.as_bytes())?.is_none() {
-                return Err(sled::transaction::ConflictableTransactionError::Abort(
-                    no_such_user(user),
-                ));
-            }
-            tx_put_json(tx.users, id.as_bytes(), &record)?;
-            for (session, expires_at) in &sessions {
-                tx_drop_session(tx, session, *expires_at)?;
-            }
-            Ok(())
-        })?;
+        // Deleted meanwhile: the commit is refused rather than bring the
+        // account back.
+        let mut changes = vec![Change::ReplaceUser(record)];
+        changes.extend(drop_sessions(&sessions));
+        self.store().commit(&changes)?;
         self.durable().await?;
         for (session, _) in &sessions {
             self.events().session_ended(session, "password changed");
         }
-        tracing::info!(user = %id, sessions = sessions.len(), "password changed; sessions ended");
+        tracing::info!(user = %user.id(), sessions = sessions.len(), "password changed; sessions ended");
         Ok(())
     }
 
@@ -150,7 +128,7 @@ impl Engine {
         let docs = {
             // Every document lock: no promotion or demotion may slip in
             // between the last-admin check and the change.
-            let _guards = self.lock_all_docs().await;
+            let guards = self.lock_all_docs().await;
             if !self.user_exists(user)? {
                 return Err(no_such_user(user));
             }
@@ -168,35 +146,25 @@ impl Engine {
                     sole_admin_of.join(", ")
                 )));
             }
-            let mut leftovers = Vec::new();
+            let mut changes = vec![Change::DropUser(user.clone())];
+            changes.extend(drop_sessions(&self.sessions_of(user)?));
+            let mut dropped_invites = Vec::new();
             for (doc, _) in &docs {
-                leftovers.push(self.leftovers(doc, Some(user))?);
+                changes.push(Change::SetPermission {
+                    doc: doc.clone(),
+                    user: user.clone(),
+                    level: Level::None,
+                });
+                let leftovers = self.leftovers(doc, Some(user))?;
+                dropped_invites.push(leftovers.invites);
+                changes.extend(leftovers.changes);
             }
-            let account_keys = super::documents::scan_keys(
-                &self.store().key_index,
-                &prefix(&[b"", user.id().as_bytes()]),
-            )?;
-            let sessions = self.sessions_of(user)?;
-            let id = user.id();
-            self.store().write(|tx| {
-                tx.users.remove(id.as_bytes())?;
-                for (session, expires_at) in &sessions {
-                    tx_drop_session(tx, session, *expires_at)?;
-                }
-                for (doc, _) in &docs {
-                    super::documents::tx_set_entry::<Error>(tx, doc, user, Level::None)?;
-                }
-                for l in &leftovers {
-                    l.delete::<Error>(tx)?;
-                }
-                Leftovers {
-                    invites: Vec::new(),
-                    keys: account_keys.clone(),
-                }
-                .delete::<Error>(tx)
-            })?;
-            for ((doc, _), l) in docs.iter().zip(&leftovers) {
-                self.invite_counts().give_back(doc, l.invites.len());
+            for key in self.store().keys_of(KeysOf::Account(user))? {
+                changes.push(Change::DropKey(key));
+            }
+            guards.commit(&changes)?;
+            for ((doc, _), dropped) in docs.iter().zip(dropped_invites) {
+                self.invite_counts().give_back(doc, dropped);
             }
             docs
         };
@@ -211,32 +179,24 @@ impl Engine {
 
     /// The documents where `user` has an explicit entry, with its level.
     fn docs_of(&self, user: &User) -> Result<Vec<(String, Level)>> {
-        let mut out = Vec::new();
-        for item in self
-            .store()
-            .user_docs
-            .scan_prefix(prefix(&[user.id().as_bytes()]))
-        {
-            let (k, v) = item.map_err(StoreError::from)?;
-            out.push((
-                String::from_utf8_lossy(last_part(&k)).into_owned(),
-                Level::from_stored(&v),
-            ));
-        }
-        Ok(out)
+        Ok(self.store().documents_of(user)?)
     }
 
-    /// `user`'s sessions with their expiry. Sessions are keyed by token
-    /// digest, so this scans them all: fine for these rare operator changes.
+    /// `user`'s sessions with their expiry.
     fn sessions_of(&self, user: &User) -> Result<Vec<(SessionId, i64)>> {
-        let mut out = Vec::new();
-        for item in self.store().sessions.iter() {
-            let (k, v) = item.map_err(StoreError::from)?;
-            match (SessionId::from_stored(&k), decode::<SessionRecord>(&v)) {
-                (Some(id), Ok(s)) if &s.user == user => out.push((id, s.expires_at)),
-                _ => {}
-            }
-        }
-        Ok(out)
+        Ok(self
+            .store()
+            .sessions_of(user)?
+            .into_iter()
+            .map(|(id, s)| (id, s.expires_at))
+            .collect())
     }
+}
+
+/// The changes that end `sessions`.
+fn drop_sessions(sessions: &[(SessionId, i64)]) -> impl Iterator<Item = Change> + '_ {
+    sessions.iter().map(|(id, expires_at)| Change::DropSession {
+        id: id.clone(),
+        expires_at: *expires_at,
+    })
 }

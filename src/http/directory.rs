@@ -5,9 +5,9 @@
 
 use super::client::client_ip;
 use super::{body, reply, with_app, App};
-use crate::engine::directory::cacao::Cacao;
-use crate::engine::directory::jwt::Action;
-use crate::engine::directory::DirError;
+use crate::directory::cacao::Cacao;
+use crate::directory::jwt::Action;
+use crate::directory::DirError;
 use crate::engine::limits::KeyedBuckets;
 use crate::engine::now_ms;
 use bytes::Bytes;

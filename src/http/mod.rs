@@ -48,7 +48,7 @@ pub struct App {
     /// Pings and request rate of every WebSocket.
     pub socket_policy: crate::ws::SocketPolicy,
     /// The key directory (`docs/directory.md`).
-    pub directory: Arc<crate::engine::directory::Directory>,
+    pub directory: Arc<crate::directory::Directory>,
     /// Directory writes per client address and minute.
     pub directory_writes_per_minute: u32,
 }

@@ -5,14 +5,16 @@
 //! A layout newer than this build is refused with the export/import
 //! commands that move its data. See docs/architecture.md ("Storage layouts").
 
-use super::{StoreError, LAYOUT, LAYOUT_KEY, SEGMENT_SIZE};
-use crate::transfer::{each_record, InviteLayout, Record};
+use super::records::{each_record_in, InviteLayout, StoredRecord};
+use super::schema::{account_key, LAYOUT, LAYOUT_KEY, LEGACY_ACCOUNTS};
+use super::trees::Trees;
+use super::{StoreError, SEGMENT_SIZE};
 use std::path::{Path, PathBuf};
 
 /// Records read from an older layout, to import once the directory is
 /// rebuilt, and where the old directory was copied.
 pub(crate) struct Pending {
-    pub(crate) records: Vec<Record>,
+    pub(crate) records: Vec<StoredRecord>,
     pub(crate) from: String,
     pub(crate) backup: PathBuf,
 }
@@ -49,21 +51,16 @@ pub(crate) fn prepare(dir: &Path) -> Result<Option<Pending>, StoreError> {
         newer => return Err(newer_layout(dir, newer)),
     };
     let mut records = Vec::new();
-    each_record(&db, invites, |record| {
+    each_record_in(&db, invites, |record| {
         records.push(record);
         Ok(())
     })?;
     db.flush()?;
     drop(db);
     let backup = backup_path(dir, &layout);
-    copy_dir(dir, &backup).map_err(|e| {
-        StoreError(format!(
-            "cannot copy {} aside to {} before migrating it: {e}",
-            dir.display(),
-            backup.display()
-        ))
-    })?;
-    empty_dir(dir).map_err(|e| StoreError(format!("cannot empty {}: {e}", dir.display())))?;
+    copy_dir(dir, &backup)
+        .map_err(|e| StoreError::io("copy aside the data directory to", &backup, e))?;
+    empty_dir(dir).map_err(|e| StoreError::io("empty", dir, e))?;
     Ok(Some(Pending {
         records,
         from: layout,
@@ -115,11 +112,63 @@ fn empty_dir(dir: &Path) -> std::io::Result<()> {
 
 fn newer_layout(dir: &Path, found: &str) -> StoreError {
     let dir = dir.display();
-    StoreError(format!(
+    StoreError::Unusable(format!(
         "the data directory uses storage layout {found}, newer than the layout {} this build \
          reads; move its data with the newer build: `keystrate export --data {dir} --out \
          keystrate.jsonl`, then with this one: `keystrate import --data NEW_DIR --in \
          keystrate.jsonl`",
         String::from_utf8_lossy(LAYOUT)
     ))
+}
+
+/// Moves the per-account JSON lists of older stores (`dir_accounts`) into
+/// `dir_account_keys` and `dir_account_counts`, all in one transaction and
+/// flushed before the server starts: a crash leaves either the old layout
+/// or the new one. Accounts over the cap keep their keys (they just cannot
+/// add more).
+pub(crate) fn account_lists(trees: &Trees) -> Result<(), StoreError> {
+    use sled::transaction::{ConflictableTransactionError, TransactionError};
+    use sled::Transactional;
+    let present = trees
+        .db
+        .tree_names()
+        .iter()
+        .any(|n| n == LEGACY_ACCOUNTS.as_bytes());
+    if !present {
+        return Ok(());
+    }
+    let legacy = trees.db.open_tree(LEGACY_ACCOUNTS)?;
+    if legacy.is_empty() {
+        return Ok(());
+    }
+    let mut lists = Vec::new();
+    for entry in legacy.iter() {
+        let (account, list) = entry?;
+        let keys: Vec<String> = super::schema::decode(&list, "dir_accounts")?;
+        let account = super::schema::utf8(&account, "dir_accounts")?;
+        lists.push((account, keys));
+    }
+    let result = (&legacy, &trees.account_keys, &trees.account_counts).transaction(
+        |(legacy, account_keys, counts)| {
+            for (account, keys) in &lists {
+                for identity in keys {
+                    account_keys.insert(account_key(account, identity), &[])?;
+                }
+                counts.insert(account.as_bytes(), &(keys.len() as u32).to_be_bytes())?;
+                legacy.remove(account.as_bytes())?;
+            }
+            Ok::<_, ConflictableTransactionError<()>>(())
+        },
+    );
+    match result {
+        Ok(()) => {}
+        Err(TransactionError::Storage(e)) => return Err(e.into()),
+        Err(TransactionError::Abort(())) => unreachable!("the migration never aborts"),
+    }
+    trees.db.flush()?;
+    tracing::info!(
+        accounts = lists.len(),
+        "key directory accounts migrated to one record per key"
+    );
+    Ok(())
 }

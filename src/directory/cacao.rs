@@ -228,7 +228,7 @@ pub fn address_of(key: &VerifyingKey) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::directory::test_vectors;
+    use crate::directory::test_vectors;
 
     #[test]
     fn vector_signatures_recover_the_documented_addresses() {

@@ -163,7 +163,7 @@ fn invite_key(sub: Option<&str>) -> Result<String, DirError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::directory::test_vectors;
+    use crate::directory::test_vectors;
 
     /// The signature known-answers: valid ones fail later (on aud), the
     /// invalid one fails on its signature.

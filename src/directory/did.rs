@@ -110,7 +110,7 @@ impl Account {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::directory::test_vectors;
+    use crate::directory::test_vectors;
 
     #[test]
     fn did_key_vectors_decode_to_their_codec_and_key() {

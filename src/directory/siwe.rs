@@ -46,8 +46,8 @@ pub fn message(payload: &Payload, account: &Account) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::directory::cacao::Cacao;
-    use crate::engine::directory::test_vectors;
+    use crate::directory::cacao::Cacao;
+    use crate::directory::test_vectors;
     use serde_json::Value;
 
     fn rebuilt(cacao: &Value) -> String {
