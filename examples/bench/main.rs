@@ -5,7 +5,7 @@
 //!     cargo run --release --example bench -- --quick       # smoke run
 //!     cargo run --release --example bench -- --only check,create --invites 100000
 //!
-//! Scenarios: check, create, accept, fanout, idle, invites, http, login, metrics. Servers run
+//! Scenarios: check, create, accept, fanout, idle, invites, http, login, metrics, rooms. Servers run
 //! as child processes of this binary (it re-executes itself with a hidden
 //! `--serve`, `--echo`, `--echo-small`, `--hello` or `--populate` mode); this process is the
 //! load generator. See docs/benchmarks.md.
@@ -21,6 +21,7 @@ mod login;
 mod procfs;
 mod procs;
 mod prosody;
+mod rooms;
 mod rpc;
 mod setup;
 mod sockets;
@@ -44,10 +45,14 @@ pub struct Opts {
     pub invites: u64,
     /// How long the login flood lasts.
     pub flood: Duration,
+    /// Readers joining one document in the join storm.
+    pub room_joins: usize,
+    /// Readers held in one document.
+    pub room_held: usize,
 }
 
-const SCENARIOS: [&str; 9] = [
-    "check", "create", "accept", "fanout", "idle", "invites", "http", "login", "metrics",
+const SCENARIOS: [&str; 10] = [
+    "check", "create", "accept", "fanout", "idle", "invites", "http", "login", "metrics", "rooms",
 ];
 
 impl Opts {
@@ -65,6 +70,8 @@ impl Opts {
             fanout_rounds: if quick { 5 } else { 20 },
             invites: if quick { 50_000 } else { 1_000_000 },
             flood: Duration::from_secs(if quick { 5 } else { 10 }),
+            room_joins: if quick { 500 } else { 2000 },
+            room_held: if quick { 2000 } else { 10_000 },
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -83,6 +90,8 @@ impl Opts {
                 "--idle" => o.idle = number(&value()?)?,
                 "--readers" => o.readers = number(&value()?)?,
                 "--users" => o.users = number(&value()?)?,
+                "--room-joins" => o.room_joins = number(&value()?)?,
+                "--room-held" => o.room_held = number(&value()?)?,
                 "--check-sockets" => o.check_sockets = number(&value()?)?,
                 "--check-depth" => o.check_depth = number(&value()?)?,
                 other => return Err(format!("unknown argument {other}")),
@@ -164,6 +173,9 @@ async fn bench(o: Opts) {
     }
     if o.wants("metrics") {
         step("metrics", rpc::metrics(&o, &mut rows)).await;
+    }
+    if o.wants("rooms") {
+        step("rooms", rooms::rooms(&o, &mut rows)).await;
     }
     table::print(&rows);
 }
