@@ -344,3 +344,25 @@ pub async fn close_frame(
         }
     }
 }
+
+/// A WebSocket on `doc` whose receive buffer is a few KiB, with its
+/// clientId (its hello is read).
+pub async fn never_reading_socket(server: &TestServer, cookie: &str, doc: &str) -> (Socket, Value) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+    tcp.set_recv_buffer_size(4096).unwrap();
+    let stream = tcp.connect(server.addr).await.unwrap();
+    let url = format!("{}/{doc}/ws", server.base.replacen("http", "ws", 1));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "cookie",
+        format!("keystrate_session={cookie}").parse().unwrap(),
+    );
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    let (mut socket, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .unwrap();
+    let hello = next_json(&mut socket).await.unwrap();
+    assert_eq!(hello["wa"], "hello");
+    (socket, hello["clientId"].clone())
+}
