@@ -366,3 +366,43 @@ pub async fn never_reading_socket(server: &TestServer, cookie: &str, doc: &str) 
     assert_eq!(hello["wa"], "hello");
     (socket, hello["clientId"].clone())
 }
+
+/// Opens and drops sockets of `owner` on `doc`, sixteen at a time (each a
+/// join and a part that the never-reading socket `idle` is sent), until
+/// `reader` hears `idle` part; then `idle` must get its 1008 close frame.
+pub async fn churn_until_evicted(
+    owner: &User,
+    doc: &str,
+    reader: &mut Ws,
+    (idle, idle_id): (&mut Socket, &Value),
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let mut churned = 0;
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never evicted after {churned} joins"
+        );
+        // Sixteen at a time: the round trips overlap on a loaded machine.
+        let batch = futures_util::future::join_all((0..16).map(|_| owner.ws(doc))).await;
+        drop(batch);
+        churned += 16;
+        let r = reader.request("getPermissions", None, json!({})).await;
+        assert_eq!(r["reply"][0]["permissions"], "arw", "{r}");
+        let parted = reader
+            .events
+            .drain(..)
+            .any(|e| e["wa"] == "clientPart" && e["clientId"] == *idle_id);
+        if parted {
+            break;
+        }
+    }
+    let (code, reason) = close_frame(idle, Duration::from_secs(60)).await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (
+            tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Policy,
+            "too slow to read events"
+        )
+    );
+}
