@@ -47,8 +47,16 @@
     $('connection').classList.toggle('ok', ok);
   }
 
-  ws.on('clientJoin', showClients);
-  ws.on('clientPart', showClients);
+  // One frame can bring hundreds of joins (batched presence): draw the list
+  // once after them, not once per client.
+  let redraw = false;
+  function showClientsSoon() {
+    if (redraw) return;
+    redraw = true;
+    queueMicrotask(() => { redraw = false; showClients(); });
+  }
+  ws.on('clientJoin', showClientsSoon);
+  ws.on('clientPart', showClientsSoon);
   ws.on('ready', () => {
     setConnection('connected', true);
     showClients();

@@ -41,10 +41,14 @@
  * exponential backoff (with jitter, capped at 30 s); the new `hello`
  * refreshes clientId, clients and permissions.
  *
+ * Presence: the socket asks for batched presence (`?presence=batched`), so
+ * a document with thousands of readers costs each of them a few frames a
+ * second; every client joining or leaving is still one event below.
+ *
  * Events — webstrate.on(event, fn) / webstrate.off(event, fn):
  *   "permissionsChanged"  fn(permissions, frame)
- *   "clientJoin"          fn(clientId, user, frame)
- *   "clientPart"          fn(clientId, user, frame)
+ *   "clientJoin"          fn(clientId, user, frame)   one per client; frame is
+ *   "clientPart"          fn(clientId, user, frame)   the `clients` frame naming it
  *   "ready"               fn(helloFrame)   after every hello (first and reconnects)
  *   "disconnected"        fn(closeEvent)
  */
@@ -63,6 +67,9 @@
 
   const listeners = new Map(EVENTS.map((e) => [e, new Set()]));
   const pending = new Map(); // token → {frame, resolve, reject, timer, sent}
+  // Position of each client in webstrate.clients, so that a batch of
+  // thousands of joins or parts costs no scan of the list per client.
+  const listed = new Map();
   let socket = null;
   let greeted = false;
   let attempt = 0;
@@ -169,6 +176,8 @@
   function setClients(ids, users) {
     // Mutate in place so references held by page code stay live.
     webstrate.clients.splice(0, webstrate.clients.length, ...ids);
+    listed.clear();
+    ids.forEach((id, i) => listed.set(id, i));
     for (const id of Object.keys(webstrate.users)) delete webstrate.users[id];
     Object.assign(webstrate.users, users || {});
   }
@@ -205,12 +214,43 @@
   }
 
   function onPresence(msg) {
-    const i = webstrate.clients.indexOf(msg.clientId);
-    if (msg.wa === 'clientJoin' && i < 0) webstrate.clients.push(msg.clientId);
-    if (msg.wa === 'clientPart' && i >= 0) webstrate.clients.splice(i, 1);
-    if (msg.wa === 'clientJoin') webstrate.users[msg.clientId] = msg.user;
-    else delete webstrate.users[msg.clientId];
-    emit(msg.wa, msg.clientId, msg.user, msg);
+    if (msg.wa === 'clientJoin') joined(msg.clientId, msg.user, msg);
+    else parted(msg.clientId, msg.user, msg);
+  }
+
+  /** A `clients` frame (batched presence): parts first, then joins. */
+  function onClients(msg) {
+    if (msg.d !== pageDoc) return;
+    for (const id of msg.parted || []) if (listed.has(id)) parted(id, webstrate.users[id], msg);
+    for (const [id, u] of Object.entries(msg.joined || {})) {
+      // Our own id comes back in the batch of our join: already listed.
+      if (listed.has(id)) webstrate.users[id] = u;
+      else joined(id, u, msg);
+    }
+  }
+
+  function joined(id, u, msg) {
+    if (!listed.has(id)) {
+      listed.set(id, webstrate.clients.length);
+      webstrate.clients.push(id);
+    }
+    webstrate.users[id] = u;
+    emit('clientJoin', id, u, msg);
+  }
+
+  function parted(id, u, msg) {
+    const i = listed.get(id);
+    if (i !== undefined) {
+      // Swap the last client into the gap: O(1), order is not meaningful.
+      const last = webstrate.clients.pop();
+      if (last !== id) {
+        webstrate.clients[i] = last;
+        listed.set(last, i);
+      }
+      listed.delete(id);
+    }
+    delete webstrate.users[id];
+    emit('clientPart', id, u === undefined ? null : u, msg);
   }
 
   function onMessage(event) {
@@ -226,6 +266,7 @@
       case 'permissionsChanged': return onPermissionsChanged(msg);
       case 'clientJoin':
       case 'clientPart': return onPresence(msg);
+      case 'clients': return onClients(msg);
       case 'error':
         // A frame we sent was unreadable: a bug in this file, so say so loudly.
         console.warn('keystrate: server rejected a frame:', msg.error);
@@ -260,7 +301,8 @@
 
   function connect() {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    socket = new WebSocket(scheme + '//' + location.host + '/' + encodeURIComponent(pageDoc) + '/ws');
+    const url = scheme + '//' + location.host + '/' + encodeURIComponent(pageDoc) + '/ws?presence=batched';
+    socket = new WebSocket(url);
     socket.addEventListener('message', onMessage);
     socket.addEventListener('close', onClose);
   }

@@ -5,7 +5,7 @@
 //!     cargo run --release --example bench -- --quick       # smoke run
 //!     cargo run --release --example bench -- --only check,create --invites 100000
 //!
-//! Scenarios: check, create, accept, fanout, idle, invites, http, login, metrics. Servers run
+//! Scenarios: check, create, accept, fanout, idle, invites, http, login, metrics, rooms. Servers run
 //! as child processes of this binary (it re-executes itself with a hidden
 //! `--serve`, `--echo`, `--echo-small`, `--hello` or `--populate` mode); this process is the
 //! load generator. See docs/benchmarks.md.
@@ -21,6 +21,7 @@ mod login;
 mod procfs;
 mod procs;
 mod prosody;
+mod rooms;
 mod rpc;
 mod setup;
 mod sockets;
@@ -46,10 +47,14 @@ pub struct Opts {
     pub invites: u64,
     /// How long the login flood lasts.
     pub flood: Duration,
+    /// Readers joining one document in the join storm.
+    pub room_joins: usize,
+    /// Readers held in one document.
+    pub room_held: usize,
 }
 
-const SCENARIOS: [&str; 9] = [
-    "check", "create", "accept", "fanout", "idle", "invites", "http", "login", "metrics",
+const SCENARIOS: [&str; 10] = [
+    "check", "create", "accept", "fanout", "idle", "invites", "http", "login", "metrics", "rooms",
 ];
 
 /// The command line (`--help` lists the scenarios). Sizes left out take
@@ -87,6 +92,12 @@ struct Flags {
     /// checkInvite requests each socket keeps in flight (8).
     #[arg(long, value_parser = number::<usize>)]
     check_depth: Option<usize>,
+    /// Readers joining one document in the big-room join storm (2000; quick 500).
+    #[arg(long, value_parser = number::<usize>)]
+    room_joins: Option<usize>,
+    /// Readers held in one document for the big-room memory row (10_000; quick 2000).
+    #[arg(long, value_parser = number::<usize>)]
+    room_held: Option<usize>,
 }
 
 impl Opts {
@@ -108,6 +119,12 @@ impl Opts {
             fanout_rounds: full_or_quick(20, 5) as usize,
             invites: flags.invites.unwrap_or(full_or_quick(1_000_000, 50_000)),
             flood: Duration::from_secs(full_or_quick(10, 5)),
+            room_joins: flags
+                .room_joins
+                .unwrap_or(full_or_quick(2000, 500) as usize),
+            room_held: flags
+                .room_held
+                .unwrap_or(full_or_quick(10_000, 2000) as usize),
         }
     }
 
@@ -178,6 +195,9 @@ async fn bench(o: Opts) {
     }
     if o.wants("metrics") {
         step("metrics", rpc::metrics(&o, &mut rows)).await;
+    }
+    if o.wants("rooms") {
+        step("rooms", rooms::rooms(&o, &mut rows)).await;
     }
     table::print(&rows);
 }

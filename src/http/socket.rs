@@ -12,6 +12,7 @@ use super::{reply, session, with_app, App, Conn, PendingUpgrade, Session};
 use crate::engine::accounts::SessionId;
 use crate::engine::documents::validate_doc_id;
 use crate::engine::Caller;
+use crate::ws::presence::Presence;
 use crate::ws::{serve_socket, SocketSession, MAX_FRAME};
 use dashmap::DashMap;
 use hyper_util::rt::TokioIo;
@@ -28,6 +29,18 @@ use warp::Filter;
 
 /// Initial read buffer of a socket.
 const READ_BUFFER: usize = 4 * 1024;
+/// Queued frames are written once this much has gathered (and at every
+/// flush). A socket's write buffer keeps the largest size it ever reached,
+/// so tungstenite's 128 KiB default would cost a big room's readers that
+/// much each after one burst; small frames still leave many per write.
+const WRITE_BUFFER: usize = 1024;
+
+/// The query of `/<doc>/ws`; other parameters are ignored.
+#[derive(serde::Deserialize)]
+struct SocketQuery {
+    /// `batched`: presence in `clients` frames (docs/protocol.md).
+    presence: Option<String>,
+}
 
 /// The handshake headers of a WebSocket upgrade request.
 struct Handshake {
@@ -111,6 +124,7 @@ impl Drop for SocketPlace {
 
 pub fn route(app: App) -> BoxedFilter<(Response,)> {
     warp::path!(String / "ws")
+        .and(warp::query::<SocketQuery>())
         .and(warp::header::optional::<String>("origin"))
         .and(with_app(app.clone()))
         .and(session(app.clone()))
@@ -119,6 +133,7 @@ pub fn route(app: App) -> BoxedFilter<(Response,)> {
         .and(handshake())
         .map(
             |doc: String,
+             query: SocketQuery,
              origin: Option<String>,
              app: App,
              s: Session,
@@ -134,6 +149,12 @@ pub fn route(app: App) -> BoxedFilter<(Response,)> {
                 if validate_doc_id(&doc).is_err() {
                     return reply::text(StatusCode::NOT_FOUND, format!("No such document {doc}"));
                 }
+                let presence = match Presence::parse(query.presence.as_deref()) {
+                    Ok(presence) => presence,
+                    Err(message) => {
+                        return reply::error(&crate::engine::Error::BadRequest(message))
+                    }
+                };
                 let level = match app.engine.caller_level(&s.caller, &doc) {
                     Ok(level) => level,
                     Err(e) => return reply::error(&e),
@@ -172,6 +193,7 @@ pub fn route(app: App) -> BoxedFilter<(Response,)> {
                         };
                         let config = WebSocketConfig::default()
                             .read_buffer_size(READ_BUFFER)
+                            .write_buffer_size(WRITE_BUFFER)
                             .max_message_size(Some(MAX_FRAME))
                             .max_frame_size(Some(MAX_FRAME));
                         let socket = WebSocketStream::from_raw_socket(
@@ -182,8 +204,10 @@ pub fn route(app: App) -> BoxedFilter<(Response,)> {
                         .await;
                         // The connection slot and the caller's place last as long as the socket.
                         let keep = (conn, place);
+                        let caller = s.caller;
                         serve_socket(
-                            engine, hub, socket, doc, s.caller, session, level, policy, keep,
+                            engine, hub, socket, doc, caller, session, level, presence, policy,
+                            keep,
                         )
                         .await;
                     }

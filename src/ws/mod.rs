@@ -5,6 +5,7 @@
 
 pub mod actions;
 pub mod hub;
+pub mod presence;
 pub mod protocol;
 
 use crate::engine::accounts::SessionId;
@@ -13,13 +14,14 @@ use crate::engine::{now_ms, random_bytes, Caller, Engine, Error, Level};
 use futures_util::{SinkExt, StreamExt};
 use hub::{ClientHandle, Eviction, Hub, Outgoing, QUEUE};
 use hyper_util::rt::TokioIo;
+use presence::Presence;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
 
@@ -75,9 +77,10 @@ where
         let mut next = Some(first);
         let mut fed = 0;
         while let Some(out) = next.take() {
-            let message = match out {
-                Outgoing::Text(text) => Message::text(text),
-                Outgoing::Ping => Message::Ping(Default::default()),
+            let result = match out {
+                Outgoing::Text(text) => sink.feed(Message::Text(text)).await,
+                Outgoing::Frames(frames) => feed_all(sink, &frames).await,
+                Outgoing::Ping => sink.feed(Message::Ping(Default::default())).await,
                 Outgoing::Close(code, reason) => {
                     let frame = CloseFrame {
                         code: CloseCode::from(code),
@@ -88,7 +91,7 @@ where
                     break 'queue;
                 }
             };
-            if sink.feed(message).await.is_err() {
+            if result.is_err() {
                 break 'queue;
             }
             fed += 1;
@@ -100,6 +103,18 @@ where
             break;
         }
     }
+}
+
+/// Feeds shared frames in order; the bytes are not copied until the
+/// WebSocket layer frames them.
+async fn feed_all<S>(sink: &mut S, frames: &[Utf8Bytes]) -> Result<(), S::Error>
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    for frame in frames {
+        sink.feed(Message::Text(frame.clone())).await?;
+    }
+    Ok(())
 }
 
 /// Runs one request on its target document (`d`, else the socket's) in its
@@ -157,6 +172,7 @@ pub async fn serve_socket<K: Send + 'static>(
     caller: Caller,
     session: Option<SocketSession>,
     level: Level,
+    presence: Presence,
     policy: SocketPolicy,
     keep: K,
 ) {
@@ -175,6 +191,7 @@ pub async fn serve_socket<K: Send + 'static>(
             user: caller.user().cloned(),
             session: session.as_ref().map(|s| s.id.clone()),
             level,
+            presence,
             tx: tx.clone(),
             evict: evict.clone(),
         },
@@ -261,12 +278,14 @@ pub async fn serve_socket<K: Send + 'static>(
                 Some(token) => protocol::reply_error(&token, &Error::RateLimited),
                 None => protocol::frame_error(&Error::RateLimited),
             };
-            let _ = tx.send(Outgoing::Text(frame)).await;
+            let _ = tx.send(Outgoing::Text(frame.into())).await;
             continue;
         }
         let Some(text) = text else {
             let error = Error::bad("binary frames are not supported");
-            let _ = tx.send(Outgoing::Text(protocol::frame_error(&error))).await;
+            let _ = tx
+                .send(Outgoing::Text(protocol::frame_error(&error).into()))
+                .await;
             continue;
         };
         let request = match protocol::parse(text) {
@@ -277,7 +296,7 @@ pub async fn serve_socket<K: Send + 'static>(
                     Some(token) => protocol::reply_error(&token, &error),
                     None => protocol::frame_error(&error),
                 };
-                let _ = tx.send(Outgoing::Text(frame)).await;
+                let _ = tx.send(Outgoing::Text(frame.into())).await;
                 continue;
             }
         };
@@ -286,7 +305,7 @@ pub async fn serve_socket<K: Send + 'static>(
         // each runs in its own task while the socket reads on.
         if request.action.reads_only() {
             let frame = answer(&engine, &caller, &doc, request).await;
-            if tx.send(Outgoing::Text(frame)).await.is_err() {
+            if tx.send(Outgoing::Text(frame.into())).await.is_err() {
                 break;
             }
             continue;
@@ -298,7 +317,7 @@ pub async fn serve_socket<K: Send + 'static>(
         tokio::spawn(
             async move {
                 let frame = answer(&engine, &caller, &doc, request).await;
-                let _ = tx.send(Outgoing::Text(frame)).await;
+                let _ = tx.send(Outgoing::Text(frame.into())).await;
                 drop(permit);
             }
             .in_current_span(),

@@ -348,3 +348,65 @@ pub async fn close_frame(
         }
     }
 }
+
+/// A WebSocket on `doc` whose receive buffer is a few KiB, with its
+/// clientId (its hello is read).
+pub async fn never_reading_socket(server: &TestServer, cookie: &str, doc: &str) -> (Socket, Value) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+    tcp.set_recv_buffer_size(4096).unwrap();
+    let stream = tcp.connect(server.addr).await.unwrap();
+    let url = format!("{}/{doc}/ws", server.base.replacen("http", "ws", 1));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "cookie",
+        format!("keystrate_session={cookie}").parse().unwrap(),
+    );
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    let (mut socket, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .unwrap();
+    let hello = next_json(&mut socket).await.unwrap();
+    assert_eq!(hello["wa"], "hello");
+    (socket, hello["clientId"].clone())
+}
+
+/// Opens and drops sockets of `owner` on `doc`, sixteen at a time (each a
+/// join and a part that the never-reading socket `idle` is sent), until
+/// `reader` hears `idle` part; then `idle` must get its 1008 close frame.
+pub async fn churn_until_evicted(
+    owner: &User,
+    doc: &str,
+    reader: &mut Ws,
+    (idle, idle_id): (&mut Socket, &Value),
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let mut churned = 0;
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never evicted after {churned} joins"
+        );
+        // Sixteen at a time: the round trips overlap on a loaded machine.
+        let batch = futures_util::future::join_all((0..16).map(|_| owner.ws(doc))).await;
+        drop(batch);
+        churned += 16;
+        let r = reader.request("getPermissions", None, json!({})).await;
+        assert_eq!(r["reply"][0]["permissions"], "arw", "{r}");
+        let parted = reader
+            .events
+            .drain(..)
+            .any(|e| e["wa"] == "clientPart" && e["clientId"] == *idle_id);
+        if parted {
+            break;
+        }
+    }
+    let (code, reason) = close_frame(idle, Duration::from_secs(60)).await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (
+            tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Policy,
+            "too slow to read events"
+        )
+    );
+}
