@@ -2,8 +2,7 @@
 //! connections, and a flood of connections past the cap gets 503s and the
 //! server recovers.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -1,8 +1,7 @@
 //! The authorization matrix: every WebSocket action and HTTP route × every
 //! kind of caller, asserted allowed or denied exactly as SPEC says.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 

@@ -2,14 +2,12 @@
 //! against the in-process server. Without /usr/bin/chromium they print a
 //! SKIP line and pass, unless CI=true.
 //!
-//! `KEYSTRATE_SCREENSHOTS=1 cargo test --test browser` also refreshes
+//! `KEYSTRATE_SCREENSHOTS=1 cargo test --test it browser::` also refreshes
 //! docs/screenshots/*.png.
 
-mod common;
-#[path = "browser/webdriver.rs"]
 mod webdriver;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use webdriver::{browser_present, Driver, Session};
 

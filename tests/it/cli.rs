@@ -4,8 +4,7 @@
 //! Prosody-style flow of using the key on `/invites_api`; and how the binary
 //! starts (environment switches, a busy port, a locked directory, logs).
 
-mod common;
-use common::process::{cli, cli_with_stdin, free_port, register, Proc, BIN};
+use crate::common::process::{cli, cli_with_stdin, free_port, register, Proc, BIN};
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output, Stdio};

@@ -7,9 +7,8 @@
 //! does it). Under `CI=true` a missing install fails the test; locally the
 //! test runs `npm ci` itself. It never passes without running the flows.
 
-mod common;
 
-use common::TestServer;
+use crate::common::TestServer;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -5,8 +5,7 @@
 //! `--public-url`. HTTPS requests go through `curl`; the WebSocket runs over
 //! an `openssl s_client` TLS tunnel.
 
-mod common;
-use common::process::{free_port, Proc};
+use crate::common::process::{free_port, Proc};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

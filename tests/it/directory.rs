@@ -3,14 +3,10 @@
 //! test per verification rule, each checking that a rejected request
 //! changed nothing.
 
-mod common;
-#[path = "directory_support/mod.rs"]
-mod support;
-
-use common::TestServer;
+use crate::common::TestServer;
 use keystrate::config::{Config, ServeArgs};
 use serde_json::{json, Value};
-use support::*;
+use crate::directory_support::*;
 
 async fn start() -> (TestServer, Directory) {
     start_with(|_| {}).await

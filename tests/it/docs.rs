@@ -18,8 +18,7 @@
 //!   is temporary too, and the script runs in the repository (for the
 //!   `cargo run --example` lines). `curl` and `jq` must be installed.
 
-mod common;
-use common::process::{free_port, BIN};
+use crate::common::process::{free_port, BIN};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -270,7 +269,7 @@ fn fences_must_be_tagged_and_norun_only_builds() {
     assert!(std::panic::catch_unwind(|| script(&sneaky)).is_err());
     for line in [
         "cargo test",
-        "KEYSTRATE_SCREENSHOTS=1 cargo test --test browser",
+        "KEYSTRATE_SCREENSHOTS=1 cargo test --test it browser::",
         "# a comment",
     ] {
         assert!(builds_from_source(line), "{line}");

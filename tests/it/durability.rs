@@ -6,13 +6,10 @@
 //! half-applied. The kill points are seeded: `KEYSTRATE_TEST_SEED` replays a
 //! run; the seed is printed.
 
-mod common;
 use keystrate::engine::invites::record_key;
-#[path = "directory_support/mod.rs"]
-#[allow(dead_code)]
-mod directory_support;
-use common::process::{login, register, Proc};
-use common::*;
+use crate::directory_support;
+use crate::common::process::{login, register, Proc};
+use crate::common::*;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use std::collections::HashMap;

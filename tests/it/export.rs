@@ -2,13 +2,9 @@
 //! migration of stores written by older storage layouts (docs/export.md,
 //! docs/architecture.md "Storage layouts").
 
-mod common;
-#[path = "directory_support/mod.rs"]
-#[allow(dead_code)] // shared with tests/directory.rs, which uses all of it
-mod directory_support;
-
-use common::process::{login, register, Proc, BIN};
-use directory_support::{claims, jwt_header, Directory, Identity, Registered, Wallet};
+use crate::common;
+use crate::common::process::{login, register, Proc, BIN};
+use crate::directory_support::{claims, jwt_header, Directory, Identity, Registered, Wallet};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

@@ -1,9 +1,9 @@
 //! Faults: clients vanishing mid-request, shutdown during in-flight
 //! requests, and a data directory that is full or read-only at start.
 
-mod common;
-use common::process::{register, Proc, BIN};
-use common::*;
+use crate::common;
+use crate::common::process::{register, Proc, BIN};
+use crate::common::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::process::Command;

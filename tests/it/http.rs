@@ -1,8 +1,7 @@
 //! HTTP routes (SPEC sections 1, 2, 5): accounts, documents, the document
 //! page's access rules, invite acceptance by URL, limits.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn location(r: &reqwest::Response) -> String {

@@ -2,8 +2,7 @@
 //! every option's default and bound, every error code, validity, expiry,
 //! demotion, cross-document `d`, and concurrent accepts.
 
-mod common;
-use common::*;
+use crate::common::*;
 use keystrate::engine::invites::record_key;
 use serde_json::{json, Value};
 use std::time::Duration;

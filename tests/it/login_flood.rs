@@ -1,9 +1,8 @@
 //! Issue 14, item 1: a login flood against the real binary. Its own test
 //! binary, so that no other test shares the two cores while it measures.
 
-mod common;
-use common::flood::login_flood;
-use common::process::{login, register, Proc};
+use crate::common::flood::login_flood;
+use crate::common::process::{login, register, Proc};
 use std::time::Duration;
 
 /// 200 connections post wrong passwords for 10 s. Before password hashing

@@ -3,8 +3,7 @@
 //! the hashing pool get 503 with `Retry-After`, and durable writes never wait
 //! for tokio's blocking pool.
 
-mod common;
-use common::*;
+use crate::common::*;
 use keystrate::engine::accounts::{LOGIN_FAILURES_PER_ADDRESS, LOGIN_FAILURES_PER_USER};
 use serde_json::{json, Value};
 use std::net::{IpAddr, Ipv4Addr};

@@ -1,9 +1,8 @@
 //! Memory comes back after a burst (issue 14, item 14): the real binary,
 //! its RSS read from `/proc/<pid>/status`.
 
-mod common;
-use common::process::{register, Proc};
-use common::*;
+use crate::common::process::{register, Proc};
+use crate::common::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use std::sync::Arc;

@@ -2,9 +2,8 @@
 //! their own listener, JSON logs that carry no secrets. Each test runs the
 //! real binary, since logging and the metrics recorder are process-wide.
 
-mod common;
-use common::process::{free_port, login, register, BIN};
-use common::Ws;
+use crate::common::process::{free_port, login, register, BIN};
+use crate::common::Ws;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -2,9 +2,8 @@
 //! cap, the `user add` command and start-up errors. (`kill -9` durability
 //! is in `durability.rs`.)
 
-mod common;
-use common::process::{cli_with_stdin, register, Proc, BIN};
-use common::*;
+use crate::common::process::{cli_with_stdin, register, Proc, BIN};
+use crate::common::*;
 use futures_util::StreamExt;
 use serde_json::json;
 use std::process::Command;
@@ -225,7 +224,7 @@ async fn unusable_data_directory_is_a_clear_error() {
     );
 }
 
-/// Older layouts are migrated at start (tests/export.rs); a layout newer
+/// Older layouts are migrated at start (tests/it/export.rs); a layout newer
 /// than this build is refused, untouched, with the commands that move it.
 #[tokio::test]
 async fn a_data_directory_with_a_newer_storage_layout_is_refused_untouched() {

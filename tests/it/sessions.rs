@@ -3,8 +3,8 @@
 //! expiry closes its sockets and its record is purged without being
 //! presented again.
 
-mod common;
-use common::*;
+use crate::common;
+use crate::common::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;

@@ -1,8 +1,7 @@
 //! The WebSocket transport (SPEC section 4): connection rules, Origin
 //! checks, frame errors and limits, rate limiting, events and presence.
 
-mod common;
-use common::*;
+use crate::common::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::time::Duration;

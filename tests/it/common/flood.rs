@@ -1,6 +1,6 @@
 //! The login flood of issue 14: many connections posting wrong passwords
 //! while one logged-in user keeps creating documents. Shared by the test
-//! (`tests/login_flood.rs`) and the benchmark (`examples/bench`), which
+//! (`tests/it/login_flood.rs`) and the benchmark (`examples/bench`), which
 //! includes this file by path.
 
 use serde_json::json;
