@@ -1,12 +1,14 @@
-//! The key directory (SPEC section 8) over real HTTP: the shared
+//! The key directory (docs/directory.md) over real HTTP: the shared
 //! known-answer vectors, the full flow with keys generated here, and one
 //! test per verification rule, each checking that a rejected request
 //! changed nothing.
 
 use crate::common::TestServer;
+use crate::directory_support::*;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use keystrate::config::{Config, ServeArgs};
 use serde_json::{json, Value};
-use crate::directory_support::*;
 
 async fn start() -> (TestServer, Directory) {
     start_with(|_| {}).await
@@ -87,6 +89,93 @@ async fn synthetic_cacaos_register_the_synthetic_identity() {
     dir.post_identity(&s["cacao_with_statement"]).await.value();
     let resolved = dir.get_identity(key).await;
     assert_eq!(resolved.value()["cacao"], s["cacao_with_statement"]);
+}
+
+/// The helpers that make this file's requests (directory_support: did:key
+/// encoding, addresses, the SIWE text, EIP-191 signing) reproduce the
+/// vectors' values from their seeds, so the positive paths below stand on
+/// values made independently of the server's code.
+#[test]
+fn known_answers_reproduce_the_vectors() {
+    let v = vectors();
+    let s = &v["synthetic"];
+    let identity = Identity::from_seed_hex(s["identity_seed_hex"].as_str().unwrap());
+    assert_eq!(identity.did, s["identity_did_key"]);
+    let invite_pub = hex::decode(s["invite_pub_hex"].as_str().unwrap()).unwrap();
+    assert_eq!(did_key(X25519_PUB, &invite_pub), s["invite_did_key"]);
+    for key in v["did_key"].as_array().unwrap() {
+        let codec: [u8; 2] = hex::decode(key["multicodec"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let public = hex::decode(key["public_key_hex"].as_str().unwrap()).unwrap();
+        assert_eq!(did_key(codec, &public), key["did"]);
+    }
+    let wallet = Wallet::from_key_hex(s["wallet_privkey_hex"].as_str().unwrap());
+    let eip55 = s["wallet_address_eip55"].as_str().unwrap();
+    assert_eq!(wallet.address, eip55.to_lowercase());
+    for name in ["cacao_no_statement", "cacao_with_statement"] {
+        let payload: Payload = payload_of(&s[name]);
+        let text = siwe_text(&payload, payload.statement.as_deref());
+        assert_eq!(text, s[format!("{name}_message")], "{name}");
+        // RFC 6979 signatures are deterministic: the same bytes.
+        let signature = wallet.personal_sign(&text);
+        assert_eq!(format!("0x{}", hex::encode(signature)), s[name]["s"]["s"]);
+    }
+    for vector in v["cacao"].as_array().unwrap() {
+        if vector["expect_post_identity_status"] == 200 {
+            let payload = payload_of(&vector["cacao"]);
+            let text = siwe_text(&payload, payload.statement.as_deref());
+            assert_eq!(text, vector["siwe_message"], "{}", vector["name"]);
+        }
+    }
+}
+
+/// A vector CACAO's payload in the helpers' own type.
+fn payload_of(cacao: &Value) -> Payload {
+    let p = &cacao["p"];
+    let text = |field: &str| p[field].as_str().map(str::to_string);
+    Payload {
+        domain: text("domain").unwrap(),
+        iss: text("iss").unwrap(),
+        statement: text("statement"),
+        aud: text("aud").unwrap(),
+        uri: text("uri"),
+        version: text("version").unwrap(),
+        nonce: text("nonce").unwrap(),
+        iat: text("iat").unwrap(),
+        exp: text("exp"),
+        nbf: text("nbf"),
+        request_id: text("requestId"),
+        resources: p["resources"].as_array().map(|list| {
+            list.iter()
+                .map(|r| r.as_str().unwrap().to_string())
+                .collect()
+        }),
+    }
+}
+
+/// The vectors' own wallet, identity and invite keys through the whole
+/// flow with fresh timestamps: the invite key the server hands out for the
+/// vector account is the vector's.
+#[tokio::test]
+async fn the_vector_keys_register_and_resolve() {
+    let (_server, dir) = start().await;
+    let s = &vectors()["synthetic"];
+    let wallet = Wallet::from_key_hex(s["wallet_privkey_hex"].as_str().unwrap());
+    let identity = Identity::from_seed_hex(s["identity_seed_hex"].as_str().unwrap());
+    dir.post_identity(&wallet.cacao(&identity)).await.value();
+    let mut c = claims(&identity, &wallet, &dir.aud(), "register_invite");
+    c["sub"] = s["invite_did_key"].clone();
+    dir.post_invite(&identity.sign_jwt(&jwt_header(), &c))
+        .await
+        .value();
+    let eip55 = s["wallet_address_eip55"].as_str().unwrap();
+    let resolved = dir.get_invite(&format!("eip155:1:{eip55}")).await;
+    assert_eq!(resolved.value()["inviteKey"], s["invite_did_key"]);
+    let identity_key = s["identity_did_key"].as_str().unwrap();
+    let resolved = dir.get_identity(identity_key.strip_prefix("did:key:").unwrap());
+    assert_eq!(resolved.await.value()["cacao"]["p"]["aud"], identity_key);
 }
 
 // ---- full flow and storage rules ------------------------------------------
@@ -344,10 +433,7 @@ async fn jwt_iss_must_be_an_ed25519_did_key() {
     let (_server, dir) = start().await;
     let r = Registered::new(&dir).await;
     let mut c = r.new_invite_claims(&dir);
-    let same_key_as_x25519 = keystrate::engine::directory::did::encode_key(
-        keystrate::engine::directory::did::X25519,
-        r.identity.key.verifying_key().as_bytes(),
-    );
+    let same_key_as_x25519 = did_key(X25519_PUB, r.identity.key.verifying_key().as_bytes());
     c["iss"] = json!(same_key_as_x25519);
     invite_rejected(&dir, &r, &r.sign(&c)).await;
     c["iss"] = json!(format!(
@@ -374,8 +460,7 @@ async fn jwt_signature_must_verify() {
 }
 
 fn base64_url(text: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+    URL_SAFE_NO_PAD.encode(text)
 }
 
 #[tokio::test]
@@ -720,16 +805,153 @@ async fn cacao_recap_registration_with_uri_and_unknown_fields() {
 
     let mut other = payload.clone();
     other.uri = Some("https://evil.example".into());
-    identity_rejected(&dir, &wallet.sign(other), "cacao", &identity).await;
+    let shown = None; // whatever it showed: a foreign `uri` is refused first
+    identity_rejected(&dir, &wallet.sign_showing(other, shown), "cacao", &identity).await;
 
     payload.uri = Some(aud);
-    let cacao = wallet.sign(payload);
+    // What the wallet shows for that ReCap, as `@walletconnect/utils`
+    // words it (docs/directory.md, CACAO rule 6).
+    let shown = "I further authorize the stated URI to perform the following actions on my \
+                 behalf: (1) 'manage': 'all-apps-notifications' for \
+                 'https://notify.example/all-apps'.";
+    let cacao = wallet.sign_showing(payload, Some(shown));
     let mut sent = cacao.clone();
     sent["p"]["chainId"] = json!("eip155:1");
     sent["p"]["type"] = json!("eip4361");
     dir.post_identity(&sent).await.value();
     let resolved = dir.get_identity(identity.public_key()).await;
     assert_eq!(resolved.value()["cacao"], cacao);
+}
+
+// ---- signature edge cases (docs/directory.md, verification rules) ----------
+
+/// Ed25519's neutral point: a public key of small order, for which anyone
+/// can forge a signature (R = the neutral point, s = 0 passes the plain
+/// check). Rule 4 (`verify_strict`) refuses it even when a wallet bound the
+/// key, so the forged token changes nothing.
+#[tokio::test]
+async fn small_order_identity_keys_cannot_sign() {
+    let (_server, dir) = start().await;
+    let wallet = Wallet::generate();
+    let mut neutral = [0u8; 32];
+    neutral[0] = 1;
+    let small = did_key(ED25519_PUB, &neutral);
+    // The wallet binds it: registration decodes the key, nothing more.
+    let mut payload = wallet.payload(&Identity::generate());
+    payload.aud = small.clone();
+    dir.post_identity(&wallet.sign(payload)).await.value();
+    let mut c = claims(&Identity::generate(), &wallet, &dir.aud(), "register_invite");
+    c["iss"] = json!(small);
+    c["sub"] = json!(invite_key());
+    let forged_signature = URL_SAFE_NO_PAD.encode([neutral, [0u8; 32]].concat());
+    let forged = format!("{}.{forged_signature}", signing_input(&jwt_header(), &c));
+    dir.post_invite(&forged).await.rejects_token();
+    assert_eq!(dir.invite_of(&wallet).await, None, "nothing published");
+}
+
+/// Ed25519's group order L, little-endian.
+const ED25519_ORDER: [u8; 32] = [
+    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+];
+
+/// `s + L`: the same scalar, written non-canonically (it still fits in 32
+/// bytes, since s < L < 2^253).
+fn plus_order(s: &[u8]) -> Vec<u8> {
+    let mut carry = 0u16;
+    let mut out = Vec::with_capacity(32);
+    for (a, b) in s.iter().zip(ED25519_ORDER) {
+        let sum = u16::from(*a) + u16::from(b) + carry;
+        out.push(sum as u8);
+        carry = sum >> 8;
+    }
+    assert_eq!(carry, 0);
+    out
+}
+
+/// A valid signature with its `s` replaced by `s + L` (non-canonical,
+/// malleable) is refused; the canonical one is then accepted.
+#[tokio::test]
+async fn non_canonical_ed25519_signatures_are_refused() {
+    let (_server, dir) = start().await;
+    let r = Registered::new(&dir).await;
+    let c = r.new_invite_claims(&dir);
+    let token = r.sign(&c);
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    let malleated = [&signature[..32], plus_order(&signature[32..]).as_slice()].concat();
+    let malleated = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(malleated));
+    invite_rejected(&dir, &r, &malleated).await;
+    dir.post_invite(&token).await.value();
+    assert_eq!(dir.invite_of(&r.wallet).await, c["sub"].as_str().map(String::from));
+}
+
+/// Some wallets emit the high-S twin of a signature (s' = n − s, with the
+/// other parity); docs/directory.md: low-S normalised, so it binds the key
+/// as the low-S one would. With the parity left unflipped it names another
+/// signer and is refused.
+#[tokio::test]
+async fn high_s_wallet_signatures_are_normalised() {
+    let (_server, dir) = start().await;
+    let (wallet, identity) = fresh();
+    let payload = wallet.payload(&identity);
+    let low = wallet.personal_sign(&siwe_text(&payload, payload.statement.as_deref()));
+    let signature = k256::ecdsa::Signature::from_slice(&low[..64]).unwrap();
+    assert!(signature.normalize_s().is_none(), "k256 signs low-S");
+    let (r, s) = signature.split_scalars();
+    let high_s: k256::Scalar = -*s.as_ref();
+    let twin = k256::ecdsa::Signature::from_scalars(r.to_bytes(), high_s.to_bytes()).unwrap();
+    assert!(twin.normalize_s().is_some(), "the twin is high-S");
+    let mut high = [0u8; 65];
+    high[..64].copy_from_slice(&twin.to_bytes());
+    high[64] = low[64];
+    identity_rejected(&dir, &cacao(&payload, &high), "cacao", &identity).await;
+    high[64] = 27 + 28 - low[64]; // the other parity
+    dir.post_identity(&cacao(&payload, &high)).await.value();
+    assert!(dir.has_identity(&identity).await);
+}
+
+// ---- concurrency (docs/directory.md, did-JWT rule 10) -----------------------
+
+/// Two identity keys of one account removed at the same time: whichever
+/// commits last removes the last key, so the account's invite key goes too.
+/// Run a few times so the two requests overlap.
+#[tokio::test]
+async fn concurrent_identity_deletions_leave_no_orphan_invite() {
+    let (_server, dir) = start_with(|s| s.directory_writes_per_minute = 10_000).await;
+    for round in 0..10 {
+        let r = Registered::new(&dir).await;
+        let second = Identity::generate();
+        dir.post_identity(&r.wallet.cacao(&second)).await.value();
+        let first = r.sign(&r.claims(&dir, "unregister_identity"));
+        let c = claims(&second, &r.wallet, &dir.aud(), "unregister_identity");
+        let other = second.sign_jwt(&jwt_header(), &c);
+        let (a, b) = tokio::join!(dir.delete_identity(&first), dir.delete_identity(&other));
+        a.value();
+        b.value();
+        assert!(!dir.has_identity(&r.identity).await && !dir.has_identity(&second).await);
+        assert_eq!(dir.invite_of(&r.wallet).await, None, "orphan in round {round}");
+    }
+}
+
+/// Publishing an invite key while the account's only identity key is being
+/// removed: either the publication comes first and goes with the key, or
+/// it is refused (401); no invite key outlives every identity.
+#[tokio::test]
+async fn an_invite_published_during_the_last_identity_deletion_is_no_orphan() {
+    let (_server, dir) = start_with(|s| s.directory_writes_per_minute = 10_000).await;
+    for round in 0..10 {
+        let r = Registered::new(&dir).await;
+        let publish = r.sign(&r.new_invite_claims(&dir));
+        let remove = r.sign(&r.claims(&dir, "unregister_identity"));
+        let (published, removed) =
+            tokio::join!(dir.post_invite(&publish), dir.delete_identity(&remove));
+        removed.value();
+        if published.status != 200 {
+            published.fails(401, "unauthorized");
+        }
+        assert_eq!(dir.invite_of(&r.wallet).await, None, "orphan in round {round}");
+    }
 }
 
 // ---- revocation, limits, storage ------------------------------------------

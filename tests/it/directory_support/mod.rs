@@ -1,17 +1,27 @@
-//! Helpers for the key directory tests: fresh identity and wallet keys,
-//! signed CACAOs and did-JWTs, and a client for the six routes that checks
-//! the response envelope on every call.
+//! Helpers for the key directory tests: identity and wallet keys, signed
+//! CACAOs and did-JWTs, and a client for the six routes that checks the
+//! response envelope on every call.
+//!
+//! Everything a request carries is made here with the crates directly
+//! (ed25519-dalek, k256, sha3, bs58) and the SIWE text is written out from
+//! docs/directory.md's template, never with the server's own code: a
+//! mistake shared by the server and its tests would pass unseen.
+//! `known_answers_reproduce_the_vectors` (directory.rs) checks these
+//! helpers against the known-answer vectors.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use ed25519_dalek::Signer;
-use keystrate::engine::directory::cacao::{self, Cacao, Header, Payload, Signature};
-use keystrate::engine::directory::did::{self, Account};
-use keystrate::engine::directory::siwe;
+use serde::Serialize;
 use serde_json::{json, Value};
+use sha3::{Digest, Keccak256};
 
 pub const MINUTE: i64 = 60;
 pub const DAY: i64 = 24 * 60 * MINUTE;
+
+/// Multicodec prefixes of the two key types a `did:key` here names.
+pub const ED25519_PUB: [u8; 2] = [0xed, 0x01];
+pub const X25519_PUB: [u8; 2] = [0xec, 0x01];
 
 pub fn now_s() -> i64 {
     chrono::Utc::now().timestamp()
@@ -26,7 +36,13 @@ pub fn vectors() -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("vectors file")).unwrap()
 }
 
-/// An Ed25519 identity key, generated per test.
+/// `did:key:z…`: multibase base58btc of the multicodec prefix and the key.
+pub fn did_key(codec: [u8; 2], key: &[u8]) -> String {
+    let bytes = [&codec[..], key].concat();
+    format!("did:key:z{}", bs58::encode(bytes).into_string())
+}
+
+/// An Ed25519 identity key.
 pub struct Identity {
     pub key: ed25519_dalek::SigningKey,
     /// `did:key:z6Mk…`
@@ -34,9 +50,19 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// A fresh key for one test.
     pub fn generate() -> Identity {
-        let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-        let did = did::encode_key(did::ED25519, key.verifying_key().as_bytes());
+        Identity::from_key(ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng))
+    }
+
+    /// The key of a 32-byte seed (the vectors').
+    pub fn from_seed_hex(seed: &str) -> Identity {
+        let seed: [u8; 32] = hex::decode(seed).unwrap().try_into().unwrap();
+        Identity::from_key(ed25519_dalek::SigningKey::from_bytes(&seed))
+    }
+
+    fn from_key(key: ed25519_dalek::SigningKey) -> Identity {
+        let did = did_key(ED25519_PUB, key.verifying_key().as_bytes());
         Identity { key, did }
     }
 
@@ -47,23 +73,112 @@ impl Identity {
 
     /// A compact JWT over `header` and `claims`, signed with this key.
     pub fn sign_jwt(&self, header: &Value, claims: &Value) -> String {
-        let signed = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
+        let signed = signing_input(header, claims);
         let signature = self.key.sign(signed.as_bytes());
         format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
     }
 }
 
+/// A JWT's signed part: `base64url(header).base64url(claims)`.
+pub fn signing_input(header: &Value, claims: &Value) -> String {
+    format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    )
+}
+
 /// A fresh X25519 invite key (random bytes: the directory never uses it
 /// for key agreement, only decodes it).
 pub fn invite_key() -> String {
-    did::encode_key(did::X25519, &rand::random::<[u8; 32]>())
+    did_key(X25519_PUB, &rand::random::<[u8; 32]>())
 }
 
-/// A secp256k1 wallet, generated per test.
+/// Ethereum address: the last 20 bytes of keccak256 of the uncompressed
+/// public key without its `0x04` tag, lowercase hex.
+pub fn address_of(key: &k256::ecdsa::VerifyingKey) -> String {
+    let point = key.to_encoded_point(false);
+    let hash = Keccak256::digest(&point.as_bytes()[1..]);
+    format!("0x{}", hex::encode(&hash[12..]))
+}
+
+/// keccak256 of the EIP-191 `personal_sign` envelope of `message`.
+pub fn personal_sign_hash(message: &str) -> [u8; 32] {
+    let envelope = format!("\x19Ethereum Signed Message:\n{}{message}", message.len());
+    Keccak256::digest(envelope.as_bytes()).into()
+}
+
+/// A CACAO payload as a wallet sends it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Payload {
+    pub domain: String,
+    pub iss: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub statement: Option<String>,
+    pub aud: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    pub version: String,
+    pub nonce: String,
+    pub iat: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Vec<String>>,
+}
+
+/// The EIP-4361 text a wallet shows for `p`, with `statement` as the line it
+/// displays (`p.statement`, except for ReCap resources). The template of
+/// docs/directory.md: two blank lines before `URI:` without a statement,
+/// no trailing newline; the address and chain as `p.iss` spells them.
+pub fn siwe_text(p: &Payload, statement: Option<&str>) -> String {
+    let (chain, address) = p
+        .iss
+        .strip_prefix("did:pkh:eip155:")
+        .and_then(|rest| rest.split_once(':'))
+        .expect("an eip155 did:pkh");
+    let statement = statement.map(|s| format!("{s}\n")).unwrap_or_default();
+    let mut text = format!(
+        "{domain} wants you to sign in with your Ethereum account:\n\
+         {address}\n\
+         \n\
+         {statement}\
+         \n\
+         URI: {aud}\n\
+         Version: {version}\n\
+         Chain ID: {chain}\n\
+         Nonce: {nonce}\n\
+         Issued At: {iat}",
+        domain = p.domain,
+        aud = p.aud,
+        version = p.version,
+        nonce = p.nonce,
+        iat = p.iat,
+    );
+    for (label, value) in [
+        ("Expiration Time", &p.exp),
+        ("Not Before", &p.nbf),
+        ("Request ID", &p.request_id),
+    ] {
+        if let Some(value) = value {
+            text += &format!("\n{label}: {value}");
+        }
+    }
+    if let Some(resources) = p.resources.as_ref().filter(|r| !r.is_empty()) {
+        text += "\nResources:";
+        for resource in resources {
+            text += &format!("\n- {resource}");
+        }
+    }
+    text
+}
+
+/// A secp256k1 wallet.
 pub struct Wallet {
     pub key: k256::ecdsa::SigningKey,
     /// `0x…`, lowercase.
@@ -71,9 +186,19 @@ pub struct Wallet {
 }
 
 impl Wallet {
+    /// A fresh wallet for one test.
     pub fn generate() -> Wallet {
-        let key = k256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
-        let address = cacao::address_of(key.verifying_key());
+        Wallet::from_key(k256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng))
+    }
+
+    /// The wallet of a private key in hex (the vectors').
+    pub fn from_key_hex(hex_key: &str) -> Wallet {
+        let bytes = hex::decode(hex_key).unwrap();
+        Wallet::from_key(k256::ecdsa::SigningKey::from_slice(&bytes).unwrap())
+    }
+
+    fn from_key(key: k256::ecdsa::SigningKey) -> Wallet {
+        let address = address_of(key.verifying_key());
         Wallet { key, address }
     }
 
@@ -106,31 +231,43 @@ impl Wallet {
         }
     }
 
-    /// `payload` signed (EIP-191) as a CACAO.
-    pub fn sign(&self, payload: Payload) -> Value {
-        let account = Account::from_pkh(&payload.iss).expect("test pkh");
-        let hash = cacao::eip191_hash(&siwe::message(&payload, &account));
+    /// The 65-byte EIP-191 signature (`r ‖ s ‖ v`, v = 27 + parity) of
+    /// `message`, low-S as k256 makes it.
+    pub fn personal_sign(&self, message: &str) -> [u8; 65] {
+        let hash = personal_sign_hash(message);
         let (signature, recovery) = self.key.sign_prehash_recoverable(&hash).unwrap();
-        let mut bytes = signature.to_bytes().to_vec();
-        bytes.push(recovery.to_byte() + 27);
-        serde_json::to_value(Cacao {
-            h: Header {
-                t: "eip4361".into(),
-            },
-            p: payload,
-            s: Signature {
-                t: "eip191".into(),
-                s: format!("0x{}", hex::encode(bytes)),
-                m: None,
-            },
-        })
-        .unwrap()
+        let mut bytes = [0u8; 65];
+        bytes[..64].copy_from_slice(&signature.to_bytes());
+        bytes[64] = recovery.to_byte() + 27;
+        bytes
+    }
+
+    /// `payload` signed (EIP-191 over its SIWE text) as a CACAO.
+    pub fn sign(&self, payload: Payload) -> Value {
+        let shown = payload.statement.clone();
+        self.sign_showing(payload, shown.as_deref())
+    }
+
+    /// Like [`Wallet::sign`], over a text that shows `statement` (a ReCap
+    /// extends the payload's).
+    pub fn sign_showing(&self, payload: Payload, statement: Option<&str>) -> Value {
+        let signature = self.personal_sign(&siwe_text(&payload, statement));
+        cacao(&payload, &signature)
     }
 
     /// The standard CACAO binding `identity` to this wallet.
     pub fn cacao(&self, identity: &Identity) -> Value {
         self.sign(self.payload(identity))
     }
+}
+
+/// A CACAO of `payload` with an EIP-191 `signature`.
+pub fn cacao(payload: &Payload, signature: &[u8; 65]) -> Value {
+    json!({
+        "h": {"t": "eip4361"},
+        "p": payload,
+        "s": {"t": "eip191", "s": format!("0x{}", hex::encode(signature))},
+    })
 }
 
 /// Standard did-JWT claims for `act` by `identity` on behalf of `wallet`,
