@@ -685,14 +685,7 @@ async fn changing_the_password_on_the_landing_page() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
     // A second session of alice's, which the change must end.
-    let other = server.client();
-    let r = other
-        .post(server.url("/auth/login"))
-        .json(&json!({"username": "alice", "password": "correct horse"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let other = crate::common::process::login(&server.base, "alice").await;
 
     let driver = Driver::start().await;
     let s = driver.session().await;
@@ -711,7 +704,7 @@ async fn changing_the_password_on_the_landing_page() {
         .await;
     assert_eq!(said, "Wrong current password (unauthorized)");
     let me = |client: &reqwest::Client| client.get(server.url("/auth/me")).send();
-    assert_eq!(me(&other).await.unwrap().status(), 200);
+    assert_eq!(me(&other.http).await.unwrap().status(), 200);
 
     s.fill("#current-password", "correct horse").await;
     s.fill("#new-password", "battery staple").await;
@@ -724,7 +717,7 @@ async fn changing_the_password_on_the_landing_page() {
         "Password changed. Your other sessions were logged out."
     );
     assert_eq!(
-        me(&other).await.unwrap().status(),
+        me(&other.http).await.unwrap().status(),
         401,
         "other session ended"
     );

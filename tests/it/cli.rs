@@ -4,16 +4,13 @@
 //! Prosody-style flow of using the key on `/invites_api`; and how the binary
 //! starts (environment switches, a busy port, a locked directory, logs).
 
-use crate::common::process::{cli, cli_with_stdin, free_port, register, Proc, BIN};
+use crate::common::process::{
+    cli, cli_with_stdin, failed_with, register, start_fails, succeeded, Proc,
+};
+use crate::common::{session_cookie, Call};
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
-
-fn assert_ok(o: &Output) -> String {
-    assert!(o.status.success(), "should succeed: {o:?}");
-    stdout(o)
-}
+use std::process::Output;
 
 fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).unwrap()
@@ -21,13 +18,15 @@ fn stdout(o: &Output) -> String {
 
 /// A failed command: non-zero exit, a message on stderr, nothing on stdout.
 fn assert_fails(o: &Output, message: &str) {
-    assert!(!o.status.success(), "should fail: {o:?}");
+    failed_with(o, message);
     assert!(o.stdout.is_empty(), "nothing on stdout: {o:?}");
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains(message),
-        "stderr {err:?} should contain {message:?}"
-    );
+}
+
+/// `keystrate keys create <doc> x --owner <owner>` on `data`.
+fn create_key(data: &str, doc: &str, owner: &str) -> Output {
+    cli(&[
+        "keys", "create", doc, "x", "--owner", owner, "--data", data,
+    ])
 }
 
 fn assert_key_form(key: &str) {
@@ -142,30 +141,14 @@ async fn prosody_flow_with_the_server_running() {
     let out = cli(&["--data", data, "keys", "list", "doc1"]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(stdout(&out), format!("{id}\tProsody bridge\n"));
-    assert_fails(
-        &cli(&[
-            "keys", "create", "nodoc", "x", "--owner", "alice", "--data", data,
-        ]),
-        "No such document nodoc",
-    );
-    assert_fails(
-        &cli(&[
-            "keys", "create", "doc1", "x", "--owner", "bob", "--data", data,
-        ]),
-        "bob is not an admin of doc1 (has only \"r\")",
-    );
-    assert_fails(
-        &cli(&[
-            "keys", "create", "doc1", "x", "--owner", "nobody", "--data", data,
-        ]),
-        "no such user nobody",
-    );
-    assert_fails(
-        &cli(&[
-            "keys", "create", "doc1", "x", "--owner", "carol", "--data", data,
-        ]),
-        "carol is not an admin of doc1 (has no permission)",
-    );
+    for (doc, owner, message) in [
+        ("nodoc", "alice", "No such document nodoc"),
+        ("doc1", "bob", "bob is not an admin of doc1 (has only \"r\")"),
+        ("doc1", "nobody", "no such user nobody"),
+        ("doc1", "carol", "carol is not an admin of doc1 (has no permission)"),
+    ] {
+        assert_fails(&create_key(data, doc, owner), message);
+    }
     assert_fails(
         &cli(&["keys", "list", "nodoc", "--data", data]),
         "No such document nodoc",
@@ -217,12 +200,7 @@ async fn keys_made_while_the_server_is_stopped_work_after_a_restart() {
         stdout(&cli(&["keys", "list", "doc1", "--data", data])),
         format!("{id}\toffline\n")
     );
-    assert_fails(
-        &cli(&[
-            "keys", "create", "doc1", "x", "--owner", "nobody", "--data", data,
-        ]),
-        "no such user nobody",
-    );
+    assert_fails(&create_key(data, "doc1", "nobody"), "no such user nobody");
     assert_fails(
         &cli(&[
             "keys",
@@ -265,13 +243,9 @@ async fn try_login(base: &str, name: &str, password: &str) -> (u16, Option<Strin
     let r = reqwest::Client::new()
         .post(format!("{base}/auth/login"))
         .json(&json!({"username": name, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    let cookie = r.headers().get("set-cookie").map(|c| {
-        c.to_str().unwrap().split(';').next().unwrap()["keystrate_session=".len()..].to_string()
-    });
-    (r.status().as_u16(), cookie)
+        .sent()
+        .await;
+    (r.status().as_u16(), session_cookie(&r))
 }
 
 /// `user add / list / passwd / delete` through the admin socket of a
@@ -292,7 +266,7 @@ async fn user_commands_with_the_server_running() {
         &["user", "add", "dave", "--data", data],
         "dave's password\n",
     );
-    assert_eq!(assert_ok(&out), "created user dave\n");
+    assert_eq!(succeeded(&out), "created user dave\n");
     assert_eq!(
         try_login(&server.base, "dave", "dave's password").await.0,
         200
@@ -310,7 +284,7 @@ async fn user_commands_with_the_server_running() {
     );
 
     // list: one `<name>\t<created at>` line per user.
-    let listed = assert_ok(&cli(&["user", "list", "--data", data]));
+    let listed = succeeded(&cli(&["user", "list", "--data", data]));
     let names: Vec<&str> = listed
         .lines()
         .map(|l| {
@@ -330,7 +304,7 @@ async fn user_commands_with_the_server_running() {
         json!({"username": "bob", "permissions": "arw"}),
     )
     .await;
-    let key = assert_ok(&cli(&[
+    let key = succeeded(&cli(&[
         "keys", "create", "shared", "bot", "--owner", "bob", "--data", data,
     ]));
     let key = key.trim_end().to_string();
@@ -358,7 +332,7 @@ async fn user_commands_with_the_server_running() {
         "bob's new password\n",
     );
     assert_eq!(
-        assert_ok(&out),
+        succeeded(&out),
         "changed the password of bob; its sessions ended\n"
     );
     assert!(
@@ -390,7 +364,7 @@ async fn user_commands_with_the_server_running() {
 
     // Deleting bob takes his entry, invite, app key and account key along.
     assert_eq!(
-        assert_ok(&cli(&["user", "delete", "bob", "--data", data])),
+        succeeded(&cli(&["user", "delete", "bob", "--data", data])),
         "deleted user bob\n"
     );
     assert_eq!(
@@ -422,7 +396,7 @@ async fn user_commands_with_the_server_running() {
         "bob's invite is gone: {invites}"
     );
     assert_eq!(
-        assert_ok(&cli(&["user", "list", "--data", data]))
+        succeeded(&cli(&["user", "list", "--data", data]))
             .lines()
             .map(|l| l.split('\t').next().unwrap().to_string())
             .collect::<Vec<_>>(),
@@ -444,11 +418,11 @@ async fn user_commands_with_the_server_stopped() {
     let data = data.to_str().unwrap();
     // `user add` may start a new data directory; the others need one.
     assert_fails(&cli(&["user", "list", "--data", data]), "no data directory");
-    assert_ok(&cli_with_stdin(
+    succeeded(&cli_with_stdin(
         &["user", "add", "alice", "--data", data],
         "alice's password\n",
     ));
-    assert_ok(&cli_with_stdin(
+    succeeded(&cli_with_stdin(
         &["user", "add", "eve", "--data", data],
         "eve's password\n",
     ));
@@ -468,7 +442,7 @@ async fn user_commands_with_the_server_stopped() {
     assert_eq!(r.status(), 201);
     server.stop();
 
-    let listed = assert_ok(&cli(&["user", "list", "--data", data]));
+    let listed = succeeded(&cli(&["user", "list", "--data", data]));
     assert_eq!(
         listed
             .lines()
@@ -476,7 +450,7 @@ async fn user_commands_with_the_server_stopped() {
             .collect::<Vec<_>>(),
         ["alice", "eve"]
     );
-    assert_ok(&cli_with_stdin(
+    succeeded(&cli_with_stdin(
         &["--data", data, "user", "passwd", "alice"],
         "alice's second password\n",
     ));
@@ -484,7 +458,7 @@ async fn user_commands_with_the_server_stopped() {
         &cli(&["user", "delete", "alice", "--data", data]),
         "alice is the last admin of notes;",
     );
-    assert_ok(&cli(&["user", "delete", "eve", "--data", data]));
+    succeeded(&cli(&["user", "delete", "eve", "--data", data]));
 
     let server = Proc::start(std::path::Path::new(data), &[]).await;
     assert_eq!(
@@ -511,77 +485,25 @@ async fn user_commands_with_the_server_stopped() {
     server.stop();
 }
 
-/// Waits (generously) for a child to exit and returns its output.
-fn finished(child: std::process::Child) -> Output {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("the binary exits")
-        .unwrap()
-}
-
-fn spawn_server(
-    data: &std::path::Path,
-    listen: &str,
-    envs: &[(&str, &str)],
-) -> std::process::Child {
-    Command::new(BIN)
-        .arg("--data")
-        .arg(data)
-        .args(["--listen", listen])
-        .envs(envs.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 /// Boolean switches read `1/0`, `yes/no`, `on/off`, `true/false` from the
 /// environment (clap's default refused `1`, so the server did not start).
 #[tokio::test]
 async fn boolean_environment_switches_take_one_and_yes() {
     for (value, registration_open) in [("1", false), ("yes", false), ("0", true), ("no", true)] {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let base = format!("http://127.0.0.1:{port}");
-        let mut child = spawn_server(
-            dir.path(),
-            &format!("127.0.0.1:{port}"),
-            &[
-                ("KEYSTRATE_NO_OPEN_REGISTRATION", value),
-                ("RUST_LOG", "off"),
-            ],
-        );
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "server exited with {status} for {value}: {:?}",
-                    finished(child)
-                );
-            }
-            if reqwest::get(format!("{base}/health")).await.is_ok() {
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "server did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let r = reqwest::Client::new()
-            .post(format!("{base}/auth/register"))
-            .json(&json!({"username": "zed", "password": "a long password"}))
-            .send()
-            .await
-            .unwrap();
+        let envs = [
+            ("KEYSTRATE_NO_OPEN_REGISTRATION", value),
+            ("RUST_LOG", "off"),
+        ];
+        let server = Proc::start_with_env(dir.path(), &[], &envs).await;
+        let body = json!({"username": "zed", "password": "a long password"});
+        let status = reqwest::Client::new()
+            .post(server.url("/auth/register"))
+            .json(&body)
+            .status_code()
+            .await;
         let expected = if registration_open { 201 } else { 403 };
-        assert_eq!(
-            r.status().as_u16(),
-            expected,
-            "KEYSTRATE_NO_OPEN_REGISTRATION={value}"
-        );
-        let _ = child.kill();
-        let _ = child.wait();
+        assert_eq!(status, expected, "KEYSTRATE_NO_OPEN_REGISTRATION={value}");
     }
 }
 
@@ -592,12 +514,9 @@ fn a_busy_port_creates_no_data_directory() {
     let addr = taken.local_addr().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("never-made");
-    let out = finished(spawn_server(&data, &addr, &[("RUST_LOG", "off")]));
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains(&format!("cannot listen on {addr}")),
-        "{out:?}"
-    );
+    let args = ["--data", data.to_str().unwrap(), "--listen", addr.as_str()];
+    let err = start_fails(&args, &[("RUST_LOG", "off")]);
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
     assert!(!data.exists(), "the data directory was created");
 }
 
@@ -607,38 +526,62 @@ fn a_busy_port_creates_no_data_directory() {
 #[tokio::test]
 async fn a_locked_data_directory_and_plain_logs() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let first = spawn_server(dir.path(), &format!("127.0.0.1:{port}"), &[]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("http://127.0.0.1:{port}/health"))
-        .await
-        .is_err()
-    {
-        assert!(std::time::Instant::now() < deadline, "server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let second = finished(spawn_server(
-        dir.path(),
-        "127.0.0.1:0",
-        &[("RUST_LOG", "off")],
-    ));
-    assert!(!second.status.success());
-    let err = String::from_utf8_lossy(&second.stderr);
+    let first = Proc::start_logged(dir.path(), &[], &[]).await;
+    let args = ["--data", dir.path().to_str().unwrap(), "--listen", "127.0.0.1:0"];
+    let err = start_fails(&args, &[("RUST_LOG", "off")]);
     assert!(
         err.contains("is in use by another keystrate process"),
         "{err}"
     );
     assert!(!err.contains("Os {"), "{err}");
 
-    let pid = first.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let out = finished(first);
-    assert!(out.status.success());
-    let logs = String::from_utf8_lossy(&out.stderr);
+    let logs = first.stop_logged().join("\n");
     assert!(logs.contains("keystrate listening"), "{logs}");
     assert!(!logs.contains('\u{1b}'), "colour codes in {logs:?}");
+}
+
+/// `--owner name:provider` names a user of another provider (docs/programs.md):
+/// such accounts come only from an import, so the store is made by one. A
+/// key made for `alice:github` is hers, not local alice's; a provider with
+/// no such user is refused by name.
+#[tokio::test]
+async fn keys_create_takes_an_owner_of_another_provider() {
+    let root = tempfile::tempdir().unwrap();
+    let (source, target) = (root.path().join("source"), root.path().join("target"));
+    let server = Proc::start(&source, &[]).await;
+    register(&server.base, "alice").await.create_doc("shared").await;
+    server.stop();
+    let exported = succeeded(&cli(&["export", "--data", source.to_str().unwrap()]));
+    // The same records, plus alice of github as a second admin.
+    let github = json!({"username": "alice", "provider": "github"});
+    let mut lines = Vec::new();
+    for line in exported.lines() {
+        lines.push(line.to_string());
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        if record["type"] == "user" {
+            let mut other = record.clone();
+            other["provider"] = json!("github");
+            lines.push(other.to_string());
+        }
+        if record["type"] == "permission" {
+            let mut other = record.clone();
+            other["user"] = github.clone();
+            lines.push(other.to_string());
+        }
+    }
+    let target_data = target.to_str().unwrap();
+    let input = lines.join("\n") + "\n";
+    succeeded(&cli_with_stdin(&["import", "--data", target_data], input));
+
+    let key = succeeded(&create_key(target_data, "shared", "alice:github"));
+    let id = key.trim().split('/').next().unwrap().to_string();
+    let other_provider = create_key(target_data, "shared", "alice:gitlab");
+    assert_fails(&other_provider, "no such user alice:gitlab");
+    let records = succeeded(&cli(&["export", "--data", target_data]));
+    let made = records
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["type"] == "key" && r["id"] == id.as_str())
+        .expect("the new key is exported");
+    assert_eq!(made["owner"], github);
 }

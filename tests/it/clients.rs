@@ -7,9 +7,7 @@
 //! does it). Under `CI=true` a missing install fails the test; locally the
 //! test runs `npm ci` itself. It never passes without running the flows.
 
-
 use crate::common::TestServer;
-use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -52,27 +50,15 @@ async fn official_client_libraries_work_against_the_server() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
     alice.create_doc("clientapp").await;
-    let key: Value = alice
-        .http
-        .post(alice.url("/v1/account/keys"))
-        .json(&json!({"name": "client libraries"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (key_id, key_secret) = alice.account_key("client libraries").await;
 
     let run = tokio::process::Command::new("node")
         .arg("run.js")
         .current_dir(&dir)
         .env("KEYSTRATE_URL", &server.base)
         .env("KEYSTRATE_APP", "clientapp")
-        .env("KEYSTRATE_KEY_ID", key["key"]["_id"].as_str().unwrap())
-        .env(
-            "KEYSTRATE_KEY_SECRET",
-            key["key"]["secret"].as_str().unwrap(),
-        )
+        .env("KEYSTRATE_KEY_ID", &key_id)
+        .env("KEYSTRATE_KEY_SECRET", &key_secret)
         .kill_on_drop(true)
         .output();
     // Generous: Node loads the WalletConnect libraries in a few seconds on

@@ -288,12 +288,8 @@ async fn kill_9_at_random_points_loses_nothing_acknowledged() {
         let body: Value = http
             .get(p.url("/invite"))
             .query(&[("account", account)])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .value()
+            .await;
         assert_eq!(
             body["value"]["inviteKey"],
             invite.as_str(),

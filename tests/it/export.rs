@@ -3,50 +3,14 @@
 //! docs/architecture.md "Storage layouts").
 
 use crate::common;
-use crate::common::process::{login, register, Proc, BIN};
+use crate::common::process::{
+    cli, cli_with_stdin, failed_with, login, register, start_fails, succeeded, Proc,
+};
+use crate::common::{credentials, Call, PASSWORD};
 use crate::directory_support::{claims, jwt_header, Directory, Identity, Registered, Wallet};
 use serde_json::{json, Value};
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-const PASSWORD: &str = "correct horse";
-
-fn cli(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "off")
-        .output()
-        .expect("cli runs")
-}
-
-fn cli_with_stdin(args: &[&str], input: &[u8]) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "off")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cli runs");
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "should succeed: {o:?}");
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn fails(o: &Output, message: &str) {
-    assert!(!o.status.success(), "should fail: {o:?}");
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains(message),
-        "stderr {err:?} should contain {message:?}"
-    );
-}
 
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -67,14 +31,12 @@ fn types(lines: &str) -> Vec<String> {
 }
 
 /// Logs in with the password, never registering: the account must exist.
-async fn password_login(base: &str, name: &str) -> reqwest::StatusCode {
+async fn password_login(base: &str, name: &str) -> u16 {
     reqwest::Client::new()
         .post(format!("{base}/auth/login"))
-        .json(&json!({"username": name, "password": PASSWORD}))
-        .send()
+        .json(&credentials(name))
+        .status_code()
         .await
-        .unwrap()
-        .status()
 }
 
 /// Opening an invite link as a logged-in user accepts it (303 to the document).
@@ -126,7 +88,7 @@ async fn export_import_export_gives_the_same_lines_and_the_copy_serves_the_data(
     accept(&server.base, "bob", "doc1", &used).await;
 
     // An app key and an account key.
-    let app_key = ok(&cli(&[
+    let app_key = succeeded(&cli(&[
         "keys",
         "create",
         "doc1",
@@ -164,7 +126,7 @@ async fn export_import_export_gives_the_same_lines_and_the_copy_serves_the_data(
         .value();
 
     // Export while the server runs (through its admin socket)...
-    let running = ok(&cli(&["export", "--data", path(&old)]));
+    let running = succeeded(&cli(&["export", "--data", path(&old)]));
     let header: Value = serde_json::from_str(running.lines().next().unwrap()).unwrap();
     assert_eq!(header, json!({"format": "keystrate-export", "version": 1}));
     let mut seen = types(&running);
@@ -187,7 +149,7 @@ async fn export_import_export_gives_the_same_lines_and_the_copy_serves_the_data(
 
     // ... gives the same lines as on the stopped store, into a 0600 file.
     let file = root.path().join("backup.jsonl");
-    ok(&cli(&[
+    succeeded(&cli(&[
         "export",
         "--data",
         path(&old),
@@ -199,9 +161,9 @@ async fn export_import_export_gives_the_same_lines_and_the_copy_serves_the_data(
     assert_eq!(mode, 0o600);
 
     // Import into a new directory, export again: byte for byte the same.
-    let said = ok(&cli(&["import", "--data", path(&new), "--in", path(&file)]));
+    let said = succeeded(&cli(&["import", "--data", path(&new), "--in", path(&file)]));
     assert!(said.contains(&format!("imported {} records", running.lines().count() - 1)));
-    assert_eq!(ok(&cli(&["export", "--data", path(&new)])), running);
+    assert_eq!(succeeded(&cli(&["export", "--data", path(&new)])), running);
 
     // The copy serves the data.
     let copy = Proc::start(&new, &[]).await;
@@ -241,22 +203,22 @@ async fn export_import_export_gives_the_same_lines_and_the_copy_serves_the_data(
 async fn import_refuses_a_store_that_is_not_empty_and_changes_nothing() {
     let root = tempfile::tempdir().unwrap();
     let (source, target) = (root.path().join("source"), root.path().join("target"));
-    ok(&cli_with_stdin(
+    succeeded(&cli_with_stdin(
         &["user", "add", "alice", "--data", path(&source)],
         PASSWORD.as_bytes(),
     ));
-    let lines = ok(&cli(&["export", "--data", path(&source)]));
-    ok(&cli_with_stdin(
+    let lines = succeeded(&cli(&["export", "--data", path(&source)]));
+    succeeded(&cli_with_stdin(
         &["user", "add", "zed", "--data", path(&target)],
         PASSWORD.as_bytes(),
     ));
-    let before = ok(&cli(&["export", "--data", path(&target)]));
+    let before = succeeded(&cli(&["export", "--data", path(&target)]));
 
     fails(
         &cli_with_stdin(&["import", "--data", path(&target)], lines.as_bytes()),
         "the store is not empty",
     );
-    assert_eq!(ok(&cli(&["export", "--data", path(&target)])), before);
+    assert_eq!(succeeded(&cli(&["export", "--data", path(&target)])), before);
 
     // Nor while a server runs on it.
     let server = Proc::start(&target, &[]).await;
@@ -271,11 +233,11 @@ async fn import_refuses_a_store_that_is_not_empty_and_changes_nothing() {
 async fn a_bad_line_is_named_by_its_number_and_nothing_is_written() {
     let root = tempfile::tempdir().unwrap();
     let source = root.path().join("source");
-    ok(&cli_with_stdin(
+    succeeded(&cli_with_stdin(
         &["user", "add", "alice", "--data", path(&source)],
         PASSWORD.as_bytes(),
     ));
-    let good = ok(&cli(&["export", "--data", path(&source)]));
+    let good = succeeded(&cli(&["export", "--data", path(&source)]));
     let user_line = good.lines().nth(1).unwrap();
     let invite = json!({
         "type": "invite", "document": "doc1", "key": "not-hex", "permissions": "r",
@@ -314,7 +276,7 @@ async fn a_bad_line_is_named_by_its_number_and_nothing_is_written() {
 async fn a_store_whose_import_did_not_finish_is_refused() {
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
-    ok(&cli_with_stdin(
+    succeeded(&cli_with_stdin(
         &["user", "add", "alice", "--data", path(&data)],
         PASSWORD.as_bytes(),
     ));
@@ -328,27 +290,20 @@ async fn a_store_whose_import_did_not_finish_is_refused() {
         db.insert("keystrate-import-in-progress", "").unwrap();
         db.flush().unwrap();
     }
-    let out = Command::new(BIN)
-        .arg("--data")
-        .arg(&data)
-        .args(["--listen", "127.0.0.1:0"])
-        .output()
-        .unwrap();
-    fails(
-        &out,
-        "did not finish; delete the directory and run the import again",
-    );
-    fails(&cli(&["export", "--data", path(&data)]), "did not finish");
+    let err = start_fails(&["--data", path(&data), "--listen", "127.0.0.1:0"], &[]);
+    let expected = "did not finish; delete the directory and run the import again";
+    assert!(err.contains(expected), "{err}");
+    failed_with(&cli(&["export", "--data", path(&data)]), "did not finish");
 }
 
 /// The argon2 hash of [`PASSWORD`] as this build stores it.
 fn password_hash(root: &Path) -> String {
     let source = root.join("hash-source");
-    ok(&cli_with_stdin(
+    succeeded(&cli_with_stdin(
         &["user", "add", "alice", "--data", path(&source)],
         PASSWORD.as_bytes(),
     ));
-    let lines = ok(&cli(&["export", "--data", path(&source)]));
+    let lines = succeeded(&cli(&["export", "--data", path(&source)]));
     let user: Value = serde_json::from_str(lines.lines().nth(1).unwrap()).unwrap();
     user["passwordHash"].as_str().unwrap().to_string()
 }

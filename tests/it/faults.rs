@@ -1,12 +1,11 @@
 //! Faults: clients vanishing mid-request, shutdown during in-flight
 //! requests, and a data directory that is full or read-only at start.
 
-use crate::common;
-use crate::common::process::{register, Proc, BIN};
+use crate::common::mount::tmpfs;
+use crate::common::process::{register, start_fails, Proc};
 use crate::common::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use std::process::Command;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
@@ -124,52 +123,10 @@ async fn sigterm_during_in_flight_requests_replies_or_closes_cleanly() {
     }
 }
 
-/// Mounts a small tmpfs; `None` (a recorded skip) only when not root. As
-/// root a failing mount is a failure, not a reason to pass.
-fn tmpfs(test: &str, dir: &std::path::Path, options: &str) -> Option<Mount> {
-    let uid = Command::new("id").arg("-u").output().unwrap().stdout;
-    if String::from_utf8_lossy(&uid).trim() != "0" {
-        common::skip(test, "mounting a tmpfs needs root");
-        return None;
-    }
-    let status = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", options, "tmpfs"])
-        .arg(dir)
-        .status()
-        .unwrap();
-    assert!(status.success(), "mount -t tmpfs as root: {status}");
-    Some(Mount(dir.to_path_buf()))
-}
-
-struct Mount(std::path::PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 /// The binary exits non-zero at once with `message` on stderr.
 fn start_fails_clearly(data: &std::path::Path, message: &str) {
-    let mut child = Command::new(BIN)
-        .arg("--data")
-        .arg(data)
-        .args(["--listen", "127.0.0.1:0"])
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the server started on {}", data.display());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let data = data.to_str().unwrap();
+    let err = start_fails(&["--data", data, "--listen", "127.0.0.1:0"], &[]);
     assert!(
         err.contains("cannot open data directory") && err.contains(message),
         "{err}"

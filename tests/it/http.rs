@@ -1,4 +1,4 @@
-//! HTTP routes (SPEC sections 1, 2, 5): accounts, documents, the document
+//! HTTP routes (docs/protocol.md): accounts, documents, the document
 //! page's access rules, invite acceptance by URL, limits.
 
 use crate::common::*;
@@ -36,12 +36,8 @@ async fn register_login_logout_me() {
     );
     let me: Value = http
         .get(server.url("/auth/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .value()
+        .await;
     assert_eq!(me, json!({"username": "alice", "provider": "local"}));
     // Only a digest of the token is stored.
     let sessions = &server.engine().store().sessions;
@@ -229,12 +225,8 @@ async fn documents_api() {
     let list: Value = alice
         .http
         .get(alice.url("/api/documents"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .value()
+        .await;
     let mut ids: Vec<&str> = list
         .as_array()
         .unwrap()
@@ -249,12 +241,8 @@ async fn documents_api() {
     let list: Value = bob
         .http
         .get(bob.url("/api/documents"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .value()
+        .await;
     assert_eq!(list, json!([]));
     // GET /new creates a document and redirects to it.
     let r = alice.http.get(alice.url("/new")).send().await.unwrap();
@@ -641,19 +629,9 @@ async fn users_change_their_own_password() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
     alice.create_doc("doc").await;
-    let other = server.client();
-    let r = other
-        .post(server.url("/auth/login"))
-        .json(&json!({"username": "alice", "password": "correct horse"}))
-        .send()
+    let other_cookie = crate::common::process::login(&server.base, "alice")
         .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let other_cookie = r.headers()["set-cookie"].to_str().unwrap()["keystrate_session=".len()..]
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+        .cookie;
     let mut other_socket = Ws::connect(&server.base, "doc", Some(&other_cookie), None)
         .await
         .unwrap();
@@ -774,4 +752,45 @@ async fn chunked_post(addr: std::net::SocketAddr, path: &str, kib: usize) -> Str
     .await;
     let answer = String::from_utf8_lossy(&answer).into_owned();
     answer.lines().next().unwrap_or_default().to_string()
+}
+
+/// Unknown users cost the same Argon2 work as known ones (SECURITY.md), so
+/// timing does not tell which names exist. Counted, not timed: a login for
+/// a name nobody has computes one password hash, exactly as a wrong
+/// password for a real account does (`keystrate_password_hashes_total`;
+/// the metrics recorder is process-wide, so this runs the binary).
+#[tokio::test]
+async fn a_login_for_an_unknown_user_computes_a_hash_as_a_wrong_password_does() {
+    use crate::common::metrics::{sample, scrape};
+    use crate::common::process::{register, Proc};
+    let dir = tempfile::tempdir().unwrap();
+    let p = Proc::start_logged(dir.path(), &["--metrics-listen", "127.0.0.1:0"], &[]).await;
+    let metrics = p.metrics_url().await;
+    register(&p.base, "alice").await;
+    let hashes = || async {
+        let text = scrape(&metrics).await;
+        sample(&text, "keystrate_password_hashes_total").expect("the hash counter")
+    };
+    let login = |name: &str, password: &str| {
+        let body = json!({"username": name, "password": password});
+        client().post(p.url("/auth/login")).json(&body).status_code()
+    };
+    let start = hashes().await;
+    assert!(start >= 1.0, "registering hashed a password: {start}");
+    assert_eq!(login("alice", "wrong password").await, 401);
+    let after_wrong_password = hashes().await;
+    assert_eq!(login("nobody", PASSWORD).await, 401);
+    let after_unknown_user = hashes().await;
+    assert_eq!(login("alice", PASSWORD).await, 200);
+    let after_right_password = hashes().await;
+    assert_eq!(
+        [
+            after_wrong_password - start,
+            after_unknown_user - after_wrong_password,
+            after_right_password - after_unknown_user,
+        ],
+        [1.0, 1.0, 1.0],
+        "one hash per login, whoever asks"
+    );
+    p.stop();
 }

@@ -1,4 +1,4 @@
-//! The invite operations of SPEC section 3 over the real WebSocket RPC:
+//! The invite operations of docs/protocol.md over the real WebSocket RPC:
 //! every option's default and bound, every error code, validity, expiry,
 //! demotion, cross-document `d`, and concurrent accepts.
 
@@ -398,12 +398,8 @@ async fn get_pages_through_every_invite_and_bounds_acceptors() {
         let page: Value = alice
             .http
             .get(&url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .value()
+            .await;
         paged.extend(keys(&page["invites"]));
         match page["next"].as_str() {
             Some(next) => url = alice.url(&format!("/v1/apps/doc/invites?limit=3&after={next}")),

@@ -2,131 +2,16 @@
 //! their own listener, JSON logs that carry no secrets. Each test runs the
 //! real binary, since logging and the metrics recorder are process-wide.
 
-use crate::common::process::{free_port, login, register, BIN};
-use crate::common::Ws;
+use crate::common::metrics::{sample, scrape};
+use crate::common::mount::{fill, tmpfs};
+use crate::common::process::{login, register, Proc};
+use crate::common::{wait_until, Call, Ws};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-/// The binary with its standard output and error collected line by line.
-struct Server {
-    child: Child,
-    base: String,
-    stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-fn collect(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    lines
-}
-
-impl Server {
-    async fn start(data: &std::path::Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
-        let port = free_port();
-        let mut child = Command::new(BIN)
-            .arg("--data")
-            .arg(data)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(extra)
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = collect(child.stdout.take().unwrap());
-        let stderr = collect(child.stderr.take().unwrap());
-        let server = Server {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            stdout,
-            stderr,
-        };
-        let health = server.url("/health");
-        wait_until("the server answers /health", || async {
-            reqwest::get(&health).await.is_ok_and(|r| r.status() == 200)
-        })
-        .await;
-        server
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// The `/metrics` URL the binary printed.
-    async fn metrics_url(&self) -> String {
-        let stdout = self.stdout.clone();
-        let printed = move || {
-            stdout.lock().unwrap().iter().find_map(|line| {
-                line.strip_prefix("keystrate metrics on ")
-                    .map(str::to_string)
-            })
-        };
-        wait_until("the metrics address is printed", || {
-            let found = printed().is_some();
-            async move { found }
-        })
-        .await;
-        printed().unwrap()
-    }
-
-    /// SIGTERM, wait for the exit, and the lines it wrote on stderr.
-    fn stop(mut self) -> Vec<String> {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(self.child.wait().unwrap().success());
-        // The reader thread ends at end of file, just after the exit.
-        std::thread::sleep(Duration::from_millis(200));
-        let lines = self.stderr.lock().unwrap().clone();
-        lines
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn wait_until<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !condition().await {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn scrape(url: &str) -> String {
-    let r = reqwest::get(url).await.unwrap();
-    assert_eq!(r.status(), 200);
-    r.text().await.unwrap()
-}
-
-/// The value of one sample line (`name{labels} value`), if present.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map(|v| v.trim().parse().unwrap())
-}
 
 #[tokio::test]
 async fn metrics_are_served_on_their_own_listener_with_bounded_labels() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
+    let server = Proc::start_logged(
         dir.path(),
         &[
             "--metrics-listen",
@@ -224,7 +109,7 @@ async fn metrics_are_served_on_their_own_listener_with_bounded_labels() {
 #[tokio::test]
 async fn without_the_flag_no_metrics_listener_is_announced() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[], &[]).await;
+    let server = Proc::start_logged(dir.path(), &[], &[]).await;
     let public = reqwest::get(server.url("/metrics")).await.unwrap();
     assert_eq!(public.status(), 404);
     // The probes' paths are routes, never documents.
@@ -254,7 +139,7 @@ async fn without_the_flag_no_metrics_listener_is_announced() {
 #[tokio::test]
 async fn json_logs_carry_request_fields_and_no_secrets() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
+    let server = Proc::start_logged(
         dir.path(),
         &["--log-format", "json"],
         &[("RUST_LOG", "debug")],
@@ -281,20 +166,7 @@ async fn json_logs_carry_request_fields_and_no_secrets() {
     b.ok("checkInvite", None, json!({"key": invite_key})).await;
     b.ok("acceptInvite", None, json!({"key": invite_key})).await;
     // An app key, used in the query string, as a Bearer token and as Basic.
-    let created: Value = alice
-        .http
-        .post(server.url("/v1/apps/doc/keys"))
-        .json(&json!({"name": "ci"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let (id, secret) = (
-        created["key"]["_id"].as_str().unwrap().to_string(),
-        created["key"]["secret"].as_str().unwrap().to_string(),
-    );
+    let (id, secret) = alice.app_key("doc", "ci").await;
     secrets.push(secret.clone());
     let bearer = format!("{id}/{secret}");
     let http = reqwest::Client::new();
@@ -339,7 +211,7 @@ async fn json_logs_carry_request_fields_and_no_secrets() {
     assert!(out.status().is_success(), "{}", out.status());
     drop((a, b));
 
-    let lines = server.stop();
+    let lines = server.stop_logged();
     assert!(lines.len() > 20, "too few log lines: {lines:?}");
     let logs: Vec<Value> = lines
         .iter()
@@ -370,12 +242,13 @@ async fn json_logs_carry_request_fields_and_no_secrets() {
 #[tokio::test]
 async fn ready_follows_storage_and_health_stays_live() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(_mount) = tmpfs(dir.path(), "size=24m") else {
+    let test = "ready_follows_storage_and_health_stays_live";
+    let Some(_mount) = tmpfs(test, dir.path(), "size=24m") else {
         return;
     };
     let data = dir.path().join("data");
-    let server = Server::start(&data, &[], &[]).await;
-    let ready = |server: &Server| {
+    let server = Proc::start_logged(&data, &[], &[]).await;
+    let ready = |server: &Proc| {
         let url = server.url("/ready");
         async move { reqwest::get(url).await.unwrap().status() }
     };
@@ -392,54 +265,10 @@ async fn ready_follows_storage_and_health_stays_live() {
     assert_eq!(health.status(), 200);
     drop(server);
     std::fs::remove_file(&filler).unwrap();
-    let server = Server::start(&data, &[], &[]).await;
+    let server = Proc::start_logged(&data, &[], &[]).await;
     assert_eq!(ready(&server).await, 200);
     let alice = login(&server.base, "alice").await;
-    let docs: Value = alice
-        .http
-        .get(server.url("/api/documents"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let docs = alice.get("/api/documents").value().await;
     assert!(docs.to_string().contains("\"doc\""), "{docs}");
     server.stop();
-}
-
-/// Writes zeros to `path` until the file system is full.
-fn fill(path: &std::path::Path) {
-    use std::io::Write;
-    let mut file = std::fs::File::create(path).unwrap();
-    let block = vec![0u8; 1024 * 1024];
-    while file.write_all(&block).is_ok() {}
-    let small = vec![0u8; 4096];
-    while file.write_all(&small).is_ok() {}
-}
-
-/// Mounts a tmpfs (root only, as on CI); `None` when not permitted.
-fn tmpfs(dir: &std::path::Path, options: &str) -> Option<Mount> {
-    let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", options, "tmpfs"])
-        .arg(dir)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI runs as root and must be able to mount a tmpfs"
-        );
-        eprintln!("SKIP readiness test: cannot mount a tmpfs here (needs root)");
-        return None;
-    }
-    Some(Mount(dir.to_path_buf()))
-}
-
-struct Mount(std::path::PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
 }

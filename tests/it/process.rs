@@ -2,7 +2,7 @@
 //! cap, the `user add` command and start-up errors. (`kill -9` durability
 //! is in `durability.rs`.)
 
-use crate::common::process::{cli_with_stdin, register, Proc, BIN};
+use crate::common::process::{cli_with_stdin, free_port, register, start_fails, Proc, BIN};
 use crate::common::*;
 use futures_util::StreamExt;
 use serde_json::json;
@@ -286,10 +286,125 @@ async fn out_of_range_limits_are_refused_at_start() {
     assert_eq!(health.status(), 200);
 }
 
+/// Every row of the README's configuration table: its environment
+/// variable reaches its flag. A variable with values the flag refuses is
+/// given one, and the binary must stop naming the flag (so it read the
+/// variable for that flag); the others (free text and paths) are shown to
+/// take effect. A row added to the README without a probe here fails.
+#[tokio::test]
+async fn every_flag_reads_its_environment_variable() {
+    // (variable, a value its flag refuses, what the error must quote)
+    let refused: &[(&str, &str, &str)] = &[
+        ("KEYSTRATE_LISTEN", "nowhere", "--listen"),
+        ("KEYSTRATE_NO_OPEN_REGISTRATION", "maybe", "--no-open-registration"),
+        ("KEYSTRATE_NO_CREATE_ON_VISIT", "maybe", "--no-create-on-visit"),
+        ("KEYSTRATE_MAX_CONNECTIONS", "many", "--max-connections"),
+        ("KEYSTRATE_MAX_SOCKETS_PER_USER", "0", "--max-sockets-per-user"),
+        // Comma-separated: the second entry is judged on its own.
+        ("KEYSTRATE_TRUSTED_PROXY", "10.0.0.0/8,proxy.example", "\"proxy.example\""),
+        ("KEYSTRATE_HEADER_READ_TIMEOUT", "soon", "--header-read-timeout"),
+        ("KEYSTRATE_WS_PING_INTERVAL", "often", "--ws-ping-interval"),
+        ("KEYSTRATE_WS_RATE_LIMIT", "0", "--ws-rate-limit"),
+        ("KEYSTRATE_MAX_INVITES_PER_DOCUMENT", "0", "--max-invites-per-document"),
+        ("KEYSTRATE_DIRECTORY_WRITES_PER_MINUTE", "0", "--directory-writes-per-minute"),
+        ("KEYSTRATE_CACHE_MB", "0", "--cache-mb"),
+        ("KEYSTRATE_SESSION_TTL", "0", "--session-ttl"),
+        ("KEYSTRATE_METRICS_LISTEN", "nowhere", "--metrics-listen"),
+        ("KEYSTRATE_LOG_FORMAT", "xml", "--log-format"),
+    ];
+    let shown_to_work = [
+        "KEYSTRATE_DATA",
+        "KEYSTRATE_PUBLIC_URL",
+        "KEYSTRATE_ALLOWED_ORIGIN",
+    ];
+    let mut probed: Vec<&str> = refused.iter().map(|(var, ..)| *var).collect();
+    probed.extend(shown_to_work);
+    let mut documented = readme_variables();
+    documented.sort();
+    probed.sort();
+    assert_eq!(documented, probed, "every README row has a probe");
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    for (var, value, quoted) in refused {
+        let mut args = vec!["--data", data];
+        if *var != "KEYSTRATE_LISTEN" {
+            args.extend(["--listen", "127.0.0.1:0"]);
+        }
+        let err = start_fails(&args, &[(*var, *value)]);
+        assert!(err.contains(*quoted), "{var}={value}: {err}");
+    }
+    data_and_listen_from_the_environment().await;
+    public_url_from_the_environment().await;
+    allowed_origins_from_the_environment().await;
+}
+
+/// The variables of the README's configuration table
+/// (`| --flag | KEYSTRATE_… | default | meaning |`).
+fn readme_variables() -> Vec<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
+    let readme = readme.unwrap();
+    let variables: Vec<String> = readme
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            cells.get(1)?.strip_prefix("`--")?;
+            let variable = cells.get(2)?.strip_prefix('`')?.split('`').next()?;
+            variable
+                .starts_with("KEYSTRATE_")
+                .then(|| variable.to_string())
+        })
+        .collect();
+    assert!(variables.len() > 10, "the table was found: {variables:?}");
+    variables
+}
+
+/// `KEYSTRATE_DATA` and `KEYSTRATE_LISTEN` with no flags at all.
+async fn data_and_listen_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("from-env");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let child = Command::new(BIN)
+        .env("KEYSTRATE_DATA", &data)
+        .env("KEYSTRATE_LISTEN", &listen)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // A `Proc`, so that it is killed however this ends.
+    let server = Proc {
+        child,
+        base: format!("http://{listen}"),
+        stdout: Default::default(),
+        stderr: Default::default(),
+    };
+    let health = server.url("/health");
+    wait_until("the server answers on KEYSTRATE_LISTEN", || async {
+        reqwest::get(&health).await.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    let made = data.read_dir().map(|mut d| d.next().is_some());
+    assert!(made.unwrap_or(false), "the store is in KEYSTRATE_DATA");
+    server.stop();
+}
+
+/// `KEYSTRATE_PUBLIC_URL` sets the one origin sockets may come from.
+async fn public_url_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let public = [("KEYSTRATE_PUBLIC_URL", "https://ks.example")];
+    let p = Proc::start_with_env(dir.path(), &[], &public).await;
+    let alice = register(&p.base, "alice").await;
+    alice.create_doc("doc").await;
+    for (origin, allowed) in [("https://ks.example", true), (p.base.as_str(), false)] {
+        let r = Ws::connect(&p.base, "doc", Some(&alice.cookie), Some(origin)).await;
+        assert_eq!(r.is_ok(), allowed, "{origin}: {:?}", r.err());
+    }
+}
+
 /// `KEYSTRATE_ALLOWED_ORIGIN` takes a comma-separated list (README), each
 /// entry an allowed origin.
-#[tokio::test]
-async fn allowed_origins_come_comma_separated_from_the_environment() {
+async fn allowed_origins_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let origins = [(
         "KEYSTRATE_ALLOWED_ORIGIN",

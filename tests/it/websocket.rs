@@ -1,4 +1,4 @@
-//! The WebSocket transport (SPEC section 4): connection rules, Origin
+//! The WebSocket transport (docs/protocol.md): connection rules, Origin
 //! checks, frame errors and limits, rate limiting, events and presence.
 
 use crate::common::*;

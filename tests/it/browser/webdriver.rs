@@ -4,6 +4,7 @@
 //! clicks and typing, dialogs, cookies, screenshots and the browser console
 //! log.
 
+use crate::common::Call;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Stdio;
@@ -18,7 +19,7 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 pub fn browser_present(test: &str) -> bool {
     let present = Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists();
     if !present {
-        super::common::skip(
+        crate::common::skip(
             test,
             &format!(
                 "{CHROMIUM} or {CHROMEDRIVER} missing: apt-get install -y chromium chromium-driver"
@@ -89,12 +90,8 @@ impl Driver {
             .http
             .post(format!("{}/session", self.base))
             .json(&caps)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .value()
+            .await;
         let id = r["value"]["sessionId"]
             .as_str()
             .unwrap_or_else(|| panic!("new session failed: {r}"))
@@ -180,12 +177,8 @@ impl Session {
                 .http
                 .post(format!("{}/element", self.url))
                 .json(&json!({"using": "css selector", "value": css}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+                .value()
+                .await;
             if let Some(id) = r["value"][ELEMENT].as_str() {
                 return id.to_string();
             }
@@ -225,12 +218,8 @@ impl Session {
             let r: Value = self
                 .http
                 .get(format!("{}/alert/text", self.url))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+                .value()
+                .await;
             if let Some(text) = r["value"].as_str() {
                 return text.to_string();
             }

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod flood;
+pub mod metrics;
+pub mod mount;
 pub mod process;
 pub mod procfs;
 
@@ -62,14 +64,9 @@ impl TestServer {
         format!("{}{}", self.base, path)
     }
 
-    /// A fresh HTTP client with its own cookie jar that does not follow
-    /// redirects (tests assert them).
+    /// A fresh HTTP client (see [`client`]).
     pub fn client(&self) -> reqwest::Client {
-        reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap()
+        client()
     }
 
     /// Registers `name` and returns a logged-in client.
@@ -81,6 +78,70 @@ impl TestServer {
         if let Some(r) = self.running.take() {
             r.shutdown().await;
         }
+    }
+}
+
+/// The password every test account is given.
+pub const PASSWORD: &str = "correct horse";
+
+/// A login or registration body for `name` with [`PASSWORD`].
+pub fn credentials(name: &str) -> Value {
+    json!({"username": name, "password": PASSWORD})
+}
+
+/// A fresh HTTP client with its own cookie jar that does not follow
+/// redirects (tests assert them).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Sending a request and reading its answer in one step, for the many
+/// places that only want the status or the JSON body.
+#[allow(async_fn_in_trait)]
+pub trait Call {
+    /// The answer (the request must reach the server).
+    async fn sent(self) -> reqwest::Response;
+    /// The answer's status.
+    async fn status_code(self) -> u16;
+    /// The answer's JSON body, whatever its status.
+    async fn value(self) -> Value;
+}
+
+impl Call for reqwest::RequestBuilder {
+    async fn sent(self) -> reqwest::Response {
+        self.send().await.expect("the request reaches the server")
+    }
+
+    async fn status_code(self) -> u16 {
+        self.sent().await.status().as_u16()
+    }
+
+    async fn value(self) -> Value {
+        let r = self.sent().await;
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: not JSON: {text}"))
+    }
+}
+
+/// Polls `condition` every 50 ms until it holds; fails after 30 s. For
+/// waiting on a condition rather than sleeping a guessed time.
+pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !condition().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -134,16 +195,23 @@ impl User {
         format!("{}{}", self.base, path)
     }
 
+    /// `POST path` with a JSON body, with this user's session.
+    pub fn post(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
+        self.http.post(self.url(path)).json(body)
+    }
+
+    /// `GET path` with this user's session.
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.get(self.url(path))
+    }
+
     /// Creates a document owned by this user.
     pub async fn create_doc(&self, id: &str) {
-        let r = self
-            .http
-            .post(self.url("/api/documents"))
-            .json(&json!({"id": id}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201, "create {id}");
+        let status = self
+            .post("/api/documents", &json!({"id": id}))
+            .status_code()
+            .await;
+        assert_eq!(status, 201, "create {id}");
     }
 
     pub async fn ws(&self, doc: &str) -> Ws {
@@ -151,6 +219,33 @@ impl User {
             .await
             .expect("ws connects")
     }
+
+    /// Creates an app key of `doc` (`POST /v1/apps/{doc}/keys`): its id
+    /// and secret.
+    pub async fn app_key(&self, doc: &str, name: &str) -> (String, String) {
+        let path = format!("/v1/apps/{doc}/keys");
+        key_of(self.post(&path, &json!({"name": name})).value().await)
+    }
+
+    /// Creates an account key (`POST /v1/account/keys`): its id and secret.
+    pub async fn account_key(&self, name: &str) -> (String, String) {
+        key_of(
+            self.post("/v1/account/keys", &json!({"name": name}))
+                .value()
+                .await,
+        )
+    }
+}
+
+/// The id and secret of a key creation's answer.
+fn key_of(created: Value) -> (String, String) {
+    let field = |name: &str| {
+        created["key"][name]
+            .as_str()
+            .unwrap_or_else(|| panic!("no key.{name} in {created}"))
+            .to_string()
+    };
+    (field("_id"), field("secret"))
 }
 
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;

@@ -1,20 +1,36 @@
 //! The real binary as a child process, for restart, crash and CLI tests.
 
-use super::User;
-use serde_json::json;
-use std::io::Write;
+use super::{Call, User};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_keystrate");
 
 pub use super::free_port;
 
+/// Lines a child process wrote, collected by a reader thread.
+pub type Lines = Arc<Mutex<Vec<String>>>;
+
 /// The binary serving `data` on a fresh port, once `/health` answers.
 pub struct Proc {
     pub child: Child,
     pub base: String,
+    /// Standard output and error, when started with [`Proc::start_logged`]
+    /// (empty otherwise).
+    pub stdout: Lines,
+    pub stderr: Lines,
+}
+
+/// How to start the binary: its flags, environment, and whether its output
+/// is kept.
+#[derive(Default)]
+struct Launch<'a> {
+    extra: &'a [&'a str],
+    envs: &'a [(&'a str, &'a str)],
+    logged: bool,
 }
 
 impl Proc {
@@ -24,42 +40,86 @@ impl Proc {
 
     /// Like `start`, with environment variables set for the server.
     pub async fn start_with_env(data: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Proc {
-        Self::spawn(free_port(), data, extra, envs).await
+        let launch = Launch {
+            extra,
+            envs,
+            ..Launch::default()
+        };
+        Self::spawn(free_port(), data, launch).await
+    }
+
+    /// Like `start_with_env`, keeping what the server prints (its log lines,
+    /// the metrics address).
+    pub async fn start_logged(data: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Proc {
+        let launch = Launch {
+            extra,
+            envs,
+            logged: true,
+        };
+        Self::spawn(free_port(), data, launch).await
     }
 
     /// Like [`Proc::start`], on a port chosen beforehand (a proxy in front
     /// was configured with it).
     pub async fn start_on(port: u16, data: &Path, extra: &[&str]) -> Proc {
-        Self::spawn(port, data, extra, &[]).await
+        let launch = Launch {
+            extra,
+            ..Launch::default()
+        };
+        Self::spawn(port, data, launch).await
     }
 
-    async fn spawn(port: u16, data: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Proc {
-        let child = Command::new(BIN)
+    async fn spawn(port: u16, data: &Path, launch: Launch<'_>) -> Proc {
+        let output = || {
+            if launch.logged {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            }
+        };
+        let mut child = Command::new(BIN)
             .arg("--data")
             .arg(data)
             .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(extra)
-            .envs(envs.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .args(launch.extra)
+            .envs(launch.envs.iter().copied())
+            .stdout(output())
+            .stderr(output())
             .spawn()
             .unwrap();
-        let base = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(r) = reqwest::get(format!("{base}/health")).await {
-                if r.status() == 200 {
-                    break;
-                }
-            }
-            assert!(Instant::now() < deadline, "server did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Proc { child, base }
+        let proc = Proc {
+            stdout: collect(child.stdout.take()),
+            stderr: collect(child.stderr.take()),
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let health = proc.url("/health");
+        super::wait_until("the server answers /health", || async {
+            reqwest::get(&health).await.is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+        proc
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// The `/metrics` URL the binary printed (`--metrics-listen`, started
+    /// with [`Proc::start_logged`]).
+    pub async fn metrics_url(&self) -> String {
+        let printed = || {
+            self.stdout.lock().unwrap().iter().find_map(|line| {
+                line.strip_prefix("keystrate metrics on ")
+                    .map(str::to_string)
+            })
+        };
+        super::wait_until("the metrics address is printed", || {
+            let found = printed().is_some();
+            async move { found }
+        })
+        .await;
+        printed().unwrap()
     }
 
     /// The server's resident set size in KiB.
@@ -71,6 +131,16 @@ impl Proc {
     pub fn stop(mut self) {
         let status = self.sigterm();
         assert!(status.success(), "server exits 0 on SIGTERM: {status:?}");
+    }
+
+    /// Like [`Proc::stop`], and the lines the server wrote on stderr.
+    pub fn stop_logged(mut self) -> Vec<String> {
+        let status = self.sigterm();
+        assert!(status.success(), "server exits 0 on SIGTERM: {status:?}");
+        // The reader thread ends at end of file, just after the exit.
+        std::thread::sleep(Duration::from_millis(200));
+        let lines = self.stderr.lock().unwrap().clone();
+        lines
     }
 
     pub fn kill9(&mut self) {
@@ -94,6 +164,43 @@ impl Proc {
     }
 }
 
+/// Collects `stream`'s lines on a thread of their own (none without one).
+fn collect(stream: Option<impl std::io::Read + Send + 'static>) -> Lines {
+    let lines = Lines::default();
+    if let Some(stream) = stream {
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+    }
+    lines
+}
+
+/// Starts the binary with `args` and `envs`, which must make it exit at
+/// once, non-zero: its standard error.
+pub fn start_fails(args: &[&str], envs: &[(&str, &str)]) -> String {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .envs(envs.iter().copied())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server started with {args:?} {envs:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "{args:?} {envs:?}: {out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -112,17 +219,12 @@ pub async fn login(base: &str, name: &str) -> User {
 }
 
 async fn authenticate(base: &str, name: &str, route: &str, expected: u16) -> User {
-    let http = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http = super::client();
     let r = http
         .post(format!("{base}{route}"))
-        .json(&json!({"username": name, "password": "correct horse"}))
-        .send()
-        .await
-        .unwrap();
+        .json(&super::credentials(name))
+        .sent()
+        .await;
     assert_eq!(r.status(), expected, "{route} {name}");
     let cookie = super::session_cookie(&r).expect("session cookie");
     User {
@@ -143,7 +245,7 @@ pub fn cli(args: &[&str]) -> Output {
 }
 
 /// Runs `keystrate <args>` with `input` on standard input.
-pub fn cli_with_stdin(args: &[&str], input: &str) -> Output {
+pub fn cli_with_stdin(args: &[&str], input: impl AsRef<[u8]>) -> Output {
     let mut child = Command::new(BIN)
         .args(args)
         .env("RUST_LOG", "off")
@@ -156,7 +258,23 @@ pub fn cli_with_stdin(args: &[&str], input: &str) -> Output {
         .stdin
         .take()
         .unwrap()
-        .write_all(input.as_bytes())
+        .write_all(input.as_ref())
         .unwrap();
     child.wait_with_output().unwrap()
+}
+
+/// A command's standard output; it must have succeeded.
+pub fn succeeded(o: &Output) -> String {
+    assert!(o.status.success(), "should succeed: {o:?}");
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+/// The command must have failed with `message` on standard error.
+pub fn failed_with(o: &Output, message: &str) {
+    assert!(!o.status.success(), "should fail: {o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(message),
+        "stderr {err:?} should contain {message:?}"
+    );
 }
