@@ -99,17 +99,7 @@ async fn export_import_export_gives_the_same_lines_and_the_copy_serves_the_data(
         path(&old),
     ]));
     let app_key = app_key.trim().to_string();
-    let r = alice
-        .http
-        .post(alice.url("/v1/account/keys"))
-        .json(&json!({"name": "laptop"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let body: Value = r.json().await.unwrap();
-    let act = body["key"]["_id"].as_str().unwrap().to_string();
-    let act_secret = body["key"]["secret"].as_str().unwrap().to_string();
+    let (act, act_secret) = alice.account_key("laptop").await;
 
     // Directory: one identity with an invite key, one revoked.
     let dir = Directory {

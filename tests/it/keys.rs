@@ -71,24 +71,6 @@ fn assert_error(got: &(u16, Value), status: u16, code: &str) {
     );
 }
 
-/// Creates an app key through the REST with alice's session.
-async fn new_app_key(user: &User, doc: &str, name: &str) -> (String, String) {
-    let r = user
-        .http
-        .post(user.url(&format!("/v1/apps/{doc}/keys")))
-        .json(&json!({"name": name}))
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = answer(r).await;
-    assert_eq!(status, 201, "{body}");
-    let key = &body["key"];
-    (
-        key["_id"].as_str().unwrap().into(),
-        key["secret"].as_str().unwrap().into(),
-    )
-}
-
 #[tokio::test]
 async fn app_key_rest_routes_and_errors() {
     let server = TestServer::start().await;
@@ -479,7 +461,7 @@ async fn invites_api_with_keys_and_jwts() {
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     alice.create_doc("doc1").await;
-    let (id, secret) = new_app_key(&alice, "doc1", "bot").await;
+    let (id, secret) = alice.app_key("doc1", "bot").await;
     let anon = server.client();
     let api = server.url("/invites_api");
 
@@ -648,7 +630,7 @@ async fn rest_invites_for_programs() {
     let alice = server.user("alice").await;
     alice.create_doc("doc1").await;
     alice.create_doc("doc2").await;
-    let (id, secret) = new_app_key(&alice, "doc1", "bot").await;
+    let (id, secret) = alice.app_key("doc1", "bot").await;
     let anon = server.client();
     let auth = basic(&id, &secret);
 
@@ -776,8 +758,8 @@ async fn demoting_the_owner_or_deleting_the_document_kills_keys() {
         json!({"username": "bob", "provider": "local", "permissions": "arw"}),
     )
     .await;
-    let (bob_key, bob_secret) = new_app_key(&bob, "doc1", "bob's bot").await;
-    let (alice_key, _) = new_app_key(&alice, "doc1", "alice's bot").await;
+    let (bob_key, bob_secret) = bob.app_key("doc1", "bob's bot").await;
+    let (alice_key, _) = alice.app_key("doc1", "alice's bot").await;
     let anon = server.client();
     let use_bob_key = || {
         anon.get(server.url(&format!("/invites_api?key={bob_key}/{bob_secret}")))
@@ -1015,7 +997,7 @@ async fn key_routes_explain_their_refusals() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
     alice.create_doc("doc1").await;
-    let (id, secret) = new_app_key(&alice, "doc1", "ci").await;
+    let (id, secret) = alice.app_key("doc1", "ci").await;
     let anon = server.client();
     let description =
         |got: &(u16, Value)| got.1["error"]["description"].as_str().unwrap().to_string();
