@@ -307,8 +307,12 @@ fn routes(world: &World, fresh_app_key: &str, fresh_account_key: &str) -> Vec<Ro
             matches!(r, Reader | Writer | Admin | FormerAdmin)
         }),
         Route::new("GET", "/api/documents", None, logged_in),
-        Route::new("GET", "/invites_api", None, |r| matches!(r, ApiKey | AppJwt)),
-        Route::new("POST", "/invites_api", None, |r| matches!(r, ApiKey | AppJwt)),
+        Route::new("GET", "/invites_api", None, |r| {
+            matches!(r, ApiKey | AppJwt)
+        }),
+        Route::new("POST", "/invites_api", None, |r| {
+            matches!(r, ApiKey | AppJwt)
+        }),
         Route::new("POST", "/v1/apps/doc/invites", Some(json!({})), |r| {
             matches!(r, Admin | ApiKey | AppJwt | AccountJwt)
         }),
@@ -322,7 +326,12 @@ fn routes(world: &World, fresh_app_key: &str, fresh_account_key: &str) -> Vec<Ro
             Some(json!({"name": "k"})),
             admin_account,
         ),
-        Route::new("GET", &format!("/v1/apps/doc/keys/{app}"), None, admin_account),
+        Route::new(
+            "GET",
+            &format!("/v1/apps/doc/keys/{app}"),
+            None,
+            admin_account,
+        ),
         // Only the key's owner mints its JWT (the admin, by session or by
         // an account key).
         Route::new(
@@ -347,7 +356,12 @@ fn routes(world: &World, fresh_app_key: &str, fresh_account_key: &str) -> Vec<Ro
             Some(json!({"name": "k"})),
             logged_in,
         ),
-        Route::new("GET", &format!("/v1/account/keys/{act}"), None, admin_account),
+        Route::new(
+            "GET",
+            &format!("/v1/account/keys/{act}"),
+            None,
+            admin_account,
+        ),
         // Session only, as creation: no JWT minted by a key.
         Route::new(
             "GET",
@@ -439,7 +453,9 @@ async fn every_action_and_route_by_every_caller() {
             if route.check.starts_with("DELETE /api/documents") && role == Admin {
                 continue; // last, below: it ends the world
             }
-            let status = world.http(role, route.method, &route.path, route.body).await;
+            let status = world
+                .http(role, route.method, &route.path, route.body)
+                .await;
             record(
                 &route.check,
                 role,

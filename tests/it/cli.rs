@@ -24,9 +24,7 @@ fn assert_fails(o: &Output, message: &str) {
 
 /// `keystrate keys create <doc> x --owner <owner>` on `data`.
 fn create_key(data: &str, doc: &str, owner: &str) -> Output {
-    cli(&[
-        "keys", "create", doc, "x", "--owner", owner, "--data", data,
-    ])
+    cli(&["keys", "create", doc, "x", "--owner", owner, "--data", data])
 }
 
 fn assert_key_form(key: &str) {
@@ -143,9 +141,17 @@ async fn prosody_flow_with_the_server_running() {
     assert_eq!(stdout(&out), format!("{id}\tProsody bridge\n"));
     for (doc, owner, message) in [
         ("nodoc", "alice", "No such document nodoc"),
-        ("doc1", "bob", "bob is not an admin of doc1 (has only \"r\")"),
+        (
+            "doc1",
+            "bob",
+            "bob is not an admin of doc1 (has only \"r\")",
+        ),
         ("doc1", "nobody", "no such user nobody"),
-        ("doc1", "carol", "carol is not an admin of doc1 (has no permission)"),
+        (
+            "doc1",
+            "carol",
+            "carol is not an admin of doc1 (has no permission)",
+        ),
     ] {
         assert_fails(&create_key(data, doc, owner), message);
     }
@@ -527,7 +533,12 @@ fn a_busy_port_creates_no_data_directory() {
 async fn a_locked_data_directory_and_plain_logs() {
     let dir = tempfile::tempdir().unwrap();
     let first = Proc::start_logged(dir.path(), &[], &[]).await;
-    let args = ["--data", dir.path().to_str().unwrap(), "--listen", "127.0.0.1:0"];
+    let args = [
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ];
     let err = start_fails(&args, &[("RUST_LOG", "off")]);
     assert!(
         err.contains("is in use by another keystrate process"),
@@ -549,7 +560,10 @@ async fn keys_create_takes_an_owner_of_another_provider() {
     let root = tempfile::tempdir().unwrap();
     let (source, target) = (root.path().join("source"), root.path().join("target"));
     let server = Proc::start(&source, &[]).await;
-    register(&server.base, "alice").await.create_doc("shared").await;
+    register(&server.base, "alice")
+        .await
+        .create_doc("shared")
+        .await;
     server.stop();
     let exported = succeeded(&cli(&["export", "--data", source.to_str().unwrap()]));
     // The same records, plus alice of github as a second admin.

@@ -840,7 +840,12 @@ async fn small_order_identity_keys_cannot_sign() {
     let mut payload = wallet.payload(&Identity::generate());
     payload.aud = small.clone();
     dir.post_identity(&wallet.sign(payload)).await.value();
-    let mut c = claims(&Identity::generate(), &wallet, &dir.aud(), "register_invite");
+    let mut c = claims(
+        &Identity::generate(),
+        &wallet,
+        &dir.aud(),
+        "register_invite",
+    );
     c["iss"] = json!(small);
     c["sub"] = json!(invite_key());
     let forged_signature = URL_SAFE_NO_PAD.encode([neutral, [0u8; 32]].concat());
@@ -883,7 +888,10 @@ async fn non_canonical_ed25519_signatures_are_refused() {
     let malleated = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(malleated));
     invite_rejected(&dir, &r, &malleated).await;
     dir.post_invite(&token).await.value();
-    assert_eq!(dir.invite_of(&r.wallet).await, c["sub"].as_str().map(String::from));
+    assert_eq!(
+        dir.invite_of(&r.wallet).await,
+        c["sub"].as_str().map(String::from)
+    );
 }
 
 /// Some wallets emit the high-S twin of a signature (s' = n − s, with the
@@ -930,7 +938,11 @@ async fn concurrent_identity_deletions_leave_no_orphan_invite() {
         a.value();
         b.value();
         assert!(!dir.has_identity(&r.identity).await && !dir.has_identity(&second).await);
-        assert_eq!(dir.invite_of(&r.wallet).await, None, "orphan in round {round}");
+        assert_eq!(
+            dir.invite_of(&r.wallet).await,
+            None,
+            "orphan in round {round}"
+        );
     }
 }
 
@@ -950,7 +962,11 @@ async fn an_invite_published_during_the_last_identity_deletion_is_no_orphan() {
         if published.status != 200 {
             published.fails(401, "unauthorized");
         }
-        assert_eq!(dir.invite_of(&r.wallet).await, None, "orphan in round {round}");
+        assert_eq!(
+            dir.invite_of(&r.wallet).await,
+            None,
+            "orphan in round {round}"
+        );
     }
 }
 

@@ -6,10 +6,10 @@
 //! half-applied. The kill points are seeded: `KEYSTRATE_TEST_SEED` replays a
 //! run; the seed is printed.
 
-use keystrate::engine::invites::record_key;
-use crate::directory_support;
 use crate::common::process::{login, register, Proc};
 use crate::common::*;
+use crate::directory_support;
+use keystrate::engine::invites::record_key;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use std::collections::HashMap;

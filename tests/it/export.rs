@@ -204,15 +204,18 @@ async fn import_refuses_a_store_that_is_not_empty_and_changes_nothing() {
     ));
     let before = succeeded(&cli(&["export", "--data", path(&target)]));
 
-    fails(
+    failed_with(
         &cli_with_stdin(&["import", "--data", path(&target)], lines.as_bytes()),
         "the store is not empty",
     );
-    assert_eq!(succeeded(&cli(&["export", "--data", path(&target)])), before);
+    assert_eq!(
+        succeeded(&cli(&["export", "--data", path(&target)])),
+        before
+    );
 
     // Nor while a server runs on it.
     let server = Proc::start(&target, &[]).await;
-    fails(
+    failed_with(
         &cli_with_stdin(&["import", "--data", path(&target)], lines.as_bytes()),
         "a server is running",
     );
@@ -254,7 +257,7 @@ async fn a_bad_line_is_named_by_its_number_and_nothing_is_written() {
     ];
     for (i, (input, message)) in cases.iter().enumerate() {
         let target = root.path().join(format!("target{i}"));
-        fails(
+        failed_with(
             &cli_with_stdin(&["import", "--data", path(&target)], input.as_bytes()),
             message,
         );

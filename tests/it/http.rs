@@ -34,10 +34,7 @@ async fn register_login_logout_me() {
         r.json::<Value>().await.unwrap(),
         json!({"username": "alice", "provider": "local"})
     );
-    let me: Value = http
-        .get(server.url("/auth/me"))
-        .value()
-        .await;
+    let me: Value = http.get(server.url("/auth/me")).value().await;
     assert_eq!(me, json!({"username": "alice", "provider": "local"}));
     // Only a digest of the token is stored.
     let sessions = &server.engine().store().sessions;
@@ -222,11 +219,7 @@ async fn documents_api() {
         .await
         .unwrap();
     assert_eq!(anon.status(), 401);
-    let list: Value = alice
-        .http
-        .get(alice.url("/api/documents"))
-        .value()
-        .await;
+    let list: Value = alice.http.get(alice.url("/api/documents")).value().await;
     let mut ids: Vec<&str> = list
         .as_array()
         .unwrap()
@@ -238,11 +231,7 @@ async fn documents_api() {
     expected.sort();
     assert_eq!(ids, expected);
     assert_eq!(list[0]["permissions"], "arw");
-    let list: Value = bob
-        .http
-        .get(bob.url("/api/documents"))
-        .value()
-        .await;
+    let list: Value = bob.http.get(bob.url("/api/documents")).value().await;
     assert_eq!(list, json!([]));
     // GET /new creates a document and redirects to it.
     let r = alice.http.get(alice.url("/new")).send().await.unwrap();
@@ -629,9 +618,8 @@ async fn users_change_their_own_password() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
     alice.create_doc("doc").await;
-    let other_cookie = crate::common::process::login(&server.base, "alice")
-        .await
-        .cookie;
+    let other = crate::common::process::login(&server.base, "alice").await;
+    let other_cookie = other.cookie.clone();
     let mut other_socket = Ws::connect(&server.base, "doc", Some(&other_cookie), None)
         .await
         .unwrap();
@@ -680,7 +668,7 @@ async fn users_change_their_own_password() {
         "this session goes on"
     );
     assert_eq!(
-        me(&other).await.unwrap().status(),
+        me(&other.http).await.unwrap().status(),
         401,
         "the other session ended"
     );
@@ -773,7 +761,10 @@ async fn a_login_for_an_unknown_user_computes_a_hash_as_a_wrong_password_does() 
     };
     let login = |name: &str, password: &str| {
         let body = json!({"username": name, "password": password});
-        client().post(p.url("/auth/login")).json(&body).status_code()
+        client()
+            .post(p.url("/auth/login"))
+            .json(&body)
+            .status_code()
     };
     let start = hashes().await;
     assert!(start >= 1.0, "registering hashed a password: {start}");

@@ -395,11 +395,7 @@ async fn get_pages_through_every_invite_and_bounds_acceptors() {
     let mut paged = Vec::new();
     let mut url = alice.url("/v1/apps/doc/invites?limit=3");
     loop {
-        let page: Value = alice
-            .http
-            .get(&url)
-            .value()
-            .await;
+        let page: Value = alice.http.get(&url).value().await;
         paged.extend(keys(&page["invites"]));
         match page["next"].as_str() {
             Some(next) => url = alice.url(&format!("/v1/apps/doc/invites?limit=3&after={next}")),

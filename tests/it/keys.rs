@@ -3,9 +3,9 @@
 //! cascades that delete keys. JWTs are also self-signed here with the hmac
 //! crate directly, as a program would, not with the server's code.
 
+use crate::common::*;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
-use crate::common::*;
 use hmac::{Hmac, Mac};
 use keystrate::engine::keys::Holder;
 use serde_json::{json, Value};

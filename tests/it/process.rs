@@ -296,17 +296,45 @@ async fn every_flag_reads_its_environment_variable() {
     // (variable, a value its flag refuses, what the error must quote)
     let refused: &[(&str, &str, &str)] = &[
         ("KEYSTRATE_LISTEN", "nowhere", "--listen"),
-        ("KEYSTRATE_NO_OPEN_REGISTRATION", "maybe", "--no-open-registration"),
-        ("KEYSTRATE_NO_CREATE_ON_VISIT", "maybe", "--no-create-on-visit"),
+        (
+            "KEYSTRATE_NO_OPEN_REGISTRATION",
+            "maybe",
+            "--no-open-registration",
+        ),
+        (
+            "KEYSTRATE_NO_CREATE_ON_VISIT",
+            "maybe",
+            "--no-create-on-visit",
+        ),
         ("KEYSTRATE_MAX_CONNECTIONS", "many", "--max-connections"),
-        ("KEYSTRATE_MAX_SOCKETS_PER_USER", "0", "--max-sockets-per-user"),
+        (
+            "KEYSTRATE_MAX_SOCKETS_PER_USER",
+            "0",
+            "--max-sockets-per-user",
+        ),
         // Comma-separated: the second entry is judged on its own.
-        ("KEYSTRATE_TRUSTED_PROXY", "10.0.0.0/8,proxy.example", "\"proxy.example\""),
-        ("KEYSTRATE_HEADER_READ_TIMEOUT", "soon", "--header-read-timeout"),
+        (
+            "KEYSTRATE_TRUSTED_PROXY",
+            "10.0.0.0/8,proxy.example",
+            "\"proxy.example\"",
+        ),
+        (
+            "KEYSTRATE_HEADER_READ_TIMEOUT",
+            "soon",
+            "--header-read-timeout",
+        ),
         ("KEYSTRATE_WS_PING_INTERVAL", "often", "--ws-ping-interval"),
         ("KEYSTRATE_WS_RATE_LIMIT", "0", "--ws-rate-limit"),
-        ("KEYSTRATE_MAX_INVITES_PER_DOCUMENT", "0", "--max-invites-per-document"),
-        ("KEYSTRATE_DIRECTORY_WRITES_PER_MINUTE", "0", "--directory-writes-per-minute"),
+        (
+            "KEYSTRATE_MAX_INVITES_PER_DOCUMENT",
+            "0",
+            "--max-invites-per-document",
+        ),
+        (
+            "KEYSTRATE_DIRECTORY_WRITES_PER_MINUTE",
+            "0",
+            "--directory-writes-per-minute",
+        ),
         ("KEYSTRATE_CACHE_MB", "0", "--cache-mb"),
         ("KEYSTRATE_SESSION_TTL", "0", "--session-ttl"),
         ("KEYSTRATE_METRICS_LISTEN", "nowhere", "--metrics-listen"),

@@ -39,7 +39,7 @@ pub struct Driver {
 impl Driver {
     pub async fn start() -> Driver {
         // Ask the OS for a free port, then hand it to chromedriver.
-        let port = super::common::free_port();
+        let port = crate::common::free_port();
         let child = tokio::process::Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
