@@ -29,6 +29,10 @@ pub(crate) mod names {
     pub const REFUSALS: &str = "keystrate_refusals_total";
     /// Gauge: password hashes queued or running.
     pub const HASHING_QUEUE: &str = "keystrate_password_hashing_queue";
+    /// Counter: Argon2 computations finished (hashing a new password or
+    /// checking one). A login for an unknown user counts one too: that is
+    /// how it spends the same work as a wrong password for a known user.
+    pub const PASSWORD_HASHES: &str = "keystrate_password_hashes_total";
 }
 
 /// `--log-format`.

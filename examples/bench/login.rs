@@ -1,6 +1,6 @@
 //! A login flood (issue 14): 200 connections post wrong passwords while
-//! another user creates documents. The load is `tests/common/flood.rs`, the
-//! same as `tests/login_flood.rs`'s.
+//! another user creates documents. The load is `tests/it/common/flood.rs`, the
+//! same as `tests/it/login_flood.rs`'s.
 
 use crate::flood::login_flood;
 use crate::procs::{temp_dir, Proc};

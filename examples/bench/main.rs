@@ -10,14 +10,14 @@
 //! `--serve`, `--echo`, `--echo-small`, `--hello` or `--populate` mode); this process is the
 //! load generator. See docs/benchmarks.md.
 
-/// The login flood's load, shared with `tests/login_flood.rs`.
-#[path = "../../tests/common/flood.rs"]
+/// The login flood's load, shared with `tests/it/login_flood.rs`.
+#[path = "../../tests/it/common/flood.rs"]
 mod flood;
 mod http;
 mod load;
 mod login;
 /// Reading `/proc`, shared with the tests.
-#[path = "../../tests/common/procfs.rs"]
+#[path = "../../tests/it/common/procfs.rs"]
 mod procfs;
 mod procs;
 mod prosody;

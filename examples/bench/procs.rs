@@ -129,7 +129,7 @@ pub async fn serve(data: &Path, port: &str, metrics: bool) {
             // The idle-socket scenario holds all its sockets as one user.
             max_sockets_per_user: 30_000,
             // The per-socket request rate and the per-document invite cap
-            // are policies (tested in tests/websocket.rs, tests/invites.rs);
+            // are policies (tested in tests/it/websocket.rs, tests/it/invites.rs);
             // the bench measures capacity.
             ws_rate_limit: 1_000_000,
             max_invites_per_document: usize::MAX,

@@ -198,7 +198,7 @@ pub async fn populate(dir: &Path, count: u64, expiring: u64) {
 async fn owner_engine(dir: &Path) -> (Engine, Caller) {
     let store = Store::open_with_cache(dir, crate::procs::cache_mb()).expect("store opens");
     // Millions of invites on one document: the per-document cap is a policy
-    // (tested in tests/invites.rs); the bench measures capacity.
+    // (tested in tests/it/invites.rs); the bench measures capacity.
     let config = EngineConfig {
         max_invites_per_document: usize::MAX,
         ..EngineConfig::default()

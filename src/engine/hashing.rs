@@ -52,7 +52,11 @@ impl HashPool {
         let job: Job = Box::new({
             let queue = queue.clone();
             move || {
-                let _ = done.send(f());
+                let value = f();
+                // Counted before the caller hears back, so a reply already
+                // implies the count.
+                metrics::counter!(crate::observe::names::PASSWORD_HASHES).increment(1);
+                let _ = done.send(value);
                 queue.decrement(1);
             }
         });

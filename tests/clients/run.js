@@ -1,5 +1,5 @@
 // Drives the official client libraries against a running keystrate server,
-// with only the base URL changed. Run by tests/clients.rs, which starts the
+// with only the base URL changed. Run by tests/it/clients.rs, which starts the
 // server and prepares the credentials:
 //   KEYSTRATE_URL         base URL (also the server's public URL: the `aud`)
 //   KEYSTRATE_APP         a document the account below is admin of
