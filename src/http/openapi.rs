@@ -4,7 +4,7 @@
 //! the types the routes parse and serialise (`#[derive(ToSchema)]` where
 //! they are defined), and each route's method, path, parameters and
 //! statuses are declared once in `openapi/*.rs`, one file per route group.
-//! `tests/openapi.rs` checks that every route the router serves is listed
+//! `tests/it/openapi.rs` checks that every route the router serves is listed
 //! here, and CI fuzzes the server against this document with schemathesis
 //! (`docs/programs.md`, "The machine-readable contract").
 //!

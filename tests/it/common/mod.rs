@@ -126,7 +126,12 @@ impl Call for reqwest::RequestBuilder {
         let r = self.sent().await;
         let status = r.status();
         let text = r.text().await.unwrap();
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: not JSON: {text}"))
+        let value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: not JSON: {text}"));
+        // Every secret an answer carries (invite keys, API key secrets,
+        // JWTs) must stay out of the server's logs (`ledger.rs`).
+        ledger::record_in(&value);
+        value
     }
 }
 
@@ -248,7 +253,9 @@ fn key_of(created: Value) -> (String, String) {
             .unwrap_or_else(|| panic!("no key.{name} in {created}"))
             .to_string()
     };
-    (field("_id"), field("secret"))
+    let secret = field("secret");
+    ledger::record(&secret);
+    (field("_id"), secret)
 }
 
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
