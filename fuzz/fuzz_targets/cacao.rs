@@ -1,6 +1,6 @@
 //! CACAO parsing, SIWE rebuilding and signature recovery never panic.
 #![no_main]
-use keystrate::engine::directory::cacao::{self, Cacao};
+use keystrate::directory::cacao::{self, Cacao};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

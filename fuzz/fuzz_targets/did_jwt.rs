@@ -1,6 +1,6 @@
 //! did-JWT verification never panics on any token, for every route.
 #![no_main]
-use keystrate::engine::directory::jwt::{self, Action};
+use keystrate::directory::jwt::{self, Action};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,7 +1,7 @@
 //! did:key and CAIP-10 parsing never panic; decoded keys re-encode to the
 //! same identifier.
 #![no_main]
-use keystrate::engine::directory::did::{self, Account};
+use keystrate::directory::did::{self, Account};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
