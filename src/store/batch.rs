@@ -53,11 +53,15 @@ impl<J: Send + 'static> Batcher<J> {
                     waiters.push(waiter);
                     // The writer that woke this thread is usually the first
                     // of a wave still arriving (the replies of the last
-                    // batch release many writers at once): yield, take what
-                    // came, and go on while yielding brings more. Handling
-                    // a batch as soon as it was woken made batches of about
-                    // 3 under 64 writers and halved durable invite creation
-                    // (docs/benchmarks.md, "createInvite").
+                    // batch release many writers at once). Handling a batch
+                    // as soon as it was woken made batches of about 3 under
+                    // 64 writers and halved durable invite creation, the
+                    // thread waking again for each (docs/benchmarks.md,
+                    // "Side by side after the second security round"). So
+                    // linger 0.1 ms (a durable write waits for a flush of a
+                    // few ms anyway), then take what came, and go on while
+                    // a yield brings more.
+                    std::thread::sleep(std::time::Duration::from_micros(100));
                     loop {
                         while jobs.len() < max_batch {
                             match rx.try_recv() {
