@@ -1,5 +1,5 @@
 // static/keystrate.js run under Node as a document page would run it, for
-// tests/rooms.rs: Node's own WebSocket (a real client; on Node 20 behind
+// tests/it/rooms.rs: Node's own WebSocket (a real client; on Node 20 behind
 // --experimental-websocket) against the live server at KEYSTRATE_PAGE; only
 // `window` and `location` are stood in for.
 //
@@ -34,7 +34,7 @@ globalThis.WebSocket = class extends Native {
   }
 };
 
-const client = path.join(__dirname, '..', '..', 'static', 'keystrate.js');
+const client = path.join(__dirname, '..', '..', '..', 'static', 'keystrate.js');
 vm.runInThisContext(fs.readFileSync(client, 'utf8'), { filename: client });
 const ws = globalThis.webstrate;
 
