@@ -202,6 +202,7 @@ async fn documents_api() {
         "identity",
         "invites_api",
         "health",
+        "ready",
         "metrics",
     ] {
         let r = alice
